@@ -1,0 +1,159 @@
+import Foundation
+
+/// A message as clients and envelopes show it.
+public struct ChatMessage: Codable, Sendable, Equatable {
+    public enum Role: String, Codable, Sendable {
+        case system, user, assistant
+    }
+
+    public var id: Int64
+    public var role: Role
+    public var content: String
+    public var timestamp: Date
+
+    public init(id: Int64, role: Role, content: String, timestamp: Date) {
+        self.id = id
+        self.role = role
+        self.content = content
+        self.timestamp = timestamp
+    }
+}
+
+public struct TokenUsage: Codable, Sendable, Equatable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+
+    public init(promptTokens: Int = 0, completionTokens: Int = 0) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens"
+    }
+}
+
+/// A reply on its way from a worker to the gateways (routing key = session id).
+public enum ReplyEnvelope: Sendable, Equatable {
+    case delta(Delta)
+    case done(Done)
+    case error(Failure)
+
+    public struct Delta: Codable, Sendable, Equatable {
+        public var sessionID: UUID
+        public var turnID: UUID
+        public var index: Int
+        public var text: String
+
+        public init(sessionID: UUID, turnID: UUID, index: Int, text: String) {
+            self.sessionID = sessionID
+            self.turnID = turnID
+            self.index = index
+            self.text = text
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case sessionID = "session_id", turnID = "turn_id", index, text
+        }
+    }
+
+    public struct Done: Codable, Sendable, Equatable {
+        public var sessionID: UUID
+        public var turnID: UUID
+        public var message: ChatMessage
+        public var status: String
+        public var completed: Bool
+        public var usage: TokenUsage
+
+        public init(sessionID: UUID, turnID: UUID, message: ChatMessage, status: String, completed: Bool, usage: TokenUsage) {
+            self.sessionID = sessionID
+            self.turnID = turnID
+            self.message = message
+            self.status = status
+            self.completed = completed
+            self.usage = usage
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case sessionID = "session_id", turnID = "turn_id", message, status, completed, usage
+        }
+    }
+
+    public struct Failure: Codable, Sendable, Equatable {
+        public var sessionID: UUID
+        public var turnID: UUID
+        public var code: String
+        public var message: String
+
+        public init(sessionID: UUID, turnID: UUID, code: String, message: String) {
+            self.sessionID = sessionID
+            self.turnID = turnID
+            self.code = code
+            self.message = message
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case sessionID = "session_id", turnID = "turn_id", code, message
+        }
+    }
+
+    public var sessionID: UUID {
+        switch self {
+        case .delta(let delta): delta.sessionID
+        case .done(let done): done.sessionID
+        case .error(let failure): failure.sessionID
+        }
+    }
+
+    public var turnID: UUID {
+        switch self {
+        case .delta(let delta): delta.turnID
+        case .done(let done): done.turnID
+        case .error(let failure): failure.turnID
+        }
+    }
+
+    /// Whether this envelope ends its turn.
+    public var isFinal: Bool {
+        if case .delta = self { return false }
+        return true
+    }
+
+    public var kind: String {
+        switch self {
+        case .delta: "delta"
+        case .done: "done"
+        case .error: "error"
+        }
+    }
+}
+
+extension ReplyEnvelope: Codable {
+    private enum EnvelopeKeys: String, CodingKey {
+        case version = "v", kind
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: EnvelopeKeys.self)
+        let kind = try container.decode(String.self, forKey: .kind)
+        switch kind {
+        case "delta": self = .delta(try Delta(from: decoder))
+        case "done": self = .done(try Done(from: decoder))
+        case "error": self = .error(try Failure(from: decoder))
+        default:
+            throw DecodingError.dataCorruptedError(forKey: .kind, in: container, debugDescription: "unknown reply kind \(kind)")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: EnvelopeKeys.self)
+        try container.encode(1, forKey: .version)
+        try container.encode(kind, forKey: .kind)
+        switch self {
+        case .delta(let delta): try delta.encode(to: encoder)
+        case .done(let done): try done.encode(to: encoder)
+        case .error(let failure): try failure.encode(to: encoder)
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+
+/// A chat session as the store keeps it.
+public struct SessionRecord: Sendable, Equatable {
+    public enum Status: String, Sendable, Codable {
+        case active, completed, abandoned
+    }
+
+    public var id: UUID
+    public var userID: String
+    public var topicID: Int64?
+    public var courseID: Int64?
+    public var status: Status
+    public var startedAt: Date
+
+    public init(id: UUID, userID: String, topicID: Int64? = nil, courseID: Int64? = nil, status: Status = .active, startedAt: Date = Date()) {
+        self.id = id
+        self.userID = userID
+        self.topicID = topicID
+        self.courseID = courseID
+        self.status = status
+        self.startedAt = startedAt
+    }
+}
+
+/// Everything a finished turn writes, in one transaction.
+public struct CompletedTurn: Sendable {
+    public var sessionID: UUID
+    public var turnID: UUID
+    /// The user's message; nil for a session's opening turn.
+    public var userContent: String?
+    /// What the user sees.
+    public var replyContent: String
+    /// What the model said.
+    public var rawReply: String
+    public var model: String
+    public var usage: TokenUsage
+    public var latencyMilliseconds: Int
+
+    public init(
+        sessionID: UUID, turnID: UUID, userContent: String?, replyContent: String, rawReply: String,
+        model: String, usage: TokenUsage, latencyMilliseconds: Int
+    ) {
+        self.sessionID = sessionID
+        self.turnID = turnID
+        self.userContent = userContent
+        self.replyContent = replyContent
+        self.rawReply = rawReply
+        self.model = model
+        self.usage = usage
+        self.latencyMilliseconds = latencyMilliseconds
+    }
+}
+
+/// The reply stored for a turn, and whether this call stored it.
+public struct StoredReply: Sendable, Equatable {
+    public var message: ChatMessage
+    /// False when another attempt of the same turn had stored it already.
+    public var isNew: Bool
+}
+
+/// Sessions and their messages. `PostgresConversationStore` is the real one.
+public protocol ConversationStore: Sendable {
+    func createSession(_ session: SessionRecord) async throws(StoreError)
+    func session(id: UUID) async throws(StoreError) -> SessionRecord?
+    /// The assistant message already stored for `turnID`, if any.
+    func reply(forTurn turnID: UUID) async throws(StoreError) -> ChatMessage?
+    /// The newest `limit` messages of a session, oldest first.
+    func recentMessages(session: UUID, limit: Int) async throws(StoreError) -> [ChatMessage]
+    /// Messages with id greater than `afterID`, oldest first.
+    func messages(session: UUID, afterID: Int64, limit: Int) async throws(StoreError) -> [ChatMessage]
+    /// Stores the user message and the reply of one turn, exactly once per turn id.
+    func record(_ turn: CompletedTurn) async throws(StoreError) -> StoredReply
+    /// Whether the database answers.
+    func ping() async throws(StoreError)
+}

@@ -1,0 +1,103 @@
+import Logging
+import PostgresNIO
+
+/// One numbered schema change, applied once.
+public struct Migration: Sendable {
+    public var version: Int
+    public var name: String
+    public var statements: [String]
+}
+
+/// Parley's schema, in order. Append; never edit an applied migration.
+public enum ParleyMigrations {
+    public static let all: [Migration] = [
+        Migration(
+            version: 1, name: "sessions and messages",
+            statements: [
+                """
+                CREATE TABLE sessions (
+                    id uuid PRIMARY KEY,
+                    user_id text NOT NULL,
+                    topic_id bigint,
+                    course_id bigint,
+                    status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'completed', 'abandoned')),
+                    started_at timestamptz NOT NULL DEFAULT now(),
+                    completed_at timestamptz,
+                    last_activity_at timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                "CREATE INDEX sessions_user_started_idx ON sessions (user_id, started_at DESC)",
+                """
+                CREATE TABLE messages (
+                    id bigserial PRIMARY KEY,
+                    session_id uuid NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+                    turn_id uuid NOT NULL,
+                    role text NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+                    content text NOT NULL,
+                    raw_content text NOT NULL,
+                    model text,
+                    prompt_tokens integer,
+                    completion_tokens integer,
+                    latency_ms integer,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    CONSTRAINT messages_turn_role_key UNIQUE (turn_id, role)
+                )
+                """,
+                "CREATE INDEX messages_session_id_idx ON messages (session_id, id)",
+            ]
+        )
+    ]
+}
+
+/// Applies migrations. Several processes may start at once: the whole run holds a
+/// transaction-scoped advisory lock, so one applies and the others then find the
+/// work done. A failing migration rolls back entirely.
+public struct Migrator: Sendable {
+    /// An arbitrary constant that names Parley's migration lock.
+    static let advisoryLockKey: Int64 = 0x7061_726c_6579
+
+    public let migrations: [Migration]
+
+    public init(migrations: [Migration] = ParleyMigrations.all) {
+        self.migrations = migrations
+    }
+
+    /// Returns the versions this call applied (empty when the schema was current).
+    @discardableResult
+    public func migrate(_ client: PostgresClient, logger: Logger) async throws(StoreError) -> [Int] {
+        do {
+            return try await client.withTransaction(logger: logger) { connection -> [Int] in
+                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.advisoryLockKey))", logger: logger)
+                try await connection.query(
+                    """
+                    CREATE TABLE IF NOT EXISTS schema_migrations (
+                        version integer PRIMARY KEY,
+                        name text NOT NULL,
+                        applied_at timestamptz NOT NULL DEFAULT now()
+                    )
+                    """,
+                    logger: logger
+                )
+                var applied = Set<Int>()
+                for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: logger).decode(Int.self) {
+                    applied.insert(version)
+                }
+                var newlyApplied: [Int] = []
+                for migration in migrations where !applied.contains(migration.version) {
+                    for statement in migration.statements {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    try await connection.query(
+                        "INSERT INTO schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                        logger: logger
+                    )
+                    logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+                    newlyApplied.append(migration.version)
+                }
+                return newlyApplied
+            }
+        } catch {
+            throw StoreError.wrapping(error)
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// `ConversationStore` on PostgreSQL. SQL with bound parameters only.
+public struct PostgresConversationStore: ConversationStore {
+    private let client: PostgresClient
+    private let logger: Logger
+    private let timeout: Duration
+
+    public init(client: PostgresClient, logger: Logger, timeout: Duration = .seconds(10)) {
+        self.client = client
+        self.logger = logger
+        self.timeout = timeout
+    }
+
+    public func createSession(_ session: SessionRecord) async throws(StoreError) {
+        let (client, logger) = (self.client, self.logger)
+        try await run {
+            try await client.query(
+                """
+                INSERT INTO sessions (id, user_id, topic_id, course_id, status, started_at, last_activity_at)
+                VALUES (\(session.id), \(session.userID), \(session.topicID), \(session.courseID), \(session.status.rawValue), \(session.startedAt), \(session.startedAt))
+                """,
+                logger: logger
+            )
+        }
+    }
+
+    public func session(id: UUID) async throws(StoreError) -> SessionRecord? {
+        let (client, logger) = (self.client, self.logger)
+        return try await run {
+            let rows = try await client.query(
+                "SELECT user_id, topic_id, course_id, status, started_at FROM sessions WHERE id = \(id)", logger: logger
+            )
+            for try await (userID, topicID, courseID, status, startedAt) in rows.decode((String, Int64?, Int64?, String, Date).self) {
+                return SessionRecord(
+                    id: id, userID: userID, topicID: topicID, courseID: courseID,
+                    status: SessionRecord.Status(rawValue: status) ?? .active, startedAt: startedAt
+                )
+            }
+            return nil
+        }
+    }
+
+    public func reply(forTurn turnID: UUID) async throws(StoreError) -> ChatMessage? {
+        let (client, logger) = (self.client, self.logger)
+        return try await run {
+            let rows = try await client.query(
+                "SELECT id, content, created_at FROM messages WHERE turn_id = \(turnID) AND role = 'assistant'", logger: logger
+            )
+            for try await (id, content, createdAt) in rows.decode((Int64, String, Date).self) {
+                return ChatMessage(id: id, role: .assistant, content: content, timestamp: createdAt)
+            }
+            return nil
+        }
+    }
+
+    public func recentMessages(session: UUID, limit: Int) async throws(StoreError) -> [ChatMessage] {
+        let (client, logger) = (self.client, self.logger)
+        return try await run {
+            let rows = try await client.query(
+                """
+                SELECT id, role, content, created_at FROM (
+                    SELECT id, role, content, created_at FROM messages
+                    WHERE session_id = \(session) ORDER BY id DESC LIMIT \(limit)
+                ) AS newest ORDER BY id ASC
+                """,
+                logger: logger
+            )
+            return try await Self.messages(from: rows)
+        }
+    }
+
+    public func messages(session: UUID, afterID: Int64, limit: Int) async throws(StoreError) -> [ChatMessage] {
+        let (client, logger) = (self.client, self.logger)
+        return try await run {
+            let rows = try await client.query(
+                """
+                SELECT id, role, content, created_at FROM messages
+                WHERE session_id = \(session) AND id > \(afterID) ORDER BY id ASC LIMIT \(limit)
+                """,
+                logger: logger
+            )
+            return try await Self.messages(from: rows)
+        }
+    }
+
+    public func record(_ turn: CompletedTurn) async throws(StoreError) -> StoredReply {
+        let (client, logger) = (self.client, self.logger)
+        return try await run {
+            try await client.withTransaction(logger: logger) { connection -> StoredReply in
+                if let userContent = turn.userContent {
+                    try await connection.query(
+                        """
+                        INSERT INTO messages (session_id, turn_id, role, content, raw_content)
+                        VALUES (\(turn.sessionID), \(turn.turnID), 'user', \(userContent), \(userContent))
+                        ON CONFLICT (turn_id, role) DO NOTHING
+                        """,
+                        logger: logger
+                    )
+                }
+                let inserted = try await connection.query(
+                    """
+                    INSERT INTO messages (session_id, turn_id, role, content, raw_content, model, prompt_tokens, completion_tokens, latency_ms)
+                    VALUES (\(turn.sessionID), \(turn.turnID), 'assistant', \(turn.replyContent), \(turn.rawReply), \(turn.model),
+                            \(turn.usage.promptTokens), \(turn.usage.completionTokens), \(turn.latencyMilliseconds))
+                    ON CONFLICT (turn_id, role) DO NOTHING
+                    RETURNING id, created_at
+                    """,
+                    logger: logger
+                )
+                for try await (id, createdAt) in inserted.decode((Int64, Date).self) {
+                    try await connection.query(
+                        "UPDATE sessions SET last_activity_at = now() WHERE id = \(turn.sessionID)", logger: logger
+                    )
+                    let message = ChatMessage(id: id, role: .assistant, content: turn.replyContent, timestamp: createdAt)
+                    return StoredReply(message: message, isNew: true)
+                }
+                // Another attempt of this turn committed first: answer with its reply.
+                let existing = try await connection.query(
+                    "SELECT id, content, created_at FROM messages WHERE turn_id = \(turn.turnID) AND role = 'assistant'",
+                    logger: logger
+                )
+                for try await (id, content, createdAt) in existing.decode((Int64, String, Date).self) {
+                    return StoredReply(message: ChatMessage(id: id, role: .assistant, content: content, timestamp: createdAt), isNew: false)
+                }
+                throw StoreError.queryFailed("the reply of turn \(turn.turnID) conflicted but cannot be read")
+            }
+        }
+    }
+
+    public func ping() async throws(StoreError) {
+        let (client, logger) = (self.client, self.logger)
+        try await run { try await client.query("SELECT 1", logger: logger) }
+    }
+
+    private static func messages(from rows: PostgresRowSequence) async throws -> [ChatMessage] {
+        var messages: [ChatMessage] = []
+        for try await (id, role, content, createdAt) in rows.decode((Int64, String, String, Date).self) {
+            messages.append(ChatMessage(id: id, role: ChatMessage.Role(rawValue: role) ?? .user, content: content, timestamp: createdAt))
+        }
+        return messages
+    }
+
+    /// Runs a database call with a time limit, mapping every failure to `StoreError`.
+    @discardableResult
+    private func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws(StoreError) -> T {
+        do {
+            return try await withTimeout(timeout, body)
+        } catch {
+            throw StoreError.wrapping(error)
+        }
+    }
+}

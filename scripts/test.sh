@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Runs every Parley test: unit and integration tests (`swift test`) against a real
+# RabbitMQ and PostgreSQL started for this run, then the end-to-end suite.
+#
+#   bash scripts/test.sh                      everything
+#   bash scripts/test.sh --filter AMQPTests   extra arguments go to `swift test`
+#   PARLEY_SKIP_E2E=1 bash scripts/test.sh    without the end-to-end suite
+#   PARLEY_KEEP_STATE=1 bash scripts/test.sh  keep the servers' data directory
+#
+# The servers run on free ports with their data in a throwaway directory (a tmpfs when
+# possible), so the tests never touch a RabbitMQ or PostgreSQL of the machine, and
+# several runs can go on at once. The tests find them through these variables:
+#   PARLEY_TEST_AMQP_URL       amqp://guest:guest@127.0.0.1:PORT/%2f
+#   PARLEY_TEST_DATABASE_URL   postgres://parley:parley@127.0.0.1:PORT/parley
+#   PARLEY_TEST_RABBITMQ_DIR   the node's directory, for a simulated outage:
+#                              bash "$PARLEY_TEST_SCRIPTS/lib/rabbitmq.sh" kill "$PARLEY_TEST_RABBITMQ_DIR"
+#                              bash "$PARLEY_TEST_SCRIPTS/lib/rabbitmq.sh" restart-after-kill "$PARLEY_TEST_RABBITMQ_DIR"
+#   PARLEY_TEST_SCRIPTS        absolute path of scripts/
+#   PARLEY_BIN_DIR             where `swift build` put the executables
+set -euo pipefail
+
+SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(dirname "$SCRIPTS_DIR")"
+# shellcheck source=scripts/lib/common.sh
+source "$SCRIPTS_DIR/lib/common.sh"
+# shellcheck source=scripts/lib/deps.sh
+source "$SCRIPTS_DIR/lib/deps.sh"
+# shellcheck source=scripts/lib/tmpfs.sh
+source "$SCRIPTS_DIR/lib/tmpfs.sh"
+# shellcheck source=scripts/lib/rabbitmq.sh
+source "$SCRIPTS_DIR/lib/rabbitmq.sh"
+# shellcheck source=scripts/lib/postgres.sh
+source "$SCRIPTS_DIR/lib/postgres.sh"
+
+RUN_STARTED="$(now_ms)"
+CURRENT_STEP=""
+STATE_DIR=""
+CLEANED_UP=""
+
+# run_step NAME COMMAND... — run one step and print how long it took. The command is
+# not run inside a condition, so `set -e` stays in force within shell functions; when
+# it fails the script exits and the EXIT trap names CURRENT_STEP.
+run_step() {
+    local name="$1" started
+    shift
+    CURRENT_STEP="$name"
+    log "==> $name"
+    started="$(now_ms)"
+    "$@"
+    log "<== $name: ok ($(format_ms $(($(now_ms) - started))))"
+    CURRENT_STEP=""
+}
+
+# Stops the servers and removes their data; runs once, whatever ended the script.
+cleanup() {
+    [[ -n "$CLEANED_UP" ]] && return 0
+    CLEANED_UP=1
+    set +e
+    [[ -n "$STATE_DIR" ]] || return 0
+    postgres_stop "$STATE_DIR/postgres"
+    rabbitmq_stop "$STATE_DIR/rabbitmq"
+    if [[ "${PARLEY_KEEP_STATE:-}" == 1 ]]; then
+        log "PARLEY_KEEP_STATE=1: servers stopped, their data kept in $STATE_DIR"
+    else
+        release_state_dir "$STATE_DIR"
+    fi
+}
+
+on_exit() {
+    local status=$?
+    cleanup
+    local elapsed
+    elapsed="$(format_ms $(($(now_ms) - RUN_STARTED)))"
+    if ((status == 0)); then
+        log "test.sh: all steps passed ($elapsed)"
+    else
+        log "test.sh: FAILED in step '${CURRENT_STEP:-(between steps)}' with exit status $status ($elapsed)"
+    fi
+    exit "$status"
+}
+
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start_servers() {
+    local ports
+    STATE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/parley-test.XXXXXX")"
+    make_state_dir "$STATE_DIR"
+    mapfile -t ports < <(free_port 2)
+    rabbitmq_start "$STATE_DIR/rabbitmq" "${ports[0]}"
+    # fsync off and friends: the data is thrown away after the run anyway.
+    postgres_start "$STATE_DIR/postgres" "${ports[1]}" throwaway
+
+    export PARLEY_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:${ports[0]}/%2f"
+    export PARLEY_TEST_DATABASE_URL="postgres://parley:parley@127.0.0.1:${ports[1]}/parley"
+    export PARLEY_TEST_RABBITMQ_DIR="$STATE_DIR/rabbitmq"
+    export PARLEY_TEST_SCRIPTS="$SCRIPTS_DIR"
+    log "PARLEY_TEST_AMQP_URL=$PARLEY_TEST_AMQP_URL"
+    log "PARLEY_TEST_DATABASE_URL=$PARLEY_TEST_DATABASE_URL"
+    log "PARLEY_TEST_RABBITMQ_DIR=$PARLEY_TEST_RABBITMQ_DIR"
+}
+
+build() {
+    swift build --build-tests
+    PARLEY_BIN_DIR="$(swift build --show-bin-path)"
+    export PARLEY_BIN_DIR
+    log "PARLEY_BIN_DIR=$PARLEY_BIN_DIR"
+}
+
+main() {
+    cd "$REPO_ROOT"
+    run_step "install system packages" ensure_system_packages
+    run_step "install Python websockets" ensure_python_websockets
+    run_step "start RabbitMQ and PostgreSQL" start_servers
+    run_step "swift build" build
+    # Built just above; --skip-build avoids a second pass over the build graph.
+    run_step "swift test" swift test --skip-build "$@"
+    if [[ "${PARLEY_SKIP_E2E:-}" == 1 ]]; then
+        log "PARLEY_SKIP_E2E=1: skipping the end-to-end suite"
+    elif [[ -f Tests/e2e/run_e2e.py ]]; then
+        run_step "end-to-end suite" python3 Tests/e2e/run_e2e.py
+    else
+        log "no Tests/e2e/run_e2e.py yet: no end-to-end suite to run"
+    fi
+}
+
+main "$@"
