@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Runs every Parley test: unit and integration tests (`swift test`) against a real
 # RabbitMQ and PostgreSQL started for this run, then the end-to-end suite.
 #
@@ -21,21 +22,22 @@ set -euo pipefail
 
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(dirname "$SCRIPTS_DIR")"
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source=lib/common.sh
 source "$SCRIPTS_DIR/lib/common.sh"
-# shellcheck source=scripts/lib/deps.sh
+# shellcheck source=lib/deps.sh
 source "$SCRIPTS_DIR/lib/deps.sh"
-# shellcheck source=scripts/lib/tmpfs.sh
+# shellcheck source=lib/tmpfs.sh
 source "$SCRIPTS_DIR/lib/tmpfs.sh"
-# shellcheck source=scripts/lib/rabbitmq.sh
+# shellcheck source=lib/rabbitmq.sh
 source "$SCRIPTS_DIR/lib/rabbitmq.sh"
-# shellcheck source=scripts/lib/postgres.sh
+# shellcheck source=lib/postgres.sh
 source "$SCRIPTS_DIR/lib/postgres.sh"
 
 RUN_STARTED="$(now_ms)"
 CURRENT_STEP=""
 STATE_DIR=""
 CLEANED_UP=""
+CHILD_PID=""
 
 # run_step NAME COMMAND... — run one step and print how long it took. The command is
 # not run inside a condition, so `set -e` stays in force within shell functions; when
@@ -49,6 +51,31 @@ run_step() {
     "$@"
     log "<== $name: ok ($(format_ms $(($(now_ms) - started))))"
     CURRENT_STEP=""
+}
+
+# run_child COMMAND... — run a long external command (build, tests) in a process group
+# of its own and wait for it. Waiting on a background job lets a signal to this
+# script be handled at once, and the whole group (e.g. swift test and the test
+# runner it starts) can then be stopped together.
+run_child() {
+    local status=0
+    setsid "$@" &
+    CHILD_PID=$!
+    wait "$CHILD_PID" || status=$?
+    CHILD_PID=""
+    return "$status"
+}
+
+# On INT/TERM: stop the running child's process group (TERM, then KILL after 10 s),
+# then exit; the EXIT trap does the rest.
+on_signal() {
+    local status="$1"
+    if [[ -n "$CHILD_PID" ]]; then
+        log "stopping the running step (process group $CHILD_PID)"
+        kill -TERM -- "-$CHILD_PID" 2>/dev/null || true
+        wait_pid_gone "$CHILD_PID" 10 || kill -KILL -- "-$CHILD_PID" 2>/dev/null || true
+    fi
+    exit "$status"
 }
 
 # Stops the servers and removes their data; runs once, whatever ended the script.
@@ -80,12 +107,12 @@ on_exit() {
 }
 
 trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
 
 start_servers() {
     local ports
-    STATE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/parley-test.XXXXXX")"
+    STATE_DIR="$(realpath "$(mktemp -d "${TMPDIR:-/tmp}/parley-test.XXXXXX")")"
     make_state_dir "$STATE_DIR"
     mapfile -t ports < <(free_port 2)
     rabbitmq_start "$STATE_DIR/rabbitmq" "${ports[0]}"
@@ -102,7 +129,7 @@ start_servers() {
 }
 
 build() {
-    swift build --build-tests
+    run_child swift build --build-tests
     PARLEY_BIN_DIR="$(swift build --show-bin-path)"
     export PARLEY_BIN_DIR
     log "PARLEY_BIN_DIR=$PARLEY_BIN_DIR"
@@ -115,11 +142,11 @@ main() {
     run_step "start RabbitMQ and PostgreSQL" start_servers
     run_step "swift build" build
     # Built just above; --skip-build avoids a second pass over the build graph.
-    run_step "swift test" swift test --skip-build "$@"
+    run_step "swift test" run_child swift test --skip-build "$@"
     if [[ "${PARLEY_SKIP_E2E:-}" == 1 ]]; then
         log "PARLEY_SKIP_E2E=1: skipping the end-to-end suite"
     elif [[ -f Tests/e2e/run_e2e.py ]]; then
-        run_step "end-to-end suite" python3 Tests/e2e/run_e2e.py
+        run_step "end-to-end suite" run_child python3 Tests/e2e/run_e2e.py
     else
         log "no Tests/e2e/run_e2e.py yet: no end-to-end suite to run"
     fi

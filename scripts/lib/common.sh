@@ -41,6 +41,7 @@ EOF
 tcp_is_open() {
     local host="$1" port="$2"
     # bash's /dev/tcp does the connect; `timeout` bounds a connect that hangs.
+    # shellcheck disable=SC2016 # $1 and $2 are expanded by the inner bash
     timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$host" "$port" 2>/dev/null
 }
 

@@ -7,7 +7,7 @@
 [[ -n "${_PARLEY_DEPS_SH:-}" ]] && return 0
 _PARLEY_DEPS_SH=1
 
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Debian packages:

