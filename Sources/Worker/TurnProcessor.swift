@@ -57,8 +57,8 @@ struct TurnProcessor: Service {
     private func publish(_ reply: ReplyEnvelope) async throws(AMQPError) {
         try await publisher.publish(
             AMQPOutgoingMessage(
-                exchange: topology.repliesExchange, routingKey: reply.sessionID.uuidString.lowercased(),
-                body: EnvelopeCoding.encode(reply), messageID: "\(reply.turnID.uuidString.lowercased()).\(reply.kind)",
+                exchange: topology.repliesExchange, routingKey: reply.sessionID.lowercased,
+                body: EnvelopeCoding.encode(reply), messageID: "\(reply.turnID.lowercased).\(reply.kind)",
                 type: "reply.\(reply.kind)", persistent: reply.isFinal
             )
         )

@@ -1,0 +1,91 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Shared
+
+/// The gateway's composition root: the only place that knows the concrete types.
+/// Tests call it too. Services start in dependency order and stop in reverse: the
+/// HTTP server stops accepting first, then the reply router, then the broker
+/// connections and the database pool.
+func buildApplication(settings: GatewaySettings, logger: Logger) -> some ApplicationProtocol {
+    var logger = logger
+    logger[metadataKey: "gateway_id"] = "\(settings.gatewayID)"
+    let topology = settings.broker.topology
+    let postgres = PostgresClient(configuration: settings.database.clientConfiguration, backgroundLogger: logger)
+    let store = PostgresConversationStore(client: postgres, logger: logger, timeout: .seconds(5))
+    let publisher = AMQPPublisher(
+        name: "gateway-publish", endpoint: settings.broker.endpoint, topology: topology.gateway(id: settings.gatewayID), logger: logger
+    )
+    let replies = AMQPConsumer(
+        name: "gateway-replies", endpoint: settings.broker.endpoint, topology: topology.gateway(id: settings.gatewayID),
+        queue: topology.gatewayQueue(gatewayID: settings.gatewayID), prefetch: 1000, logger: logger
+    )
+    let hub = SessionHub(
+        subscriptions: BrokerReplySubscriptions(consumer: replies, topology: topology),
+        maxWaitingTurns: settings.maxWaitingTurnsPerSession, replyTimeout: settings.replyTimeout, logger: logger
+    )
+    let dispatcher = TurnDispatcher(hub: hub, publisher: BrokerTurnPublisher(publisher: publisher, topology: topology), logger: logger)
+    let connections = ConnectionHandler(
+        hub: hub, store: store, dispatcher: dispatcher, decoder: ClientFrameDecoder(maxContentCharacters: settings.maxContentCharacters),
+        gatewayID: settings.gatewayID, maxFrameBytes: settings.maxFrameBytes, outboxCapacity: settings.outboxCapacity, logger: logger
+    )
+    let authenticator = Authenticator(mode: settings.authentication)
+
+    let router = Router(context: BasicWebSocketRequestContext.self)
+    router.get("/health") { _, _ -> Response in
+        let report = await HealthReport.collect([
+            "database": {
+                do { try await store.ping(); return nil } catch { return "\(error)" }
+            },
+            "broker_publish": { publisher.isConnected ? nil : publisher.lastError },
+            "broker_replies": { replies.isConnected ? nil : replies.lastError },
+        ])
+        return healthResponse(report)
+    }
+    router.get("/metrics") { _, _ in metricsResponse() }
+    router.ws("/ws") { request, _ in
+        _ = try authenticate(request, with: authenticator)
+        return .upgrade([:])
+    } onUpgrade: { inbound, outbound, context in
+        guard let userID = try? authenticate(context.request, with: authenticator) else { return }
+        await connections.serve(inbound: inbound, outbound: outbound, userID: userID)
+    }
+
+    var app = Application(
+        router: router,
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: router,
+            configuration: .init(maxFrameSize: settings.maxFrameBytes, autoPing: .enabled(timePeriod: .seconds(30)))
+        ),
+        configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "parley-gateway"),
+        logger: logger
+    )
+    app.addServices(postgres, publisher, replies, ReplyRouter(consumer: replies, hub: hub, dispatcher: dispatcher, logger: logger))
+    return app
+}
+
+private func authenticate(_ request: Request, with authenticator: Authenticator) throws(GatewayHTTPError) -> String {
+    let token = Authenticator.token(authorization: request.headers[.authorization], query: request.uri.query)
+    do {
+        return try authenticator.userID(token: token, requestedUser: Authenticator.queryValue("user", in: request.uri.query))
+    } catch {
+        throw GatewayHTTPError(status: .unauthorized, code: error.code, message: error.message)
+    }
+}
+
+/// An HTTP error with a code a client can act on: `{"error":{"code","message"}}`.
+struct GatewayHTTPError: HTTPResponseError {
+    var status: HTTPResponse.Status
+    var code: String
+    var message: String
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = #"{"error":{"code":"\#(code)","message":"\#(message.replacingOccurrences(of: "\"", with: "'"))"}}"#
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+import Hummingbird
+import Logging
+import Shared
+
+/// `parley-gateway`: WebSocket endpoint, `/health`, `/metrics`. Configuration
+/// comes from the environment (see README).
+@main
+enum GatewayMain {
+    static func main() async {
+        let environment = EnvironmentReader(ProcessInfo.processInfo.environment)
+        let settings: GatewaySettings
+        do {
+            settings = try GatewaySettings(environment: environment)
+        } catch {
+            FileHandle.standardError.write(Data("parley-gateway: \(error)\n".utf8))
+            exit(2)
+        }
+        bootstrapObservability(logLevel: settings.logLevel)
+        let logger = Logger(label: "parley-gateway")
+        if case .off = settings.authentication {
+            logger.warning("authentication is OFF (PARLEY_AUTH=off): any client may act as any user; never do this in production")
+        }
+        logger.info(
+            "starting",
+            metadata: [
+                "gateway_id": "\(settings.gatewayID)", "address": "\(settings.host):\(settings.port)",
+                "broker": "\(settings.broker.endpoint.redacted)", "database": "\(settings.database.redacted)",
+            ]
+        )
+        do {
+            try await buildApplication(settings: settings, logger: logger).runService()
+        } catch {
+            logger.critical("stopped on an error", metadata: ["error": "\(error)"])
+            exit(1)
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Crypto
+import Foundation
+
+/// Why a handshake was refused.
+enum AuthError: Error, Equatable, Sendable {
+    case missingToken
+    case invalidToken(String)
+    case expiredToken
+
+    var code: String {
+        switch self {
+        case .missingToken: "missing_token"
+        case .invalidToken: "invalid_token"
+        case .expiredToken: "token_expired"
+        }
+    }
+
+    var message: String {
+        switch self {
+        case .missingToken: "send a bearer token in the Authorization header or as ?token="
+        case .invalidToken(let why): "the token is not valid: \(why)"
+        case .expiredToken: "the token has expired"
+        }
+    }
+}
+
+/// Turns the bearer token of a handshake into a user id: an HS256 JWT whose `sub`
+/// is the user id, or a static API key mapped to a user id. With authentication
+/// off, every socket is the user named by `?user=` (default `local`).
+struct Authenticator: Sendable {
+    enum Mode: Sendable {
+        case off
+        case on(jwtSecret: SymmetricKey?, apiKeys: [String: String])
+    }
+
+    let mode: Mode
+
+    func userID(token: String?, requestedUser: String?, now: Date = Date()) throws(AuthError) -> String {
+        switch mode {
+        case .off:
+            return requestedUser.flatMap { $0.isEmpty ? nil : $0 } ?? "local"
+        case .on(let jwtSecret, let apiKeys):
+            guard let token, !token.isEmpty else { throw .missingToken }
+            if let user = apiKeys[token] { return user }
+            guard let jwtSecret else { throw .invalidToken("unknown API key") }
+            return try HS256JWT.subject(of: token, key: jwtSecret, now: now)
+        }
+    }
+
+    /// The token from `Authorization: Bearer …`, else from the `token` query parameter.
+    static func token(authorization: String?, query: String?) -> String? {
+        if let authorization {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]) }
+        }
+        return queryValue("token", in: query)
+    }
+
+    static func queryValue(_ name: String, in query: String?) -> String? {
+        guard let query, let items = URLComponents(string: "?\(query)")?.queryItems else { return nil }
+        return items.first(where: { $0.name == name })?.value
+    }
+}
+
+/// Verifies HS256 JSON Web Tokens (RFC 7519) and reads their subject.
+enum HS256JWT {
+    static func subject(of token: String, key: SymmetricKey, now: Date) throws(AuthError) -> String {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { throw .invalidToken("not a JWT (expected three dot-separated parts)") }
+        guard let headerData = base64URLDecode(parts[0]),
+              let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any]
+        else { throw .invalidToken("unreadable header") }
+        guard header["alg"] as? String == "HS256" else { throw .invalidToken("only alg HS256 is accepted") }
+        guard let signature = base64URLDecode(parts[2]) else { throw .invalidToken("unreadable signature") }
+        let signed = Data("\(parts[0]).\(parts[1])".utf8)
+        guard HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: signed, using: key) else {
+            throw .invalidToken("bad signature")
+        }
+        guard let payloadData = base64URLDecode(parts[1]),
+              let claims = try? JSONSerialization.jsonObject(with: payloadData) as? [String: Any]
+        else { throw .invalidToken("unreadable claims") }
+        if let expiry = claims["exp"] as? Double, now.timeIntervalSince1970 >= expiry { throw .expiredToken }
+        if let notBefore = claims["nbf"] as? Double, now.timeIntervalSince1970 < notBefore {
+            throw .invalidToken("not valid yet (nbf)")
+        }
+        guard let subject = claims["sub"] as? String, !subject.isEmpty else { throw .invalidToken("no sub claim") }
+        return subject
+    }
+
+    /// Signs claims; used by tests and the token tool.
+    static func sign(claims: [String: Any], key: SymmetricKey) -> String {
+        let header = base64URLEncode(Data(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
+        let payload = base64URLEncode((try? JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys])) ?? Data())
+        let signature = HMAC<SHA256>.authenticationCode(for: Data("\(header).\(payload)".utf8), using: key)
+        return "\(header).\(payload).\(base64URLEncode(Data(signature)))"
+    }
+
+    static func base64URLDecode(_ text: Substring) -> Data? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64.append("=") }
+        return Data(base64Encoded: base64)
+    }
+
+    static func base64URLEncode(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import HummingbirdWebSocket
+import Logging
+import Shared
+
+/// Serves one WebSocket: a reader that validates frames and turns them into
+/// session operations, and a writer that drains the socket's outbox. Every bad
+/// frame gets an error frame and the socket stays open.
+struct ConnectionHandler: Sendable {
+    let hub: SessionHub
+    let store: any ConversationStore
+    let dispatcher: TurnDispatcher
+    let decoder: ClientFrameDecoder
+    let gatewayID: String
+    let maxFrameBytes: Int
+    let outboxCapacity: Int
+    let logger: Logger
+
+    /// State of one socket, owned by its reader.
+    private struct Socket {
+        let outbox: SocketOutbox
+        var currentSession: UUID?
+        var openSessions: Set<UUID> = []
+    }
+
+    func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, userID: String) async {
+        var logger = self.logger
+        logger[metadataKey: "user_id"] = "\(userID)"
+        let outbox = SocketOutbox(userID: userID, capacity: outboxCapacity, logger: logger)
+        logger[metadataKey: "socket_id"] = "\(outbox.id)"
+        logger.info("socket connected")
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await text in outbox.frames {
+                    do {
+                        try await outbound.write(.text(text))
+                    } catch {
+                        return
+                    }
+                }
+            }
+            var socket = Socket(outbox: outbox)
+            do {
+                for try await message in inbound.messages(maxSize: maxFrameBytes) {
+                    guard case .text(let text) = message else {
+                        outbox.send(.error(code: "unsupported_frame", message: "send text frames (JSON or plain text), not binary"))
+                        continue
+                    }
+                    await handle(text, socket: &socket, logger: logger)
+                }
+            } catch {
+                logger.info("socket read ended", metadata: ["error": "\(error)"])
+            }
+            outbox.finish()
+            await hub.detach(outbox)
+        }
+        logger.info("socket closed")
+    }
+
+    private func handle(_ text: String, socket: inout Socket, logger: Logger) async {
+        do throws(FrameError) {
+            switch try decoder.decode(text) {
+            case .start(let requestID, let topicID, let courseID):
+                let sessionID = try await startSession(topicID: topicID, courseID: courseID, requestID: requestID, socket: &socket, logger: logger)
+                try await submit(.start, content: "", clientMessageID: nil, to: sessionID, socket: socket, logger: logger)
+            case .message(let sessionID, let content, let clientMessageID):
+                let target: UUID
+                if let sessionID {
+                    try await open(sessionID, socket: &socket, clientMessageID: clientMessageID)
+                    target = sessionID
+                } else if let current = socket.currentSession {
+                    target = current
+                } else {
+                    // A person typing into wscat: start a free chat session for them.
+                    target = try await startSession(topicID: nil, courseID: nil, requestID: nil, socket: &socket, logger: logger)
+                }
+                socket.currentSession = target
+                try await submit(.message, content: content, clientMessageID: clientMessageID, to: target, socket: socket, logger: logger)
+            case .resume(let sessionID, let afterID):
+                try await open(sessionID, socket: &socket, clientMessageID: nil)
+                socket.currentSession = sessionID
+                let messages: [ChatMessage]
+                do {
+                    messages = try await store.messages(session: sessionID, afterID: afterID, limit: 500)
+                } catch {
+                    throw FrameError(code: "unavailable", message: "the database is unavailable; try again shortly")
+                }
+                socket.outbox.send(.history(sessionID: sessionID, messages: messages))
+            }
+        } catch {
+            logger.info("frame refused", metadata: ["code": "\(error.code)"])
+            socket.outbox.send(
+                .error(code: error.code, message: error.message, context: .init(requestID: error.requestID, clientMessageID: error.clientMessageID))
+            )
+        }
+    }
+
+    private func startSession(
+        topicID: Int64?, courseID: Int64?, requestID: String?, socket: inout Socket, logger: Logger
+    ) async throws(FrameError) -> UUID {
+        let session = SessionRecord(id: UUID(), userID: socket.outbox.userID, topicID: topicID, courseID: courseID)
+        do {
+            try await store.createSession(session)
+        } catch {
+            logger.error("could not create a session", metadata: ["error": "\(error)"])
+            throw FrameError(code: "unavailable", message: "the database is unavailable; no session was started, try again shortly", requestID: requestID)
+        }
+        try await attach(session.id, socket: &socket, requestID: requestID, clientMessageID: nil)
+        socket.currentSession = session.id
+        logger.info("session started", metadata: ["session_id": "\(session.id.lowercased)"])
+        socket.outbox.send(.session(sessionID: session.id, status: SessionRecord.Status.active.rawValue, requestID: requestID))
+        return session.id
+    }
+
+    /// Checks that the socket's user owns an existing, active session and routes
+    /// its replies to this socket.
+    private func open(_ sessionID: UUID, socket: inout Socket, clientMessageID: String?) async throws(FrameError) {
+        guard !socket.openSessions.contains(sessionID) else { return }
+        let session: SessionRecord?
+        do {
+            session = try await store.session(id: sessionID)
+        } catch {
+            throw FrameError(code: "unavailable", message: "the database is unavailable; try again shortly", clientMessageID: clientMessageID)
+        }
+        guard let session else {
+            throw FrameError(code: "session_not_found", message: "there is no session \(sessionID.lowercased)", clientMessageID: clientMessageID)
+        }
+        guard session.userID == socket.outbox.userID else {
+            throw FrameError(code: "forbidden", message: "session \(sessionID.lowercased) belongs to another user", clientMessageID: clientMessageID)
+        }
+        guard session.status == .active else {
+            throw FrameError(
+                code: "session_completed", message: "session \(sessionID.lowercased) is \(session.status.rawValue) and takes no more messages",
+                clientMessageID: clientMessageID
+            )
+        }
+        try await attach(sessionID, socket: &socket, requestID: nil, clientMessageID: clientMessageID)
+    }
+
+    private func attach(_ sessionID: UUID, socket: inout Socket, requestID: String?, clientMessageID: String?) async throws(FrameError) {
+        do {
+            try await hub.attach(socket.outbox, to: sessionID)
+        } catch {
+            throw FrameError(
+                code: "unavailable", message: "the message broker is unavailable; try again shortly", requestID: requestID, clientMessageID: clientMessageID
+            )
+        }
+        socket.openSessions.insert(sessionID)
+    }
+
+    private func submit(
+        _ kind: TurnEnvelope.Kind, content: String, clientMessageID: String?, to sessionID: UUID, socket: Socket, logger: Logger
+    ) async throws(FrameError) {
+        let envelope = TurnEnvelope(
+            kind: kind, sessionID: sessionID, userID: socket.outbox.userID, content: content, clientMessageID: clientMessageID, gatewayID: gatewayID
+        )
+        logger.debug("turn submitted", metadata: ["session_id": "\(sessionID.lowercased)", "turn_id": "\(envelope.turnID.lowercased)"])
+        if let publishNow = try await hub.submit(PendingTurn(envelope: envelope, origin: socket.outbox)) {
+            await dispatcher.publish(startingWith: publishNow)
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Shared
+
+/// A frame the gateway sends to a client (DESIGN §5), encoded once as JSON text.
+enum ServerFrame: Sendable {
+    case session(sessionID: UUID, status: String, requestID: String?)
+    case accepted(sessionID: UUID, turnID: UUID, clientMessageID: String?)
+    case delta(ReplyEnvelope.Delta)
+    case reply(ReplyEnvelope.Done)
+    case history(sessionID: UUID, messages: [ChatMessage])
+    case error(code: String, message: String, context: ErrorContext = ErrorContext())
+
+    struct ErrorContext: Sendable, Equatable {
+        var sessionID: UUID? = nil
+        var turnID: UUID? = nil
+        var requestID: String? = nil
+        var clientMessageID: String? = nil
+    }
+
+    var text: String {
+        String(decoding: EnvelopeCoding.encode(WireFrame(self)), as: UTF8.self)
+    }
+}
+
+/// The JSON shape of every server frame: a `type` and the fields that frame uses.
+private struct WireFrame: Encodable {
+    var type: String
+    var sessionID: String?
+    var turnID: String?
+    var status: String?
+    var requestID: String?
+    var clientMessageID: String?
+    var index: Int?
+    var text: String?
+    var message: ChatMessage?
+    var messages: [ChatMessage]?
+    var completed: Bool?
+    var code: String?
+    var errorMessage: String?
+
+    enum CodingKeys: String, CodingKey {
+        case type, status, index, text, message, messages, completed, code
+        case sessionID = "session_id", turnID = "turn_id", requestID = "request_id", clientMessageID = "client_msg_id"
+    }
+
+    init(_ frame: ServerFrame) {
+        switch frame {
+        case .session(let sessionID, let status, let requestID):
+            type = "session"
+            self.sessionID = sessionID.lowercased
+            self.status = status
+            self.requestID = requestID
+        case .accepted(let sessionID, let turnID, let clientMessageID):
+            type = "accepted"
+            self.sessionID = sessionID.lowercased
+            self.turnID = turnID.lowercased
+            self.clientMessageID = clientMessageID
+        case .delta(let delta):
+            type = "delta"
+            sessionID = delta.sessionID.lowercased
+            turnID = delta.turnID.lowercased
+            index = delta.index
+            text = delta.text
+        case .reply(let done):
+            type = "reply"
+            sessionID = done.sessionID.lowercased
+            turnID = done.turnID.lowercased
+            message = done.message
+            status = done.status
+            completed = done.completed
+        case .history(let sessionID, let messages):
+            type = "history"
+            self.sessionID = sessionID.lowercased
+            self.messages = messages
+        case .error(let code, let message, let context):
+            type = "error"
+            self.code = code
+            self.errorMessage = message
+            sessionID = context.sessionID?.lowercased
+            turnID = context.turnID?.lowercased
+            requestID = context.requestID
+            clientMessageID = context.clientMessageID
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(type, forKey: .type)
+        try container.encodeIfPresent(sessionID, forKey: .sessionID)
+        try container.encodeIfPresent(turnID, forKey: .turnID)
+        try container.encodeIfPresent(status, forKey: .status)
+        try container.encodeIfPresent(requestID, forKey: .requestID)
+        try container.encodeIfPresent(clientMessageID, forKey: .clientMessageID)
+        try container.encodeIfPresent(index, forKey: .index)
+        try container.encodeIfPresent(text, forKey: .text)
+        try container.encodeIfPresent(message, forKey: .message)
+        try container.encodeIfPresent(messages, forKey: .messages)
+        try container.encodeIfPresent(completed, forKey: .completed)
+        try container.encodeIfPresent(code, forKey: .code)
+        // `message` is the error text on error frames (DESIGN §5).
+        if let errorMessage {
+            var text = encoder.container(keyedBy: ErrorKeys.self)
+            try text.encode(errorMessage, forKey: .message)
+        }
+    }
+
+    private enum ErrorKeys: String, CodingKey { case message }
+}
+

@@ -1,0 +1,74 @@
+import Crypto
+import Foundation
+import Logging
+import Shared
+
+/// Everything the gateway reads from the environment, once, at start-up.
+struct GatewaySettings: Sendable {
+    var gatewayID: String
+    var logLevel: Logger.Level
+    var host: String
+    var port: Int
+    var broker: BrokerSettings
+    var database: DatabaseSettings
+    var authentication: Authenticator.Mode
+    /// Largest WebSocket message accepted; a larger one closes the socket (1009).
+    var maxFrameBytes: Int
+    /// Longest message content accepted; a longer one gets `content_too_long`.
+    var maxContentCharacters: Int
+    /// Turns of one session that may wait behind the one in progress.
+    var maxWaitingTurnsPerSession: Int
+    /// How long a published turn may go unanswered before the client is told.
+    var replyTimeout: Duration
+    /// Frames queued for a socket that does not read before frames are dropped.
+    var outboxCapacity: Int
+
+    init(environment: EnvironmentReader) throws(ConfigurationError) {
+        let suffix = UUID().uuidString.prefix(8).lowercased()
+        gatewayID = environment.string("GATEWAY_ID", default: "\(ProcessInfo.processInfo.hostName)-\(suffix)")
+        guard gatewayID.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw ConfigurationError(variable: "GATEWAY_ID", problem: "may contain only letters, digits, '-', '_' and '.', got \"\(gatewayID)\"")
+        }
+        logLevel = try Logger.Level(environment: environment)
+        host = environment.string("GATEWAY_HOST", default: "0.0.0.0")
+        port = try environment.int("GATEWAY_PORT", default: 8080, range: 0...65535)
+        broker = try BrokerSettings(environment: environment)
+        database = try DatabaseSettings(environment: environment)
+        maxFrameBytes = try environment.int("MAX_FRAME_BYTES", default: 65_536, range: 1024...16_777_216)
+        maxContentCharacters = try environment.int("MAX_CONTENT_CHARS", default: 4000, range: 1...1_000_000)
+        maxWaitingTurnsPerSession = try environment.int("MAX_PENDING_TURNS_PER_SESSION", default: 16, range: 1...10_000)
+        replyTimeout = try environment.seconds("REPLY_TIMEOUT_SECONDS", default: .seconds(180), range: 1...86_400)
+        outboxCapacity = try environment.int("SOCKET_OUTBOX_FRAMES", default: 1024, range: 16...1_000_000)
+
+        if try environment.bool("PARLEY_AUTH", default: true) {
+            let secret = environment.string("JWT_SECRET")
+            let apiKeys = try Self.apiKeys(environment.string("API_KEYS"))
+            guard secret != nil || !apiKeys.isEmpty else {
+                throw ConfigurationError(
+                    variable: "JWT_SECRET",
+                    problem: "is not set and neither is API_KEYS: authentication is on, so set one of them (or PARLEY_AUTH=off for local use)"
+                )
+            }
+            if let secret, secret.utf8.count < 16 {
+                throw ConfigurationError(variable: "JWT_SECRET", problem: "must be at least 16 bytes long")
+            }
+            authentication = .on(jwtSecret: secret.map { SymmetricKey(data: Data($0.utf8)) }, apiKeys: apiKeys)
+        } else {
+            authentication = .off
+        }
+    }
+
+    /// `API_KEYS=key1:user1,key2:user2`.
+    static func apiKeys(_ text: String?) throws(ConfigurationError) -> [String: String] {
+        guard let text else { return [:] }
+        var keys: [String: String] = [:]
+        for entry in text.split(separator: ",") {
+            let parts = entry.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw ConfigurationError(variable: "API_KEYS", problem: "must be a comma-separated list of key:user_id pairs")
+            }
+            keys[parts[0]] = parts[1]
+        }
+        return keys
+    }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import Logging
+import Shared
+
+/// A turn a socket sent, not yet answered.
+struct PendingTurn: Sendable {
+    var envelope: TurnEnvelope
+    var origin: SocketOutbox
+}
+
+/// The gateway's sessions: which sockets hold each session (fan-out), and each
+/// session's turns in order.
+///
+/// **Order.** A session has at most one turn in the broker at a time: the next turn
+/// is published only when the previous one is answered (or failed, or timed out).
+/// Turns sent meanwhile wait here, in order, and are `accepted` when they are
+/// published. Workers therefore never race on one session, whatever their number.
+///
+/// The hub is a state machine; it never publishes itself. Methods that free the
+/// session for its next turn return that turn, and the caller publishes it and
+/// reports back with `published(_:error:)` (see `TurnDispatcher`).
+actor SessionHub {
+    private struct Session {
+        var sockets: [UUID: SocketOutbox] = [:]
+        var subscription: Subscription = .none
+        var waiting: [PendingTurn] = []
+        var current: InFlight?
+        /// Final replies already delivered, newest last, to drop a redelivered duplicate.
+        var answered: [UUID] = []
+    }
+
+    private enum Subscription {
+        case none
+        case binding([CheckedContinuation<Result<Void, AMQPError>, Never>])
+        case bound
+    }
+
+    private struct InFlight {
+        var turn: PendingTurn
+        var published = false
+        var deadline: ContinuousClock.Instant?
+        /// A reply that overtook the broker's confirm of its own turn.
+        var earlyReply: ReplyEnvelope?
+    }
+
+    private let subscriptions: any ReplySubscriptions
+    private let maxWaitingTurns: Int
+    private let replyTimeout: Duration
+    private let logger: Logger
+    private var sessions: [UUID: Session] = [:]
+
+    init(subscriptions: any ReplySubscriptions, maxWaitingTurns: Int, replyTimeout: Duration, logger: Logger) {
+        self.subscriptions = subscriptions
+        self.maxWaitingTurns = maxWaitingTurns
+        self.replyTimeout = replyTimeout
+        self.logger = logger
+    }
+
+    // MARK: Sockets
+
+    /// Adds a socket to a session; the first socket binds the session's replies to
+    /// this gateway. Returns when replies of the session are routed here.
+    func attach(_ socket: SocketOutbox, to sessionID: UUID) async throws(AMQPError) {
+        sessions[sessionID, default: Session()].sockets[socket.id] = socket
+        switch sessions[sessionID]!.subscription {
+        case .bound:
+            return
+        case .binding:
+            let result = await withCheckedContinuation { continuation in
+                if case .binding(var waiters) = sessions[sessionID]?.subscription {
+                    waiters.append(continuation)
+                    sessions[sessionID]?.subscription = .binding(waiters)
+                } else {
+                    continuation.resume(returning: .success(()))
+                }
+            }
+            if case .failure(let error) = result {
+                sessions[sessionID]?.sockets[socket.id] = nil
+                throw error
+            }
+        case .none:
+            sessions[sessionID]?.subscription = .binding([])
+            let result: Result<Void, AMQPError>
+            do {
+                try await subscriptions.subscribe(session: sessionID)
+                result = .success(())
+            } catch {
+                result = .failure(error)
+            }
+            guard case .binding(let waiters) = sessions[sessionID]?.subscription else { return }
+            if case .failure = result {
+                sessions[sessionID]?.subscription = .none
+                sessions[sessionID]?.sockets[socket.id] = nil
+            } else {
+                sessions[sessionID]?.subscription = .bound
+            }
+            waiters.forEach { $0.resume(returning: result) }
+            try result.get()
+        }
+    }
+
+    /// Removes a socket from every session it was in; a session without sockets
+    /// forgets its waiting turns (never accepted) and stops receiving replies.
+    func detach(_ socket: SocketOutbox) async {
+        var emptied: [UUID] = []
+        for (sessionID, session) in sessions where session.sockets[socket.id] != nil {
+            sessions[sessionID]?.sockets[socket.id] = nil
+            sessions[sessionID]?.waiting.removeAll { $0.origin.id == socket.id }
+            if sessions[sessionID]?.sockets.isEmpty == true, case .bound = session.subscription {
+                emptied.append(sessionID)
+            }
+        }
+        for sessionID in emptied {
+            sessions[sessionID] = nil
+            do {
+                try await subscriptions.unsubscribe(session: sessionID)
+            } catch {
+                logger.warning("could not unbind a session", metadata: ["session_id": "\(sessionID.lowercased)", "error": "\(error)"])
+            }
+        }
+    }
+
+    func socketCount(session sessionID: UUID) -> Int {
+        sessions[sessionID]?.sockets.count ?? 0
+    }
+
+    // MARK: Turns
+
+    /// Queues a turn behind the session's turn in flight. Returns the turn when it
+    /// may be published at once.
+    func submit(_ turn: PendingTurn) throws(FrameError) -> PendingTurn? {
+        let sessionID = turn.envelope.sessionID
+        guard sessions[sessionID] != nil else {
+            throw FrameError(code: "session_not_open", message: "attach to the session before sending to it", clientMessageID: turn.envelope.clientMessageID)
+        }
+        if sessions[sessionID]?.current == nil {
+            sessions[sessionID]?.current = InFlight(turn: turn)
+            return turn
+        }
+        guard sessions[sessionID]!.waiting.count < maxWaitingTurns else {
+            throw FrameError(
+                code: "too_many_pending",
+                message: "\(maxWaitingTurns) messages of this session are already waiting for the reply in progress; wait for it",
+                clientMessageID: turn.envelope.clientMessageID
+            )
+        }
+        sessions[sessionID]?.waiting.append(turn)
+        return nil
+    }
+
+    /// The broker confirmed (error == nil) or refused the session's current turn.
+    /// Returns the next turn to publish, if the session is free for it.
+    func published(_ turn: PendingTurn, error: AMQPError?) -> PendingTurn? {
+        let envelope = turn.envelope
+        guard var current = sessions[envelope.sessionID]?.current, current.turn.envelope.turnID == envelope.turnID else {
+            return nil
+        }
+        if let error {
+            let frame = error.clientFrame
+            turn.origin.send(
+                .error(code: frame.code, message: frame.message, context: .init(sessionID: envelope.sessionID, clientMessageID: envelope.clientMessageID))
+            )
+            return advance(envelope.sessionID)
+        }
+        if envelope.kind == .message {
+            turn.origin.send(.accepted(sessionID: envelope.sessionID, turnID: envelope.turnID, clientMessageID: envelope.clientMessageID))
+        }
+        current.published = true
+        current.deadline = ContinuousClock.now.advanced(by: replyTimeout)
+        let early = current.earlyReply
+        current.earlyReply = nil
+        sessions[envelope.sessionID]?.current = current
+        return early.flatMap { deliver($0) }
+    }
+
+    /// A reply envelope from the broker: fan it out to every socket of the session.
+    /// Returns the session's next turn when this reply ended the current one.
+    func deliver(_ reply: ReplyEnvelope) -> PendingTurn? {
+        let sessionID = reply.sessionID
+        guard let session = sessions[sessionID] else { return nil }
+        let isCurrent = session.current?.turn.envelope.turnID == reply.turnID
+        if isCurrent, session.current?.published == false {
+            // The reply overtook the confirm of its own turn: hold it until the
+            // client has seen `accepted`.
+            if reply.isFinal { sessions[sessionID]?.current?.earlyReply = reply }
+            return nil
+        }
+        switch reply {
+        case .delta(let delta):
+            broadcast(.delta(delta), in: sessionID)
+            return nil
+        case .done(let done):
+            guard !session.answered.contains(reply.turnID) else {
+                logger.info("dropped a duplicate reply", metadata: ["session_id": "\(sessionID.lowercased)", "turn_id": "\(reply.turnID.lowercased)"])
+                return nil
+            }
+            broadcast(.reply(done), in: sessionID)
+        case .error(let failure):
+            guard !session.answered.contains(reply.turnID) else { return nil }
+            broadcast(.error(code: failure.code, message: failure.message, context: .init(sessionID: sessionID, turnID: failure.turnID)), in: sessionID)
+        }
+        remember(answered: reply.turnID, in: sessionID)
+        return isCurrent ? advance(sessionID) : nil
+    }
+
+    /// Ends turns whose reply did not come in time; returns the turns now free to publish.
+    func expireOverdueTurns(now: ContinuousClock.Instant = .now) -> [PendingTurn] {
+        var next: [PendingTurn] = []
+        for (sessionID, session) in sessions {
+            guard let current = session.current, let deadline = current.deadline, deadline <= now else { continue }
+            let envelope = current.turn.envelope
+            logger.warning("no reply in time", metadata: ["session_id": "\(sessionID.lowercased)", "turn_id": "\(envelope.turnID.lowercased)"])
+            broadcast(
+                .error(
+                    code: "reply_timeout", message: "no reply arrived in time; the message was accepted and may still be answered later",
+                    context: .init(sessionID: sessionID, turnID: envelope.turnID, clientMessageID: envelope.clientMessageID)
+                ),
+                in: sessionID
+            )
+            remember(answered: envelope.turnID, in: sessionID)
+            if let turn = advance(sessionID) { next.append(turn) }
+        }
+        return next
+    }
+
+    private func advance(_ sessionID: UUID) -> PendingTurn? {
+        sessions[sessionID]?.current = nil
+        guard let waiting = sessions[sessionID]?.waiting, !waiting.isEmpty else { return nil }
+        let next = sessions[sessionID]!.waiting.removeFirst()
+        sessions[sessionID]?.current = InFlight(turn: next)
+        return next
+    }
+
+    private func remember(answered turnID: UUID, in sessionID: UUID) {
+        sessions[sessionID]?.answered.append(turnID)
+        if let count = sessions[sessionID]?.answered.count, count > 64 {
+            sessions[sessionID]?.answered.removeFirst(count - 64)
+        }
+    }
+
+    private func broadcast(_ frame: ServerFrame, in sessionID: UUID) {
+        sessions[sessionID]?.sockets.values.forEach { $0.send(frame) }
+    }
+}
