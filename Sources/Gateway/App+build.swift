@@ -17,7 +17,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
     let postgres = PostgresClient(configuration: settings.database.clientConfiguration, backgroundLogger: logger)
     let store = PostgresConversationStore(client: postgres, logger: logger, timeout: .seconds(5))
     let publisher = AMQPPublisher(
-        name: "gateway-publish", endpoint: settings.broker.endpoint, topology: topology.gateway(id: settings.gatewayID), logger: logger
+        name: "gateway-publish", endpoint: settings.broker.endpoint, topology: topology.shared, logger: logger
     )
     let replies = AMQPConsumer(
         name: "gateway-replies", endpoint: settings.broker.endpoint, topology: topology.gateway(id: settings.gatewayID),

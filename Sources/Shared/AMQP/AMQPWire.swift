@@ -17,27 +17,22 @@ final class AMQPWire {
             throw .connectFailed("amqp_new_connection returned NULL")
         }
         self.state = state
+        // From here on every stored property is set, so a throw runs `deinit`,
+        // which frees the connection: no explicit destroy on these paths.
         guard let socket = amqp_tcp_socket_new(state) else {
-            amqp_destroy_connection(state)
             throw .connectFailed("amqp_tcp_socket_new returned NULL")
         }
         var timeout = timeval(duration: connectTimeout)
         let opened = amqp_socket_open_noblock(socket, endpoint.host, Int32(endpoint.port), &timeout)
         guard opened == AMQP_STATUS_OK.rawValue else {
-            amqp_destroy_connection(state)
             throw .connectFailed("TCP connect to \(endpoint.host):\(endpoint.port) failed: \(Self.describe(status: opened))")
         }
         let login = parley_amqp_login_plain(
             state, endpoint.virtualHost, 0, 131_072, heartbeatSeconds, endpoint.user, endpoint.password
         )
-        do {
-            try Self.check(login, doing: "login as \(endpoint.user) to vhost \(endpoint.virtualHost)")
-            amqp_channel_open(state, Self.channel)
-            try Self.check(amqp_get_rpc_reply(state), doing: "channel.open")
-        } catch {
-            amqp_destroy_connection(state)
-            throw error
-        }
+        try Self.check(login, doing: "login as \(endpoint.user) to vhost \(endpoint.virtualHost)")
+        amqp_channel_open(state, Self.channel)
+        try Self.check(amqp_get_rpc_reply(state), doing: "channel.open")
     }
 
     deinit {
