@@ -1,0 +1,89 @@
+import Testing
+
+@testable import Gateway
+@testable import Shared
+@testable import Worker
+
+@Suite("Configuration")
+struct ConfigurationTests {
+    @Test(arguments: [
+        ("postgres://u:pw9@db:5433/parley", "db", 5433, "u", "pw9", "parley"),
+        ("postgresql://u:p%40ss@db/parley", "db", 5432, "u", "p@ss", "parley"),
+        ("postgresql+asyncpg://parley:secret@127.0.0.1:5432/parley", "127.0.0.1", 5432, "parley", "secret", "parley"),
+    ])
+    func databaseURLsAreParsed(url: String, host: String, port: Int, user: String, password: String, database: String) throws {
+        let settings = try DatabaseSettings(url: url)
+        #expect(settings.host == host)
+        #expect(settings.port == port)
+        #expect(settings.user == user)
+        #expect(settings.password == password)
+        #expect(settings.database == database)
+        #expect(settings.tls == .disable)
+        #expect(!settings.redacted.contains(password))
+    }
+
+    @Test(arguments: ["mysql://u@h/db", "postgres://u@h", "not a url", "postgres://u@h/db?sslmode=maybe"])
+    func badDatabaseURLsNameTheVariable(url: String) {
+        #expect { try DatabaseSettings(url: url) } throws: { error in
+            (error as? ConfigurationError)?.variable == "DATABASE_URL"
+        }
+    }
+
+    @Test func amqpURLsAreParsed() throws {
+        let endpoint = try #require(AMQPEndpoint(url: "amqp://bob:s%3Acret@broker:5673/%2fparley"))
+        #expect(endpoint.host == "broker")
+        #expect(endpoint.port == 5673)
+        #expect(endpoint.user == "bob")
+        #expect(endpoint.password == "s:cret")
+        #expect(endpoint.virtualHost == "/parley")
+        #expect(AMQPEndpoint(url: "amqp://h")?.virtualHost == "/")
+        #expect(AMQPEndpoint(url: "http://h") == nil)
+        #expect(!endpoint.redacted.contains("s:cret"))
+    }
+
+    @Test func numbersOutOfRangeNameTheVariable() {
+        let environment = EnvironmentReader(["WORKER_CONCURRENCY": "0", "OPENAI_API_KEY": "k"])
+        #expect { try WorkerSettings(environment: environment) } throws: { error in
+            (error as? ConfigurationError)?.variable == "WORKER_CONCURRENCY"
+        }
+        #expect { try EnvironmentReader(["X": "ten"]).int("X", default: 1, range: 1...5) } throws: { error in
+            (error as? ConfigurationError)?.description.contains("X must be a whole number") == true
+        }
+    }
+
+    @Test func theWorkerNeedsAnLLMKey() {
+        #expect { try WorkerSettings(environment: EnvironmentReader([:])) } throws: { error in
+            (error as? ConfigurationError)?.variable == "OPENAI_API_KEY"
+        }
+    }
+
+    @Test func authenticationIsOnByDefaultAndNeedsASecretOrKeys() throws {
+        #expect { try GatewaySettings(environment: EnvironmentReader([:])) } throws: { error in
+            (error as? ConfigurationError)?.variable == "JWT_SECRET"
+        }
+        let off = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off"]))
+        guard case .off = off.authentication else {
+            Issue.record("PARLEY_AUTH=off should turn authentication off")
+            return
+        }
+        let keys = try GatewaySettings(environment: EnvironmentReader(["API_KEYS": "k1:alice, k2:bob"]))
+        guard case .on(let secret, let apiKeys) = keys.authentication else {
+            Issue.record("authentication should be on")
+            return
+        }
+        #expect(secret == nil)
+        #expect(apiKeys == ["k1": "alice", "k2": "bob"])
+        #expect { try GatewaySettings(environment: EnvironmentReader(["API_KEYS": "justakey"])) } throws: { error in
+            (error as? ConfigurationError)?.variable == "API_KEYS"
+        }
+        #expect { try GatewaySettings(environment: EnvironmentReader(["JWT_SECRET": "short"])) } throws: { error in
+            (error as? ConfigurationError)?.variable == "JWT_SECRET"
+        }
+    }
+
+    @Test func aBadGatewayIDIsRefused() {
+        #expect { try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "GATEWAY_ID": "a b"])) } throws: { error in
+            (error as? ConfigurationError)?.variable == "GATEWAY_ID"
+        }
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+@testable import Gateway
+@testable import Shared
+
+/// Records binds; fails them on demand.
+final class RecordingSubscriptions: ReplySubscriptions {
+    let bound = Mutex<[UUID]>([])
+    let unbound = Mutex<[UUID]>([])
+    let failure = Mutex<AMQPError?>(nil)
+
+    func subscribe(session: UUID) async throws(AMQPError) {
+        if let error = failure.withLock({ $0 }) { throw error }
+        bound.withLock { $0.append(session) }
+    }
+
+    func unsubscribe(session: UUID) async throws(AMQPError) {
+        unbound.withLock { $0.append(session) }
+    }
+}
+
+@Suite("Session hub")
+struct SessionHubTests {
+    let subscriptions = RecordingSubscriptions()
+    let hub: SessionHub
+    let session = UUID()
+
+    init() {
+        hub = SessionHub(subscriptions: subscriptions, maxWaitingTurns: 2, replyTimeout: .seconds(30), logger: Logger(label: "test"))
+    }
+
+    func socket(_ user: String = "alice") -> SocketOutbox {
+        SocketOutbox(userID: user, capacity: 100, logger: Logger(label: "test"))
+    }
+
+    func turn(_ content: String, from socket: SocketOutbox) -> PendingTurn {
+        PendingTurn(
+            envelope: TurnEnvelope(kind: .message, sessionID: session, userID: socket.userID, content: content, clientMessageID: content, gatewayID: "g"),
+            origin: socket
+        )
+    }
+
+    func done(_ turn: PendingTurn, id: Int64 = 1) -> ReplyEnvelope {
+        .done(.init(
+            sessionID: session, turnID: turn.envelope.turnID, message: .init(id: id, role: .assistant, content: "re \(turn.envelope.content)", timestamp: Date()),
+            status: "active", completed: false, usage: .init()
+        ))
+    }
+
+    /// Every frame the socket was sent, as (type, field) pairs.
+    func frames(of socket: SocketOutbox) async -> [[String: Any]] {
+        socket.finish()
+        var result: [[String: Any]] = []
+        for await text in socket.frames {
+            result.append((try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:])
+        }
+        return result
+    }
+
+    @Test func aSessionHasOneTurnInFlightAndTheRestWaitInOrder() async throws {
+        let alice = socket()
+        try await hub.attach(alice, to: session)
+        let first = turn("one", from: alice)
+        let second = turn("two", from: alice)
+        let third = turn("three", from: alice)
+        #expect(try await hub.submit(first)?.envelope.turnID == first.envelope.turnID)
+        #expect(try await hub.submit(second) == nil)
+        #expect(try await hub.submit(third) == nil)
+        #expect(await hub.published(first, error: nil) == nil)
+        let next = await hub.deliver(done(first))
+        #expect(next?.envelope.turnID == second.envelope.turnID)
+        #expect(await hub.published(second, error: nil) == nil)
+        #expect(await hub.deliver(done(second))?.envelope.turnID == third.envelope.turnID)
+        let sent = await frames(of: alice)
+        #expect(sent.map { $0["type"] as? String } == ["accepted", "reply", "accepted", "reply"])
+        #expect(sent.map { $0["client_msg_id"] as? String }.compactMap { $0 } == ["one", "two"])
+    }
+
+    @Test func tooManyWaitingTurnsAreRefused() async throws {
+        let alice = socket()
+        try await hub.attach(alice, to: session)
+        _ = try await hub.submit(turn("1", from: alice))
+        _ = try await hub.submit(turn("2", from: alice))
+        _ = try await hub.submit(turn("3", from: alice))
+        await #expect { try await hub.submit(turn("4", from: alice)) } throws: { error in
+            (error as? FrameError)?.code == "too_many_pending"
+        }
+    }
+
+    @Test func everySocketOfTheSessionGetsTheReplyOnce() async throws {
+        let tab1 = socket()
+        let tab2 = socket()
+        try await hub.attach(tab1, to: session)
+        try await hub.attach(tab2, to: session)
+        #expect(subscriptions.bound.withLock { $0 } == [session])
+        let first = turn("hi", from: tab1)
+        _ = try await hub.submit(first)
+        _ = await hub.published(first, error: nil)
+        _ = await hub.deliver(done(first))
+        _ = await hub.deliver(done(first))  // a redelivered duplicate
+        let one = await frames(of: tab1).map { $0["type"] as? String }
+        let two = await frames(of: tab2).map { $0["type"] as? String }
+        #expect(one == ["accepted", "reply"])
+        #expect(two == ["reply"])
+    }
+
+    @Test func aReplyThatOvertakesItsConfirmWaitsForAccepted() async throws {
+        let alice = socket()
+        try await hub.attach(alice, to: session)
+        let first = turn("fast", from: alice)
+        let second = turn("next", from: alice)
+        _ = try await hub.submit(first)
+        _ = try await hub.submit(second)
+        #expect(await hub.deliver(done(first)) == nil)
+        #expect(await hub.published(first, error: nil)?.envelope.turnID == second.envelope.turnID)
+        #expect(await frames(of: alice).map { $0["type"] as? String } == ["accepted", "reply"])
+    }
+
+    @Test func aRefusedPublishTellsTheSenderAndFreesTheSession() async throws {
+        let alice = socket()
+        try await hub.attach(alice, to: session)
+        let first = turn("a", from: alice)
+        let second = turn("b", from: alice)
+        _ = try await hub.submit(first)
+        _ = try await hub.submit(second)
+        let next = await hub.published(first, error: .nacked(exchange: "x", routingKey: "y"))
+        #expect(next?.envelope.turnID == second.envelope.turnID)
+        _ = await hub.published(second, error: .notConnected("down"))
+        let sent = await frames(of: alice)
+        #expect(sent.map { $0["code"] as? String } == ["overloaded", "unavailable"])
+    }
+
+    @Test func anOverdueTurnIsReportedAndTheSessionMovesOn() async throws {
+        let alice = socket()
+        try await hub.attach(alice, to: session)
+        let first = turn("slow", from: alice)
+        let second = turn("next", from: alice)
+        _ = try await hub.submit(first)
+        _ = try await hub.submit(second)
+        _ = await hub.published(first, error: nil)
+        #expect(await hub.expireOverdueTurns(now: .now).isEmpty)
+        let released = await hub.expireOverdueTurns(now: .now.advanced(by: .seconds(31)))
+        #expect(released.map(\.envelope.turnID) == [second.envelope.turnID])
+        _ = await hub.deliver(done(first))  // late: already reported
+        let codes = await frames(of: alice).map { ($0["type"] as? String ?? "") + "/" + ($0["code"] as? String ?? "") }
+        #expect(codes == ["accepted/", "error/reply_timeout"])
+    }
+
+    @Test func theLastSocketLeavingUnbindsAndDropsWaitingTurns() async throws {
+        let tab1 = socket()
+        let tab2 = socket()
+        try await hub.attach(tab1, to: session)
+        try await hub.attach(tab2, to: session)
+        await hub.detach(tab1)
+        #expect(subscriptions.unbound.withLock { $0 }.isEmpty)
+        await hub.detach(tab2)
+        #expect(subscriptions.unbound.withLock { $0 } == [session])
+        #expect(await hub.socketCount(session: session) == 0)
+        await #expect { try await hub.submit(turn("late", from: tab2)) } throws: { error in
+            (error as? FrameError)?.code == "session_not_open"
+        }
+    }
+
+    @Test func aFailedBindIsReportedAndNotRemembered() async throws {
+        subscriptions.failure.withLock { $0 = .notConnected("down") }
+        let alice = socket()
+        await #expect(throws: AMQPError.notConnected("down")) { try await hub.attach(alice, to: session) }
+        #expect(await hub.socketCount(session: session) == 0)
+        subscriptions.failure.withLock { $0 = nil }
+        try await hub.attach(alice, to: session)
+        #expect(subscriptions.bound.withLock { $0 } == [session])
+    }
+}

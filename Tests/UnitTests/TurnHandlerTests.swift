@@ -1,0 +1,130 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+@testable import Shared
+@testable import Worker
+
+/// A model that answers with a script and counts its calls.
+final class ScriptedModel: ChatModel {
+    let calls = Mutex<[[PromptMessage]]>([])
+    let failure: LLMError?
+
+    init(failure: LLMError? = nil) {
+        self.failure = failure
+    }
+
+    func complete(_ prompt: [PromptMessage]) async throws(LLMError) -> ChatCompletion {
+        calls.withLock { $0.append(prompt) }
+        if let failure { throw failure }
+        return ChatCompletion(text: "answer to \(prompt.last?.content ?? "")", model: "scripted", usage: .init(promptTokens: 3, completionTokens: 4))
+    }
+
+    var callCount: Int { calls.withLock { $0.count } }
+}
+
+@Suite("Turn handler")
+struct TurnHandlerTests {
+    let store = InMemoryConversationStore()
+    let logger = Logger(label: "test")
+
+    func handler(_ model: ScriptedModel, history: Int = 20) -> TurnHandler {
+        TurnHandler(store: store, model: model, prompts: PromptBuilder(systemPrompt: "sys", maxHistory: history), modelName: "scripted")
+    }
+
+    func session(user: String = "alice") async throws -> UUID {
+        let id = UUID()
+        try await store.createSession(SessionRecord(id: id, userID: user))
+        return id
+    }
+
+    func message(_ content: String, in session: UUID, user: String = "alice") -> TurnEnvelope {
+        TurnEnvelope(kind: .message, sessionID: session, userID: user, content: content, gatewayID: "g")
+    }
+
+    @Test func aTurnIsAnsweredAndStoredWithItsQuestion() async throws {
+        let model = ScriptedModel()
+        let sessionID = try await session()
+        let reply = try await handler(model).reply(to: message("oi", in: sessionID), logger: logger)
+        guard case .done(let done) = reply else {
+            Issue.record("expected done, got \(reply)")
+            return
+        }
+        #expect(done.message.content == "answer to oi")
+        #expect(done.usage == TokenUsage(promptTokens: 3, completionTokens: 4))
+        let stored = try await store.recentMessages(session: sessionID, limit: 10)
+        #expect(stored.map(\.role) == [.user, .assistant])
+        #expect(stored.map(\.content) == ["oi", "answer to oi"])
+    }
+
+    @Test func aRedeliveredTurnIsAnsweredFromTheStoreWithoutTheModel() async throws {
+        let model = ScriptedModel()
+        let sessionID = try await session()
+        let turn = message("oi", in: sessionID)
+        let first = try await handler(model).reply(to: turn, logger: logger)
+        let again = try await handler(model).reply(to: turn, logger: logger)
+        #expect(model.callCount == 1)
+        guard case .done(let one) = first, case .done(let two) = again else {
+            Issue.record("expected two done replies")
+            return
+        }
+        #expect(one.message == two.message)
+        #expect(try await store.recentMessages(session: sessionID, limit: 10).count == 2)
+    }
+
+    @Test func theHistoryIsBoundedAndTheSystemPromptKept() async throws {
+        let model = ScriptedModel()
+        let sessionID = try await session()
+        for index in 1...5 {
+            _ = try await handler(model, history: 3).reply(to: message("m\(index)", in: sessionID), logger: logger)
+        }
+        let lastPrompt = try #require(model.calls.withLock { $0.last })
+        #expect(lastPrompt.first == PromptMessage(role: .system, content: "sys"))
+        #expect(lastPrompt.count == 1 + 3 + 1)
+        #expect(lastPrompt.last == PromptMessage(role: .user, content: "m5"))
+        #expect(lastPrompt[1...3].map(\.content) == ["answer to m3", "m4", "answer to m4"])
+    }
+
+    @Test func aModelFailureBecomesAnErrorReplyAndStoresNothing() async throws {
+        let model = ScriptedModel(failure: .unavailable("HTTP 503"))
+        let sessionID = try await session()
+        let reply = try await handler(model).reply(to: message("oi", in: sessionID), logger: logger)
+        guard case .error(let failure) = reply else {
+            Issue.record("expected an error reply, got \(reply)")
+            return
+        }
+        #expect(failure.code == "llm_unavailable")
+        #expect(try await store.recentMessages(session: sessionID, limit: 10).isEmpty)
+    }
+
+    @Test func unknownAndForeignSessionsAreRefusedWithoutTheModel() async throws {
+        let model = ScriptedModel()
+        let bobs = try await session(user: "bob")
+        let unknown = try await handler(model).reply(to: message("oi", in: UUID()), logger: logger)
+        let foreign = try await handler(model).reply(to: message("oi", in: bobs, user: "alice"), logger: logger)
+        guard case .error(let first) = unknown, case .error(let second) = foreign else {
+            Issue.record("expected error replies")
+            return
+        }
+        #expect(first.code == "session_not_found")
+        #expect(second.code == "forbidden")
+        #expect(model.callCount == 0)
+    }
+
+    @Test func aStoreOutageIsThrownForARetry() async throws {
+        let model = ScriptedModel()
+        let sessionID = try await session()
+        store.failEveryCall(with: .unavailable("down"))
+        await #expect(throws: TurnFailure.self) { try await handler(model).reply(to: message("oi", in: sessionID), logger: logger) }
+    }
+
+    @Test func anOpeningTurnStoresOnlyTheReply() async throws {
+        let model = ScriptedModel()
+        let sessionID = try await session()
+        let start = TurnEnvelope(kind: .start, sessionID: sessionID, userID: "alice", content: "", gatewayID: "g")
+        _ = try await handler(model).reply(to: start, logger: logger)
+        #expect(model.calls.withLock { $0.first?.last?.content } == PromptBuilder.openingCue)
+        #expect(try await store.recentMessages(session: sessionID, limit: 10).map(\.role) == [.assistant])
+    }
+}
