@@ -1,0 +1,603 @@
+"""Helpers of the end-to-end suite: the process stack, a WebSocket client, JWTs,
+PostgreSQL queries and polling with deadlines.
+
+The suite drives the real binaries (parley-gateway, parley-worker, parley-llm-sim)
+against the real RabbitMQ and PostgreSQL that scripts/test.sh started, through the
+`websockets` package, a WebSocket client that has nothing to do with the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import websockets
+from websockets.asyncio.client import connect as ws_connect
+
+REQUIRED_ENV = (
+    "PARLEY_TEST_AMQP_URL",
+    "PARLEY_TEST_DATABASE_URL",
+    "PARLEY_BIN_DIR",
+    "PARLEY_TEST_RABBITMQ_DIR",
+    "PARLEY_TEST_SCRIPTS",
+)
+
+BINARIES = ("parley-gateway", "parley-worker", "parley-llm-sim")
+
+# Fixed test credentials: the gateways are started with them.
+JWT_SECRET = "e2e-secret-0123456789abcdefghijk"  # 32 bytes
+assert len(JWT_SECRET) == 32
+API_KEY = "e2e-api-key-4f1c9a"
+API_KEY_USER = "apikey-user"
+
+WORKER_COUNT = 3
+WORKER_CONCURRENCY = 4
+GATEWAY_COUNT = 2
+SIM_LATENCY_MS = 20
+
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+
+
+def missing_env() -> list[str]:
+    return [name for name in REQUIRED_ENV if not os.environ.get(name)]
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"environment variable {name} is not set (scripts/test.sh sets it)")
+    return value
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free TCP ports on 127.0.0.1 (all held open until all are known)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+# ---------------------------------------------------------------- polling
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Polls `condition` until it returns something truthy; fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = condition()
+            if result:
+                return result
+            last_error = None
+        except Exception as error:  # noqa: BLE001 - reported below
+            last_error = error
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+async def async_wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = await asyncio.to_thread(condition)
+            if result:
+                return result
+            last_error = None
+        except Exception as error:  # noqa: BLE001
+            last_error = error
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}{detail}")
+        await asyncio.sleep(interval)
+
+
+def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
+    """(status, body) of a GET; status 0 when nothing answered."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
+    except (OSError, urllib.error.URLError):
+        return 0, ""
+
+
+def run(coro, timeout: float = 60.0):
+    """Runs one test's coroutine with an overall deadline."""
+
+    async def bounded():
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+# ---------------------------------------------------------------- auth
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def make_jwt(sub: str | None, *, secret: str = JWT_SECRET, expires_in: int = 3600, claims: dict | None = None) -> str:
+    """An HS256 JWT signed with hmac/hashlib (no JWT library)."""
+    header = {"alg": "HS256", "typ": "JWT"}
+    payload: dict[str, Any] = {"exp": int(time.time()) + expires_in}
+    if sub is not None:
+        payload["sub"] = sub
+    payload.update(claims or {})
+    signing_input = _b64url(json.dumps(header, separators=(",", ":")).encode()) + "." + _b64url(
+        json.dumps(payload, separators=(",", ":")).encode()
+    )
+    signature = hmac.new(secret.encode(), signing_input.encode("ascii"), hashlib.sha256).digest()
+    return signing_input + "." + _b64url(signature)
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+_FIELD_SEP = "\x1f"
+_RECORD_SEP = "\x1e"
+
+
+def psql(sql: str) -> list[list[str]]:
+    """Rows of a query run with the psql CLI against PARLEY_TEST_DATABASE_URL."""
+    result = subprocess.run(
+        ["psql", env("PARLEY_TEST_DATABASE_URL"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+         "-F", _FIELD_SEP, "-R", _RECORD_SEP, "-c", sql],
+        capture_output=True, text=True, timeout=30,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"psql failed ({result.returncode}) for {sql!r}: {result.stderr.strip()}")
+    text = result.stdout
+    if text.endswith("\n"):
+        text = text[:-1]
+    if not text:
+        return []
+    return [record.split(_FIELD_SEP) for record in text.split(_RECORD_SEP)]
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass
+class StoredMessage:
+    id: int
+    session_id: str
+    turn_id: str
+    role: str
+    content: str
+
+
+def stored_messages(session_ids: list[str] | str) -> list[StoredMessage]:
+    if isinstance(session_ids, str):
+        session_ids = [session_ids]
+    if not session_ids:
+        return []
+    ids = ",".join(sql_literal(s) for s in session_ids)
+    rows = psql(
+        f"SELECT id, session_id, turn_id, role, content FROM messages WHERE session_id IN ({ids}) ORDER BY id"
+    )
+    return [StoredMessage(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def session_row(session_id: str) -> dict[str, str] | None:
+    rows = psql(f"SELECT id, user_id, status FROM sessions WHERE id = {sql_literal(session_id)}")
+    if not rows:
+        return None
+    return {"id": rows[0][0], "user_id": rows[0][1], "status": rows[0][2]}
+
+
+def duplicate_turn_roles(session_ids: list[str]) -> list[list[str]]:
+    ids = ",".join(sql_literal(s) for s in session_ids)
+    return psql(
+        f"SELECT turn_id, role, count(*) FROM messages WHERE session_id IN ({ids}) "
+        "GROUP BY turn_id, role HAVING count(*) > 1"
+    )
+
+
+# ---------------------------------------------------------------- expected texts
+
+
+def reply_text(n: int, content: str) -> str:
+    """What the simulator answers to the n-th user message of a conversation."""
+    return f'Resposta {n}: você disse "{content}".'
+
+
+# ---------------------------------------------------------------- processes
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    health_url: str | None = None
+    popen: subprocess.Popen | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> "Proc":
+        log = open(self.log_path, "ab")
+        try:
+            self.popen = subprocess.Popen(
+                self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def wait_healthy(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        assert self.health_url
+
+        def ready():
+            if not self.alive():
+                raise ProcessExited(f"{self.name} exited with status {self.popen.returncode}:\n{self.tail(30)}")
+            return http_get(self.health_url)[0] == 200
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if ready():
+                return
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"{self.name} did not answer 200 on {self.health_url} within {timeout:.0f} s "
+                    f"(last: {http_get(self.health_url)}):\n{self.tail(30)}"
+                )
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL (a crash) and reap."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGKILL)
+            self.popen.wait(timeout=STOP_TIMEOUT)
+
+    def terminate(self) -> None:
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self) -> None:
+        if self.popen is None:
+            return
+        try:
+            self.popen.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.popen.send_signal(signal.SIGKILL)
+            self.popen.wait(timeout=STOP_TIMEOUT)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            data = self.log_path.read_bytes()
+        except OSError:
+            return "(no log)"
+        text = data.decode("utf-8", "replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+class ProcessExited(RuntimeError):
+    pass
+
+
+class Stack:
+    """The Parley processes of one test session, on free ports, with their own
+    AMQP prefix so that nothing is shared with other tests on the same broker."""
+
+    def __init__(self) -> None:
+        self.bin_dir = Path(env("PARLEY_BIN_DIR"))
+        self.amqp_url = env("PARLEY_TEST_AMQP_URL")
+        self.database_url = env("PARLEY_TEST_DATABASE_URL")
+        self.rabbitmq_dir = env("PARLEY_TEST_RABBITMQ_DIR")
+        self.scripts_dir = env("PARLEY_TEST_SCRIPTS")
+        self.prefix = "e2e" + secrets.token_hex(4)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"parley-{self.prefix}-"))
+        self.procs: list[Proc] = []
+        self.sim: Proc | None = None
+        self.workers: list[Proc] = []
+        self.gateways: list[Proc] = []
+        self._worker_serial = 0
+
+    # -- environment
+
+    def _base_env(self) -> dict[str, str]:
+        keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+        base = {k: os.environ[k] for k in keep if k in os.environ}
+        base.update(
+            AMQP_URL=self.amqp_url,
+            DATABASE_URL=self.database_url,
+            AMQP_PREFIX=self.prefix,
+            LOG_LEVEL="info",
+        )
+        return base
+
+    def _binary(self, name: str) -> str:
+        path = self.bin_dir / name
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise RuntimeError(f"{path} is missing or not executable (PARLEY_BIN_DIR={self.bin_dir}); run swift build")
+        return str(path)
+
+    def _add(self, proc: Proc) -> Proc:
+        self.procs.append(proc)
+        return proc.start()
+
+    # -- processes
+
+    def start_sim(self) -> Proc:
+        (port,) = free_ports(1)
+        environment = self._base_env()
+        environment.update(LLM_SIM_HOST="127.0.0.1", LLM_SIM_PORT=str(port), LLM_SIM_LATENCY_MS=str(SIM_LATENCY_MS))
+        self.sim = self._add(
+            Proc("llm-sim", [self._binary("parley-llm-sim")], environment, self.tmp / "llm-sim.log",
+                 health_url=f"http://127.0.0.1:{port}/health", extra={"port": port})
+        )
+        return self.sim
+
+    @property
+    def sim_url(self) -> str:
+        assert self.sim
+        return f"http://127.0.0.1:{self.sim.extra['port']}"
+
+    def sim_stats(self) -> dict[str, int]:
+        status, body = http_get(self.sim_url + "/sim/stats")
+        if status != 200:
+            raise AssertionError(f"GET /sim/stats answered {status}: {body!r}")
+        return json.loads(body)
+
+    def start_worker(self) -> Proc:
+        (port,) = free_ports(1)
+        self._worker_serial += 1
+        worker_id = f"{self.prefix}-w{self._worker_serial}"
+        environment = self._base_env()
+        environment.update(
+            WORKER_ID=worker_id,
+            WORKER_HOST="127.0.0.1",
+            WORKER_PORT=str(port),
+            OPENAI_BASE_URL=f"{self.sim_url}/v1",
+            OPENAI_API_KEY="sim",
+            WORKER_CONCURRENCY=str(WORKER_CONCURRENCY),
+            TURN_RETRY_PAUSE_MS="200",
+        )
+        proc = self._add(
+            Proc(f"worker {worker_id}", [self._binary("parley-worker")], environment, self.tmp / f"{worker_id}.log",
+                 health_url=f"http://127.0.0.1:{port}/health", extra={"port": port, "id": worker_id})
+        )
+        self.workers.append(proc)
+        return proc
+
+    def start_gateway(self, index: int) -> Proc:
+        (port,) = free_ports(1)
+        gateway_id = f"{self.prefix}-gw{index + 1}"
+        environment = self._base_env()
+        environment.update(
+            GATEWAY_ID=gateway_id,
+            GATEWAY_HOST="127.0.0.1",
+            GATEWAY_PORT=str(port),
+            PARLEY_AUTH="on",
+            JWT_SECRET=JWT_SECRET,
+            API_KEYS=f"{API_KEY}:{API_KEY_USER}",
+            REPLY_TIMEOUT_SECONDS="60",
+        )
+        proc = self._add(
+            Proc(f"gateway {gateway_id}", [self._binary("parley-gateway")], environment, self.tmp / f"{gateway_id}.log",
+                 health_url=f"http://127.0.0.1:{port}/health", extra={"port": port, "id": gateway_id})
+        )
+        self.gateways.append(proc)
+        return proc
+
+    def ws_url(self, gateway: int = 0) -> str:
+        return f"ws://127.0.0.1:{self.gateways[gateway].extra['port']}/ws"
+
+    def http_url(self, gateway: int = 0) -> str:
+        return f"http://127.0.0.1:{self.gateways[gateway].extra['port']}"
+
+    def live_workers(self) -> list[Proc]:
+        return [w for w in self.workers if w.alive()]
+
+    def start(self) -> None:
+        started = time.monotonic()
+        self.start_sim().wait_healthy()
+        for _ in range(WORKER_COUNT):
+            self.start_worker()
+        for worker in self.workers:
+            worker.wait_healthy()
+        # The workers apply the migrations; the gateways need the tables.
+        wait_until(
+            lambda: psql("SELECT to_regclass('public.sessions') IS NOT NULL AND to_regclass('public.messages') IS NOT NULL")
+            == [["t"]],
+            STARTUP_TIMEOUT, "the workers' migrations (tables sessions and messages)", interval=0.2,
+        )
+        for index in range(GATEWAY_COUNT):
+            self.start_gateway(index)
+        for gateway in self.gateways:
+            gateway.wait_healthy()
+        self.startup_seconds = time.monotonic() - started
+
+    def stop(self) -> None:
+        # Gateways first (they hold the sockets), then workers, then the simulator.
+        order = list(self.gateways) + list(self.workers) + ([self.sim] if self.sim else [])
+        order += [p for p in self.procs if p not in order]
+        for proc in order:
+            proc.terminate()
+        for proc in order:
+            proc.wait_stopped()
+
+    def log_tails(self, lines: int = 40) -> str:
+        parts = []
+        for proc in self.procs:
+            state = "running" if proc.alive() else f"exited ({proc.popen.returncode if proc.popen else 'not started'})"
+            parts.append(f"----- {proc.name} [pid {proc.pid}, {state}] {proc.log_path} (last {lines} lines)\n{proc.tail(lines)}")
+        return "\n".join(parts)
+
+    def cleanup_tmp(self) -> None:
+        if os.environ.get("PARLEY_E2E_KEEP_LOGS") != "1":
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- broker outage
+
+    def rabbitmq(self, action: str) -> None:
+        result = subprocess.run(
+            ["bash", os.path.join(self.scripts_dir, "lib", "rabbitmq.sh"), action, self.rabbitmq_dir],
+            capture_output=True, text=True, timeout=120,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmq.sh {action} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+
+
+# ---------------------------------------------------------------- WebSocket client
+
+
+class Client:
+    """One WebSocket of the `websockets` package, with frame expectations.
+
+    `delta` frames are recorded but skipped by `recv`: the protocol allows any
+    number of them before a `reply`."""
+
+    def __init__(self, ws, label: str) -> None:
+        self.ws = ws
+        self.label = label
+        self.frames: list[dict] = []  # every frame received, deltas included
+        self.deltas: list[dict] = []
+
+    @classmethod
+    async def connect(cls, url: str, token: str | None = None, *, via_query: bool = False, label: str = "") -> "Client":
+        headers = {}
+        if token is not None:
+            if via_query:
+                url = f"{url}?token={token}"
+            else:
+                headers["Authorization"] = f"Bearer {token}"
+        ws = await ws_connect(
+            url, additional_headers=headers, proxy=None, compression=None, open_timeout=10,
+            ping_interval=None, max_size=None, close_timeout=5,
+        )
+        return cls(ws, label or url)
+
+    async def send(self, frame: dict | str) -> None:
+        await self.ws.send(frame if isinstance(frame, str) else json.dumps(frame, ensure_ascii=False))
+
+    async def message(self, content: str, *, session_id: str | None = None, client_msg_id: str | None = None) -> None:
+        frame: dict[str, Any] = {"type": "message", "content": content}
+        if session_id is not None:
+            frame["session_id"] = session_id
+        if client_msg_id is not None:
+            frame["client_msg_id"] = client_msg_id
+        await self.send(frame)
+
+    async def recv(self, timeout: float = 15.0, *, waiting_for: str = "a frame") -> dict:
+        """The next frame that is not a delta."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise asyncio.TimeoutError
+                raw = await asyncio.wait_for(self.ws.recv(), remaining)
+            except asyncio.TimeoutError:
+                raise AssertionError(
+                    f"[{self.label}] no {waiting_for} within {timeout:.1f} s; frames so far: {self._recent()}"
+                ) from None
+            except websockets.ConnectionClosed as closed:
+                raise AssertionError(
+                    f"[{self.label}] socket closed ({closed}) while waiting for {waiting_for}; frames so far: {self._recent()}"
+                ) from None
+            assert isinstance(raw, str), f"[{self.label}] the server sent a binary frame: {raw!r}"
+            frame = json.loads(raw)
+            self.frames.append(frame)
+            if frame.get("type") == "delta":
+                self.deltas.append(frame)
+                continue
+            return frame
+
+    async def expect(self, type_: str, timeout: float = 15.0, **fields: Any) -> dict:
+        """The next non-delta frame, which must be of `type_` with `fields`."""
+        want = f"a {type_!r} frame" + (f" with {fields}" if fields else "")
+        frame = await self.recv(timeout, waiting_for=want)
+        assert frame.get("type") == type_, f"[{self.label}] expected {want}, got {frame}"
+        for key, value in fields.items():
+            assert frame.get(key) == value, f"[{self.label}] expected {want}; {key}={frame.get(key)!r} in {frame}"
+        return frame
+
+    async def expect_error(self, code: str, timeout: float = 15.0, **fields: Any) -> dict:
+        return await self.expect("error", timeout, code=code, **fields)
+
+    async def expect_turn(
+        self, *, session_id: str, content: str, n: int, client_msg_id: str | None = None, timeout: float = 20.0
+    ) -> tuple[dict, dict]:
+        """`accepted` then `reply` with the simulator's n-th answer to `content`."""
+        accepted = await self.expect("accepted", timeout, session_id=session_id, client_msg_id=client_msg_id)
+        reply = await self.expect_reply(session_id=session_id, turn_id=accepted["turn_id"], text=reply_text(n, content), timeout=timeout)
+        return accepted, reply
+
+    async def expect_reply(self, *, session_id: str, turn_id: str | None, text: str, timeout: float = 20.0) -> dict:
+        fields: dict[str, Any] = {"session_id": session_id, "status": "active", "completed": False}
+        if turn_id is not None:
+            fields["turn_id"] = turn_id
+        reply = await self.expect("reply", timeout, **fields)
+        message = reply.get("message") or {}
+        assert message.get("role") == "assistant", f"[{self.label}] reply message is not the assistant's: {reply}"
+        assert message.get("content") == text, f"[{self.label}] reply text {message.get('content')!r} != {text!r}"
+        assert isinstance(message.get("id"), int) and message["id"] > 0, f"[{self.label}] reply message has no id: {reply}"
+        assert isinstance(message.get("timestamp"), str), f"[{self.label}] reply message has no timestamp: {reply}"
+        return reply
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+    def _recent(self) -> str:
+        return json.dumps(self.frames[-8:], ensure_ascii=False)
+
+
+class Sockets:
+    """Closes every client it opened, also when the test fails."""
+
+    def __init__(self) -> None:
+        self.clients: list[Client] = []
+
+    async def open(self, url: str, token: str | None, **kwargs) -> Client:
+        client = await Client.connect(url, token, **kwargs)
+        self.clients.append(client)
+        return client
+
+    async def __aenter__(self) -> "Sockets":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await asyncio.gather(*(c.ws.close() for c in self.clients), return_exceptions=True)
