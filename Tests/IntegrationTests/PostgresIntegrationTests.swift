@@ -1,0 +1,98 @@
+import Foundation
+import PostgresNIO
+import Testing
+
+@testable import Shared
+
+@Suite("PostgreSQL (real database)")
+struct PostgresIntegrationTests {
+    @Test func migrationsRacingFromSeveralProcessesApplyOnce() async throws {
+        try await withIsolatedPostgres { client, _ in
+            let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0..<6 {
+                    group.addTask { try await Migrator().migrate(client, logger: TestEnvironment.logger) }
+                }
+                return try await group.reduce(into: [[Int]]()) { $0.append($1) }
+            }
+            #expect(applied.filter { !$0.isEmpty } == [ParleyMigrations.all.map(\.version)])
+            let rows = try await client.query("SELECT version FROM schema_migrations ORDER BY version")
+            var versions: [Int] = []
+            for try await version in rows.decode(Int.self) { versions.append(version) }
+            #expect(versions == ParleyMigrations.all.map(\.version))
+            #expect(try await Migrator().migrate(client, logger: TestEnvironment.logger).isEmpty)
+        }
+    }
+
+    @Test func aFailingMigrationLeavesNothingBehind() async throws {
+        try await withIsolatedPostgres { client, _ in
+            let broken = Migrator(migrations: [
+                Migration(version: 1, name: "half", statements: ["CREATE TABLE half_written (id int)", "THIS IS NOT SQL"])
+            ])
+            await #expect(throws: StoreError.self) { try await broken.migrate(client, logger: TestEnvironment.logger) }
+            let rows = try await client.query("SELECT count(*) FROM pg_tables WHERE tablename = 'half_written'")
+            for try await count in rows.decode(Int.self) { #expect(count == 0) }
+        }
+    }
+
+    @Test func aTurnIsStoredOnceEvenWhenTwoAttemptsRace() async throws {
+        try await withIsolatedPostgres { client, _ in
+            try await Migrator().migrate(client, logger: TestEnvironment.logger)
+            let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger)
+            let session = SessionRecord(id: UUID(), userID: "alice")
+            try await store.createSession(session)
+            let turn = CompletedTurn(
+                sessionID: session.id, turnID: UUID(), userContent: "oi", replyContent: "olá", rawReply: "olá",
+                model: "m", usage: TokenUsage(promptTokens: 1, completionTokens: 2), latencyMilliseconds: 5
+            )
+            let results = try await withThrowingTaskGroup(of: StoredReply.self) { group in
+                for _ in 0..<4 { group.addTask { try await store.record(turn) } }
+                return try await group.reduce(into: [StoredReply]()) { $0.append($1) }
+            }
+            #expect(results.filter(\.isNew).count == 1)
+            #expect(Set(results.map(\.message.id)).count == 1)
+            let messages = try await store.recentMessages(session: session.id, limit: 10)
+            #expect(messages.map(\.role) == [.user, .assistant])
+            #expect(try await store.reply(forTurn: turn.turnID)?.id == results[0].message.id)
+        }
+    }
+
+    @Test func historyIsTheNewestMessagesOldestFirst() async throws {
+        try await withIsolatedPostgres { client, _ in
+            try await Migrator().migrate(client, logger: TestEnvironment.logger)
+            let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger)
+            let session = SessionRecord(id: UUID(), userID: "alice")
+            try await store.createSession(session)
+            for index in 1...4 {
+                _ = try await store.record(
+                    CompletedTurn(
+                        sessionID: session.id, turnID: UUID(), userContent: "q\(index)", replyContent: "a\(index)", rawReply: "a\(index)",
+                        model: "m", usage: TokenUsage(), latencyMilliseconds: 1
+                    )
+                )
+            }
+            let recent = try await store.recentMessages(session: session.id, limit: 3)
+            #expect(recent.map(\.content) == ["a3", "q4", "a4"])
+            let all = try await store.messages(session: session.id, afterID: 0, limit: 100)
+            #expect(all.count == 8)
+            let after = try await store.messages(session: session.id, afterID: all[5].id, limit: 100)
+            #expect(after.map(\.content) == ["q4", "a4"])
+            #expect(try await store.session(id: session.id)?.userID == "alice")
+            #expect(try await store.session(id: UUID()) == nil)
+        }
+    }
+
+    @Test func anUnreachableDatabaseIsReportedAsUnavailable() async throws {
+        var settings = try TestEnvironment.database()
+        settings.port = 1
+        let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: TestEnvironment.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger, timeout: .seconds(2))
+            await #expect { try await store.ping() } throws: { error in
+                if case .unavailable = error as? StoreError { return true }
+                return false
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import PostgresNIO
+import Synchronization
+import Testing
+
+@testable import Shared
+@testable import Worker
+
+/// Answers every prompt with a fixed text and counts the calls.
+final class CountingModel: ChatModel {
+    let calls = Atomic<Int>(0)
+
+    func complete(_ prompt: [PromptMessage]) async throws(LLMError) -> ChatCompletion {
+        calls.add(1, ordering: .relaxed)
+        return ChatCompletion(text: "re: \(prompt.last?.content ?? "")", model: "counting", usage: TokenUsage(promptTokens: 1, completionTokens: 1))
+    }
+}
+
+@Suite("Worker pipeline (real broker and database)", .serialized)
+struct WorkerPipelineTests {
+    /// Runs a turn processor on the real broker and an isolated schema, with a
+    /// listener bound to the replies of `session`.
+    func withPipeline(
+        _ body: @Sendable (_ broker: BrokerFixture, _ publisher: AMQPPublisher, _ replies: AMQPConsumer, _ store: PostgresConversationStore, _ model: CountingModel, _ session: UUID) async throws -> Void
+    ) async throws {
+        try await withIsolatedPostgres { client, _ in
+            try await Migrator().migrate(client, logger: TestEnvironment.logger)
+            let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger)
+            let session = UUID()
+            try await store.createSession(SessionRecord(id: session, userID: "alice"))
+            let broker = try BrokerFixture()
+            let publisher = broker.publisher()
+            let turns = broker.consumer()
+            let replies = broker.consumer(queue: broker.topology.gatewayQueue(gatewayID: "it"), topology: broker.topology.gateway(id: "it"))
+            let model = CountingModel()
+            let processor = TurnProcessor(
+                consumer: turns, publisher: publisher,
+                handler: TurnHandler(store: store, model: model, prompts: PromptBuilder(systemPrompt: "sys", maxHistory: 10), modelName: "counting"),
+                topology: broker.topology, retryPause: .milliseconds(50), logger: TestEnvironment.logger
+            )
+            try await replies.waitUntilConnected()
+            try await replies.bind(exchange: broker.topology.repliesExchange, routingKey: session.lowercased)
+            try await publisher.waitUntilConnected()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await processor.run() }
+                defer { group.cancelAll() }
+                try await body(broker, publisher, replies, store, model, session)
+            }
+            await publisher.shutdown()
+            await turns.shutdown()
+            await replies.shutdown()
+        }
+    }
+
+    func publish(_ turn: TurnEnvelope, with publisher: AMQPPublisher, broker: BrokerFixture) async throws {
+        try await publisher.publish(
+            AMQPOutgoingMessage(
+                exchange: broker.topology.turnsExchange, routingKey: broker.topology.turnRoutingKey, body: EnvelopeCoding.encode(turn),
+                messageID: turn.turnID.lowercased, type: turn.messageType, mandatory: true
+            )
+        )
+    }
+
+    func nextReply(_ replies: AMQPConsumer) async throws -> ReplyEnvelope {
+        let delivery = try #require(try await next(of: replies.deliveries))
+        try await replies.ack(delivery)
+        return try EnvelopeCoding.decode(ReplyEnvelope.self, from: delivery.body)
+    }
+
+    @Test func aTurnIsAnsweredStoredAndAcked() async throws {
+        try await withPipeline { broker, publisher, replies, store, model, session in
+            let turn = TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: "oi", gatewayID: "it")
+            try await publish(turn, with: publisher, broker: broker)
+            guard case .done(let done) = try await nextReply(replies) else {
+                Issue.record("expected a done envelope")
+                return
+            }
+            #expect(done.turnID == turn.turnID)
+            #expect(done.message.content == "re: oi")
+            #expect(model.calls.load(ordering: .relaxed) == 1)
+            #expect(try await store.messages(session: session, afterID: 0, limit: 10).map(\.content) == ["oi", "re: oi"])
+        }
+    }
+
+    @Test func aRedeliveredTurnIsAnsweredFromTheDatabaseWithoutASecondCall() async throws {
+        try await withPipeline { broker, publisher, replies, store, model, session in
+            let turn = TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: "twice", gatewayID: "it")
+            try await publish(turn, with: publisher, broker: broker)
+            let first = try await nextReply(replies)
+            try await publish(turn, with: publisher, broker: broker)  // the same turn id again
+            let second = try await nextReply(replies)
+            guard case .done(let one) = first, case .done(let two) = second else {
+                Issue.record("expected two done envelopes, got \(first) and \(second)")
+                return
+            }
+            #expect(one.message == two.message)
+            #expect(one.turnID == two.turnID)
+            #expect(model.calls.load(ordering: .relaxed) == 1)
+            #expect(try await store.messages(session: session, afterID: 0, limit: 10).count == 2)
+        }
+    }
+
+    @Test func anUndecodableTurnIsDeadLetteredAndTheNextOneAnswered() async throws {
+        try await withPipeline { broker, publisher, replies, store, model, session in
+            let dead = broker.consumer(queue: broker.topology.deadQueue)
+            defer { Task { await dead.shutdown() } }
+            try await publisher.publish(broker.turnMessage("{not a turn", id: "garbage"))
+            let deadLettered = try #require(try await next(of: dead.deliveries))
+            #expect(deadLettered.messageID == "garbage")
+            #expect(deadLettered.headers["x-first-death-reason"] == "rejected")
+            let turn = TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: "still here?", gatewayID: "it")
+            try await publish(turn, with: publisher, broker: broker)
+            guard case .done(let done) = try await nextReply(replies) else {
+                Issue.record("expected a done envelope")
+                return
+            }
+            #expect(done.message.content == "re: still here?")
+        }
+    }
+
+    @Test func aTurnForAnUnknownSessionGetsAnErrorReply() async throws {
+        try await withPipeline { broker, publisher, replies, store, model, session in
+            // Bind the unknown session's replies too.
+            let unknown = UUID()
+            try await replies.bind(exchange: broker.topology.repliesExchange, routingKey: unknown.lowercased)
+            let turn = TurnEnvelope(kind: .message, sessionID: unknown, userID: "alice", content: "hello?", gatewayID: "it")
+            try await publish(turn, with: publisher, broker: broker)
+            guard case .error(let failure) = try await nextReply(replies) else {
+                Issue.record("expected an error envelope")
+                return
+            }
+            #expect(failure.code == "session_not_found")
+            #expect(model.calls.load(ordering: .relaxed) == 0)
+        }
+    }
+}
