@@ -127,7 +127,8 @@ stop_leftover_apps() {
         [[ -e "$file" ]] || continue
         name="$(basename "$file" .pid)"
         pid="$(read_pid "$file")"
-        if [[ -n "$pid" ]] && grep -q '^parley-' "/proc/$pid/comm" 2>/dev/null; then
+        # Only a process that still runs a parley-* program (the pid may be reused).
+        if [[ -n "$pid" ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'parley-'; then
             log "stopping $name (pid $pid) left over from an earlier run"
             kill -TERM "$pid" 2>/dev/null || true
             wait_pid_gone "$pid" "$STOP_TIMEOUT" || kill -KILL "$pid" 2>/dev/null || true
@@ -149,6 +150,9 @@ shutdown_all() {
     [[ -n "$SHUT_DOWN" ]] && return 0
     SHUT_DOWN=1
     set +e
+    # A second Ctrl-C must not cut the orderly stop short (it takes ~20 s at most);
+    # commands started from here on inherit the ignored signals too.
+    trap '' INT TERM
     ((${#APP_PIDS[@]} > 0)) || [[ -n "$SERVERS_STARTED" ]] || return 0
     local workers=() i
     for ((i = 1; i <= WORKERS; i++)); do workers+=("worker-$i"); done

@@ -83,6 +83,8 @@ cleanup() {
     [[ -n "$CLEANED_UP" ]] && return 0
     CLEANED_UP=1
     set +e
+    # Finish stopping the servers even if another signal comes.
+    trap '' INT TERM
     [[ -n "$STATE_DIR" ]] || return 0
     postgres_stop "$STATE_DIR/postgres"
     rabbitmq_stop "$STATE_DIR/rabbitmq"
@@ -100,6 +102,8 @@ on_exit() {
     elapsed="$(format_ms $(($(now_ms) - RUN_STARTED)))"
     if ((status == 0)); then
         log "test.sh: all steps passed ($elapsed)"
+    elif ((status == 130 || status == 143)); then
+        log "test.sh: INTERRUPTED in step '${CURRENT_STEP:-(between steps)}' ($elapsed)"
     else
         log "test.sh: FAILED in step '${CURRENT_STEP:-(between steps)}' with exit status $status ($elapsed)"
     fi
@@ -115,9 +119,11 @@ start_servers() {
     STATE_DIR="$(realpath "$(mktemp -d "${TMPDIR:-/tmp}/parley-test.XXXXXX")")"
     make_state_dir "$STATE_DIR"
     mapfile -t ports < <(free_port 2)
-    rabbitmq_start "$STATE_DIR/rabbitmq" "${ports[0]}"
+    # PostgreSQL first: it binds its port at once, so the free ports RabbitMQ picks
+    # for its own epmd, distribution and Prometheus listeners cannot take it.
     # fsync off and friends: the data is thrown away after the run anyway.
     postgres_start "$STATE_DIR/postgres" "${ports[1]}" throwaway
+    rabbitmq_start "$STATE_DIR/rabbitmq" "${ports[0]}"
 
     export PARLEY_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:${ports[0]}/%2f"
     export PARLEY_TEST_DATABASE_URL="postgres://parley:parley@127.0.0.1:${ports[1]}/parley"

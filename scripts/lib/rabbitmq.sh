@@ -89,9 +89,18 @@ rabbitmq_ctl() {
     _rabbitmq_run "$dir" rabbitmqctl -n "$RMQ_NODENAME" "$@"
 }
 
+# _rabbitmq_owns PID NAME DIR — PID is a live NAME process started for the node of
+# DIR. Pid files can outlive their processes (a reboot, a kill -9); checking the
+# environment keeps us from signalling an unrelated process that got the same pid.
+_rabbitmq_owns() {
+    local pid="$1" name="$2" dir="$3"
+    pid_is "$pid" "$name" || return 1
+    tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qxF "RABBITMQ_MNESIA_BASE=$dir/mnesia"
+}
+
 # True when the node of DIR (its beam.smp) is alive.
 _rabbitmq_node_alive() {
-    pid_is "$(read_pid "$1/rabbitmq.pid")" beam.smp
+    _rabbitmq_owns "$(read_pid "$1/rabbitmq.pid")" beam.smp "$1"
 }
 
 _rabbitmq_write_config() {
@@ -123,7 +132,7 @@ _rabbitmq_write_cookie() {
 _rabbitmq_start_epmd() {
     local dir="$1" pid
     pid="$(read_pid "$dir/epmd.pid")"
-    if pid_is "$pid" epmd && tcp_is_open 127.0.0.1 "$RMQ_EPMD_PORT"; then
+    if _rabbitmq_is_our_epmd "$pid" && tcp_is_open 127.0.0.1 "$RMQ_EPMD_PORT"; then
         return 0
     fi
     setsid epmd -port "$RMQ_EPMD_PORT" -address 127.0.0.1 \
@@ -132,23 +141,38 @@ _rabbitmq_start_epmd() {
     wait_for_tcp 127.0.0.1 "$RMQ_EPMD_PORT" 10 || die "epmd for $dir did not start on port $RMQ_EPMD_PORT"
 }
 
+# An epmd whose command line names this node's epmd port.
+_rabbitmq_is_our_epmd() {
+    local pid="$1"
+    pid_is "$pid" epmd || return 1
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "-port $RMQ_EPMD_PORT "
+}
+
 _rabbitmq_stop_epmd() {
     local dir="$1" pid
     pid="$(read_pid "$dir/epmd.pid")"
-    if pid_is "$pid" epmd; then
+    if _rabbitmq_is_our_epmd "$pid"; then
         kill "$pid" 2>/dev/null || true
         wait_pid_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$dir/epmd.pid"
 }
 
+# What went wrong at boot: the node prints "BOOT FAILED" and the error term on stdout;
+# its log has the [error] reports, followed by many lines of orderly shutdown.
 _rabbitmq_show_logs() {
-    local dir="$1" file
-    for file in "$dir/log/stdout.log" "$dir/log/rabbit.log"; do
-        [[ -s "$file" ]] || continue
-        log "last lines of $file:"
-        tail -n 25 "$file" | sed 's/^/    /' >&2
-    done
+    local dir="$1"
+    if grep -q 'BOOT FAILED' "$dir/log/stdout.log" 2>/dev/null; then
+        log "from $dir/log/stdout.log:"
+        sed -n '/BOOT FAILED/,$p' "$dir/log/stdout.log" | head -n 40 | sed 's/^/    /' >&2
+    elif [[ -s "$dir/log/stdout.log" ]]; then
+        log "last lines of $dir/log/stdout.log:"
+        tail -n 20 "$dir/log/stdout.log" | sed 's/^/    /' >&2
+    fi
+    if grep -q '\[error\]' "$dir/log/rabbit.log" 2>/dev/null; then
+        log "first errors in $dir/log/rabbit.log:"
+        grep '\[error\]' "$dir/log/rabbit.log" | head -n 15 | cut -c1-300 | sed 's/^/    /' >&2
+    fi
 }
 
 # Starts the node described by DIR/node.env and waits until it is ready.
@@ -186,7 +210,7 @@ _rabbitmq_launch() {
         sleep 0.2
     done
     if ! wait "$waiter" 2>/dev/null || ! _rabbitmq_node_alive "$dir"; then
-        log "RabbitMQ node $RMQ_NODENAME (from $dir) did not come up within ${RABBITMQ_START_TIMEOUT} s"
+        log "RabbitMQ node $RMQ_NODENAME (from $dir) did not come up (gave up after $(format_ms $(($(now_ms) - started))); limit ${RABBITMQ_START_TIMEOUT} s)"
         sed 's/^/    /' "$dir/log/wait.log" >&2 || true
         _rabbitmq_show_logs "$dir"
         _rabbitmq_kill_processes "$dir"
@@ -200,14 +224,18 @@ _rabbitmq_launch() {
 _rabbitmq_kill_processes() {
     local dir="$1" pid
     pid="$(read_pid "$dir/rabbitmq.pid")"
-    if pid_is "$pid" beam.smp; then
+    if _rabbitmq_owns "$pid" beam.smp "$dir"; then
         kill -KILL "$pid" 2>/dev/null || true
         wait_pid_gone "$pid" 10 || log "beam.smp $pid is still there after SIGKILL"
     fi
     pid="$(read_pid "$dir/launcher.pid")"
-    if [[ -n "$pid" && -e "/proc/$pid" ]]; then
-        # The launcher shell exits by itself once beam.smp is gone; this is a backstop.
-        wait_pid_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
+    if _rabbitmq_owns "$pid" rabbitmq-server "$dir"; then
+        # The launcher exits by itself once beam.smp is gone. If the node never wrote
+        # its pid file (it hung while booting), kill the launcher's children too.
+        if ! wait_pid_gone "$pid" 5; then
+            pkill -KILL -P "$pid" 2>/dev/null || true
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
     fi
     rm -f "$dir/rabbitmq.pid" "$dir/launcher.pid"
 }
@@ -228,7 +256,9 @@ rabbitmq_start() {
     fi
 
     mkdir -p "$dir/home" "$dir/mnesia" "$dir/log"
-    mapfile -t ports < <(free_port 3)
+    # The node's own ports: epmd, Erlang distribution, Prometheus. PORT may be a free
+    # port that the caller has not bound yet, so never hand it out again here.
+    mapfile -t ports < <(free_port 4 | grep -vx "$port" | head -n 3)
     RMQ_PORT="$port"
     # Node names only need to be unique per epmd, and each node has its own epmd;
     # the port in the name tells people which node they are looking at.
@@ -261,7 +291,7 @@ rabbitmq_stop() {
     _rabbitmq_load "$dir"
     started="$(now_ms)"
     pid="$(read_pid "$dir/rabbitmq.pid")"
-    if pid_is "$pid" beam.smp; then
+    if _rabbitmq_owns "$pid" beam.smp "$dir"; then
         if ! _rabbitmq_run "$dir" rabbitmqctl -n "$RMQ_NODENAME" -q shutdown --timeout 30 \
             >>"$dir/log/stop.log" 2>&1; then
             log "rabbitmqctl shutdown failed for $RMQ_NODENAME; sending SIGTERM to $pid"
