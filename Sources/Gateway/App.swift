@@ -8,13 +8,8 @@ import Shared
 @main
 enum GatewayMain {
     static func main() async {
-        let environment = EnvironmentReader(ProcessInfo.processInfo.environment)
-        let settings: GatewaySettings
-        do {
-            settings = try GatewaySettings(environment: environment)
-        } catch {
-            FileHandle.standardError.write(Data("parley-gateway: \(error)\n".utf8))
-            exit(2)
+        let settings = settingsOrExit(of: "parley-gateway") { environment throws(ConfigurationError) in
+            try GatewaySettings(environment: environment)
         }
         bootstrapObservability(logLevel: settings.logLevel)
         let logger = Logger(label: "parley-gateway")

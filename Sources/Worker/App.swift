@@ -7,13 +7,8 @@ import Shared
 @main
 enum WorkerMain {
     static func main() async {
-        let environment = EnvironmentReader(ProcessInfo.processInfo.environment)
-        let settings: WorkerSettings
-        do {
-            settings = try WorkerSettings(environment: environment)
-        } catch {
-            FileHandle.standardError.write(Data("parley-worker: \(error)\n".utf8))
-            exit(2)
+        let settings = settingsOrExit(of: "parley-worker") { environment throws(ConfigurationError) in
+            try WorkerSettings(environment: environment)
         }
         bootstrapObservability(logLevel: settings.logLevel)
         let logger = Logger(label: "parley-worker")

@@ -63,3 +63,16 @@ public struct EnvironmentReader: Sendable {
 }
 
 import Foundation
+
+/// Reads a process's settings from its environment, or prints the configuration
+/// error (which names the variable) and exits with status 2.
+public func settingsOrExit<Settings>(
+    of process: String, _ read: (EnvironmentReader) throws(ConfigurationError) -> Settings
+) -> Settings {
+    do {
+        return try read(EnvironmentReader(ProcessInfo.processInfo.environment))
+    } catch {
+        FileHandle.standardError.write(Data("\(process): \(error)\n".utf8))
+        exit(2)
+    }
+}
