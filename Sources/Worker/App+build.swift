@@ -28,15 +28,17 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
         prompts: PromptBuilder(systemPrompt: settings.systemPrompt, maxHistory: settings.maxConversationHistory),
         modelName: settings.llm.model
     )
+    let schemaReady = Gate()
     let processor = TurnProcessor(
-        consumer: consumer, publisher: publisher, handler: handler, topology: topology, retryPause: settings.retryPause, logger: logger
+        consumer: consumer, publisher: publisher, handler: handler, topology: topology, retryPause: settings.retryPause,
+        startAfter: schemaReady, logger: logger
     )
     let http = Application(
         router: workerRouter(store: store, publisher: publisher, consumer: consumer, postgres: postgres, logger: logger),
         configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "parley-worker"),
         logger: logger
     )
-    let migrations = MigrationService(client: postgres, logger: logger)
+    let migrations = MigrationService(client: postgres, done: schemaReady, logger: logger)
     return ServiceGroup(
         configuration: .init(
             services: [
@@ -74,10 +76,11 @@ private func workerRouter(
     return router
 }
 
-/// Applies the schema migrations at start-up. Turns are consumed meanwhile, but a
-/// turn that hits a missing table fails and is retried, so nothing is lost.
+/// Applies the schema migrations at start-up (retrying while the database is not
+/// reachable) and then opens `done`, which the turn processor waits for.
 struct MigrationService: Service {
     let client: PostgresClient
+    let done: Gate
     let logger: Logger
 
     func run() async throws {
@@ -85,6 +88,7 @@ struct MigrationService: Service {
         while !Task.isShuttingDownGracefully {
             do {
                 try await Migrator().migrate(client, logger: logger)
+                done.open()
                 return
             } catch {
                 logger.error("migrations failed; retrying", metadata: ["error": "\(error)"])

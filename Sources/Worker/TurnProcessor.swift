@@ -18,9 +18,12 @@ struct TurnProcessor: Service {
     let handler: TurnHandler
     let topology: ParleyTopology
     let retryPause: Duration
+    /// Opened when the database schema is current; no turn is taken before.
+    var startAfter = Gate.opened
     let logger: Logger
 
     func run() async {
+        await startAfter.wait()
         await withDiscardingTaskGroup { group in
             for await delivery in consumer.deliveries.cancelOnGracefulShutdown() {
                 group.addTask { await process(delivery) }

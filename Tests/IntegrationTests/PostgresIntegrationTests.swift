@@ -85,7 +85,7 @@ struct PostgresIntegrationTests {
         var settings = try TestEnvironment.database()
         settings.port = 1
         let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: TestEnvironment.logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
             let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger, timeout: .seconds(2))

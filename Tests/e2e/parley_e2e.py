@@ -295,22 +295,26 @@ class Proc:
         if self.alive():
             self.popen.send_signal(signal.SIGTERM)
 
-    def wait_stopped(self) -> None:
-        if self.popen is None:
-            return
+    def log_size(self) -> int:
         try:
-            self.popen.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.popen.send_signal(signal.SIGKILL)
-            self.popen.wait(timeout=STOP_TIMEOUT)
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
 
-    def tail(self, lines: int = 40) -> str:
+    def tail(self, lines: int = 40, since: int = 0) -> str:
+        """The last `lines` lines of the log, of what was written after byte `since`."""
         try:
-            data = self.log_path.read_bytes()
+            with open(self.log_path, "rb") as log:
+                log.seek(since)
+                data = log.read()
         except OSError:
             return "(no log)"
         text = data.decode("utf-8", "replace").splitlines()
-        return "\n".join(text[-lines:])
+        if not text:
+            return "(nothing logged)"
+        skipped = len(text) - lines
+        shown = text[-lines:]
+        return ("\n".join([f"... ({skipped} earlier lines)"] + shown)) if skipped > 0 else "\n".join(shown)
 
 
 class ProcessExited(RuntimeError):
@@ -334,6 +338,8 @@ class Stack:
         self.workers: list[Proc] = []
         self.gateways: list[Proc] = []
         self._worker_serial = 0
+        # Processes that ignored SIGTERM for STOP_TIMEOUT seconds at teardown.
+        self.needed_sigkill: list[str] = []
 
     # -- environment
 
@@ -438,6 +444,8 @@ class Stack:
             self.start_worker()
         for worker in self.workers:
             worker.wait_healthy()
+        # A healthy worker has declared the topology (the turns queue among it).
+        self.topology_declared_at = time.monotonic()
         # The workers apply the migrations; the gateways need the tables.
         wait_until(
             lambda: psql("SELECT to_regclass('public.sessions') IS NOT NULL AND to_regclass('public.messages') IS NOT NULL")
@@ -456,19 +464,35 @@ class Stack:
         order += [p for p in self.procs if p not in order]
         for proc in order:
             proc.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT
         for proc in order:
-            proc.wait_stopped()
+            if proc.popen is None:
+                continue
+            try:
+                proc.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.needed_sigkill.append(proc.name)
+                proc.popen.send_signal(signal.SIGKILL)
+                proc.popen.wait(timeout=STOP_TIMEOUT)
 
-    def log_tails(self, lines: int = 40) -> str:
+    def log_marks(self) -> dict[str, int]:
+        """Where every log ends now (to show only what a test wrote)."""
+        return {proc.name: proc.log_size() for proc in self.procs}
+
+    def log_tails(self, lines: int = 40, since: dict[str, int] | None = None) -> str:
         parts = []
         for proc in self.procs:
             state = "running" if proc.alive() else f"exited ({proc.popen.returncode if proc.popen else 'not started'})"
-            parts.append(f"----- {proc.name} [pid {proc.pid}, {state}] {proc.log_path} (last {lines} lines)\n{proc.tail(lines)}")
+            offset = (since or {}).get(proc.name, 0)
+            scope = "during the test" if offset else "whole log"
+            parts.append(
+                f"----- {proc.name} [pid {proc.pid}, {state}] {proc.log_path} ({scope}, at most {lines} lines)\n"
+                f"{proc.tail(lines, since=offset)}"
+            )
         return "\n".join(parts)
 
     def cleanup_tmp(self) -> None:
-        if os.environ.get("PARLEY_E2E_KEEP_LOGS") != "1":
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- broker outage
 
