@@ -68,8 +68,14 @@ public final class AMQPConsumer: Service, Sendable {
     public func bind(exchange: String, routingKey: String) async throws(AMQPError) {
         let binding = AMQPBinding(queue: role.queue, exchange: exchange, routingKey: routingKey)
         role.remember(binding)
-        try await perform { wire throws(AMQPError) in
-            try wire.bind(queue: binding.queue, exchange: binding.exchange, routingKey: binding.routingKey)
+        do {
+            try await perform { wire throws(AMQPError) in
+                try wire.bind(queue: binding.queue, exchange: binding.exchange, routingKey: binding.routingKey)
+            }
+        } catch {
+            // Not bound now: do not bind it behind the caller's back on a reconnect.
+            role.forget(binding)
+            throw error
         }
     }
 
