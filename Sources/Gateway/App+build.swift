@@ -46,12 +46,26 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         return healthResponse(report)
     }
     router.get("/metrics") { _, _ in metricsResponse() }
+    // The token is checked after the upgrade: HummingbirdWebSocket cannot answer a
+    // refused upgrade with a status and body of ours (and a browser could not read
+    // them), so a bad token gets an error frame and close code 1008 instead. A plain
+    // GET without the upgrade gets the same error as HTTP 401.
     router.ws("/ws") { request, _ in
-        _ = try authenticate(request, with: authenticator)
+        guard request.headers[.upgrade]?.lowercased() == "websocket" else {
+            _ = try authenticate(request, with: authenticator)
+            throw GatewayHTTPError(status: .upgradeRequired, code: "upgrade_required", message: "GET /ws must be a WebSocket upgrade")
+        }
         return .upgrade([:])
     } onUpgrade: { inbound, outbound, context in
-        guard let userID = try? authenticate(context.request, with: authenticator) else { return }
-        await connections.serve(inbound: inbound, outbound: outbound, userID: userID)
+        let userID: String
+        do throws(GatewayHTTPError) {
+            userID = try authenticate(context.request, with: authenticator)
+        } catch {
+            try await outbound.write(.text(ServerFrame.error(code: error.code, message: error.message).text))
+            try await outbound.close(.policyViolation, reason: error.code)
+            return
+        }
+        try await connections.serve(inbound: inbound, outbound: outbound, userID: userID)
     }
 
     var app = Application(

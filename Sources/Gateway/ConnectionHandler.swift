@@ -23,12 +23,15 @@ struct ConnectionHandler: Sendable {
         var openSessions: Set<UUID> = []
     }
 
-    func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, userID: String) async {
+    /// Returns when the client closes; rethrows a read error (e.g. a message over
+    /// `maxFrameBytes`) so that the socket is closed with the matching code (1009).
+    func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, userID: String) async throws {
         var logger = self.logger
         logger[metadataKey: "user_id"] = "\(userID)"
         let outbox = SocketOutbox(userID: userID, capacity: outboxCapacity, logger: logger)
         logger[metadataKey: "socket_id"] = "\(outbox.id)"
         logger.info("socket connected")
+        var readError: (any Error)?
         await withDiscardingTaskGroup { group in
             group.addTask {
                 for await text in outbox.frames {
@@ -50,11 +53,13 @@ struct ConnectionHandler: Sendable {
                 }
             } catch {
                 logger.info("socket read ended", metadata: ["error": "\(error)"])
+                readError = error
             }
             outbox.finish()
             await hub.detach(outbox)
         }
         logger.info("socket closed")
+        if let readError { throw readError }
     }
 
     private func handle(_ text: String, socket: inout Socket, logger: Logger) async {

@@ -16,6 +16,9 @@ struct ClientFrameTests {
         (#"{"type":"message","session_id":"6d5e98a0-6792-40fd-800a-22d6f8425e36","content":"oi"}"#, .message(sessionID: session, content: "oi", clientMessageID: nil)),
         (#"{"type":"resume","session_id":"6d5e98a0-6792-40fd-800a-22d6f8425e36","after_id":41}"#, .resume(sessionID: session, afterID: 41)),
         ("olá mundo", .message(sessionID: nil, content: "olá mundo", clientMessageID: nil)),
+        (#"{"type":"start","topic_id":0,"course_id":1}"#, .start(requestID: nil, topicID: 0, courseID: 1)),
+        (#"{"type":"resume","session_id":"6d5e98a0-6792-40fd-800a-22d6f8425e36","after_id":1}"#, .resume(sessionID: session, afterID: 1)),
+        (#"{"type":"resume","session_id":"6d5e98a0-6792-40fd-800a-22d6f8425e36"}"#, .resume(sessionID: session, afterID: 0)),
     ])
     func validFramesDecode(text: String, expected: ClientFrame) throws {
         #expect(try decoder.decode(text) == expected)
@@ -32,6 +35,8 @@ struct ClientFrameTests {
         (#"{"type":"message","content":"12345678901"}"#, "content_too_long"),
         ("12345678901", "content_too_long"),
         (#"{"type":"start","topic_id":"five"}"#, "malformed_frame"),
+        (#"{"type":"start","topic_id":true}"#, "malformed_frame"),
+        (#"{"type":"start","topic_id":1.5}"#, "malformed_frame"),
         (#"{"type":"resume"}"#, "malformed_frame"),
     ])
     func badFramesGetTheirCode(text: String, code: String) {
@@ -40,9 +45,18 @@ struct ClientFrameTests {
         }
     }
 
+    @Test func aWrongTypeNamesTheField() {
+        #expect { try decoder.decode(#"{"type":"start","course_id":"two"}"#) } throws: { error in
+            (error as? FrameError)?.message == "\"course_id\" must be a whole number"
+        }
+    }
+
     @Test func errorsEchoTheClientsIdentifiers() {
         #expect { try decoder.decode(#"{"type":"message","content":"12345678901","client_msg_id":"c9"}"#) } throws: { error in
             (error as? FrameError)?.clientMessageID == "c9"
+        }
+        #expect { try decoder.decode(#"{"type":"message","content":5,"client_msg_id":"c8"}"#) } throws: { error in
+            (error as? FrameError)?.clientMessageID == "c8"
         }
         #expect { try decoder.decode(#"{"type":"dance","request_id":"r9"}"#) } throws: { error in
             (error as? FrameError)?.requestID == "r9"

@@ -138,7 +138,10 @@ def run(coro, timeout: float = 60.0):
     """Runs one test's coroutine with an overall deadline."""
 
     async def bounded():
-        return await asyncio.wait_for(coro, timeout)
+        try:
+            return await asyncio.wait_for(coro, timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"the test's scenario did not finish within {timeout:.0f} s") from None
 
     return asyncio.run(bounded())
 

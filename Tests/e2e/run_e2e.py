@@ -71,7 +71,8 @@ def main() -> int:
     ensure_module("pytest", "pytest")
     ensure_module("websockets", "websockets")
 
-    environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    # No bytecode or plugin state in the repository; only pytest's own plugins (hermetic).
+    environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     started = time.monotonic()
     status = subprocess.call([sys.executable, "-m", "pytest", "-q", str(HERE), *sys.argv[1:]], cwd=HERE, env=environment)
     print(f"run_e2e.py: pytest exited with status {status} after {time.monotonic() - started:.1f} s", file=sys.stderr)

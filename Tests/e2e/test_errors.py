@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 
@@ -15,28 +16,45 @@ from parley_e2e import Client, Sockets, make_jwt, psql, reply_text, run, sql_lit
 # ---------------------------------------------------------------- handshake
 
 
-async def refused_handshake(url: str, token: str | None, *, via_query: bool = False) -> tuple[int, dict, dict]:
-    """Connects expecting the upgrade to be refused: (status, JSON body, headers)."""
+async def refused_handshake(url: str, token: str | None, *, via_query: bool = False) -> tuple[dict, int | None, str]:
+    """Connects with a bad token: (the one frame sent, close code, close reason).
+
+    The gateway checks the token after the upgrade (docs/protocol.md): it sends one
+    error frame and closes with 1008 (policy violation), the reason being the code."""
+    client = await Client.connect(url, token, via_query=via_query)
     try:
-        client = await Client.connect(url, token, via_query=via_query)
-    except websockets.InvalidStatus as refused:
-        response = refused.response
-        body = response.body.decode("utf-8", "replace") if response.body else ""
+        text = await asyncio.wait_for(client.ws.recv(), 10)
+        frame = json.loads(text)
         try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = {"unparsable body": body}
-        return response.status_code, parsed, dict(response.headers)
-    await client.close()
-    raise AssertionError(f"the handshake with token {token!r} was accepted; expected HTTP 401")
+            extra = await asyncio.wait_for(client.ws.recv(), 10)
+            raise AssertionError(f"the socket with token {token!r} stayed open and sent {extra!r}")
+        except websockets.ConnectionClosed as closed:
+            return frame, closed.rcvd.code if closed.rcvd else None, closed.rcvd.reason if closed.rcvd else ""
+    finally:
+        await client.close()
 
 
-def assert_refused(result: tuple[int, dict, dict], code: str) -> None:
-    status, body, _ = result
-    assert status == 401, f"expected HTTP 401, got {status} with {body}"
-    error = body.get("error")
-    assert isinstance(error, dict) and error.get("code") == code, f"expected error code {code!r}, got {body}"
-    assert isinstance(error.get("message"), str) and error["message"], body
+def assert_refused(result: tuple[dict, int | None, str], code: str) -> None:
+    frame, close_code, reason = result
+    assert frame.get("type") == "error" and frame.get("code") == code, f"expected an error frame {code!r}, got {frame}"
+    assert isinstance(frame.get("message"), str) and frame["message"], frame
+    assert close_code == 1008, f"expected close code 1008 (policy violation), got {close_code}"
+    assert reason == code, f"expected close reason {code!r}, got {reason!r}"
+
+
+def test_a_plain_get_without_a_token_gets_http_401_with_the_code(stack):
+    import urllib.error
+    import urllib.request
+
+    url = stack.ws_url(0).replace("ws://", "http://")
+    try:
+        urllib.request.urlopen(url, timeout=10)
+        raise AssertionError("GET /ws without a token was answered with success")
+    except urllib.error.HTTPError as refused:
+        assert refused.code == 401, refused.code
+        body = json.loads(refused.read().decode())
+        assert body["error"]["code"] == "missing_token", body
+        assert refused.headers.get("WWW-Authenticate") == "Bearer"
 
 
 def test_handshake_without_a_token_is_refused_with_missing_token(stack):

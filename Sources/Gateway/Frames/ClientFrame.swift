@@ -20,39 +20,65 @@ struct FrameError: Error, Equatable, Sendable {
 struct ClientFrameDecoder: Sendable {
     var maxContentCharacters: Int
 
+    /// Every field any frame may carry; which ones a frame needs depends on `type`.
+    private struct WireFrame: Decodable {
+        var type: String?
+        var request_id: String?
+        var client_msg_id: String?
+        var session_id: String?
+        var content: String?
+        var topic_id: Int64?
+        var course_id: Int64?
+        var after_id: Int64?
+    }
+
     func decode(_ text: String) throws(FrameError) -> ClientFrame {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard trimmed.hasPrefix("{") else {
             return .message(sessionID: nil, content: try checkedContent(trimmed, clientMessageID: nil), clientMessageID: nil)
         }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(trimmed.utf8))) as? [String: Any] else {
-            throw FrameError(code: "malformed_frame", message: "the frame is not valid JSON; send a JSON object with a \"type\" or plain text")
-        }
-        let requestID = object["request_id"] as? String
-        let clientMessageID = object["client_msg_id"] as? String
-        guard let type = object["type"] as? String else {
+        let frame = try wireFrame(trimmed)
+        let requestID = frame.request_id
+        let clientMessageID = frame.client_msg_id
+        guard let type = frame.type else {
             throw FrameError(code: "malformed_frame", message: "the frame has no \"type\" (start, message, resume)", requestID: requestID)
         }
         switch type {
         case "start":
-            return .start(
-                requestID: requestID,
-                topicID: try optionalInteger(object, "topic_id", requestID: requestID),
-                courseID: try optionalInteger(object, "course_id", requestID: requestID)
-            )
+            return .start(requestID: requestID, topicID: frame.topic_id, courseID: frame.course_id)
         case "message":
-            guard let content = object["content"] as? String else {
+            guard let content = frame.content else {
                 throw FrameError(code: "malformed_frame", message: "a message frame needs \"content\" (a string)", clientMessageID: clientMessageID)
             }
-            let sessionID = try optionalSessionID(object, clientMessageID: clientMessageID)
+            let sessionID = try sessionID(frame.session_id, clientMessageID: clientMessageID)
             return .message(sessionID: sessionID, content: try checkedContent(content, clientMessageID: clientMessageID), clientMessageID: clientMessageID)
         case "resume":
-            guard let sessionID = try optionalSessionID(object, clientMessageID: nil) else {
+            guard let sessionID = try sessionID(frame.session_id, clientMessageID: nil) else {
                 throw FrameError(code: "malformed_frame", message: "a resume frame needs \"session_id\"", requestID: requestID)
             }
-            return .resume(sessionID: sessionID, afterID: try optionalInteger(object, "after_id", requestID: requestID) ?? 0)
+            return .resume(sessionID: sessionID, afterID: frame.after_id ?? 0)
         default:
             throw FrameError(code: "unknown_type", message: "unknown frame type \"\(type)\"; use start, message or resume", requestID: requestID)
+        }
+    }
+
+    private func wireFrame(_ json: String) throws(FrameError) -> WireFrame {
+        do {
+            return try JSONDecoder().decode(WireFrame.self, from: Data(json.utf8))
+        } catch DecodingError.typeMismatch(let expected, let context) {
+            let ids = Self.identifiers(in: json)
+            throw FrameError(
+                code: "malformed_frame", message: "\"\(Self.field(context))\" must be \(Self.describe(expected))",
+                requestID: ids.requestID, clientMessageID: ids.clientMessageID
+            )
+        } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
+            let ids = Self.identifiers(in: json)
+            throw FrameError(
+                code: "malformed_frame", message: "\"\(Self.field(context))\" must be a whole number",
+                requestID: ids.requestID, clientMessageID: ids.clientMessageID
+            )
+        } catch {
+            throw FrameError(code: "malformed_frame", message: "the frame is not valid JSON; send a JSON object with a \"type\" or plain text")
         }
     }
 
@@ -70,17 +96,29 @@ struct ClientFrameDecoder: Sendable {
         return trimmed
     }
 
-    private func optionalSessionID(_ object: [String: Any], clientMessageID: String?) throws(FrameError) -> UUID? {
-        guard let value = object["session_id"] else { return nil }
-        guard let text = value as? String, let id = UUID(uuidString: text) else {
+    private func sessionID(_ text: String?, clientMessageID: String?) throws(FrameError) -> UUID? {
+        guard let text else { return nil }
+        guard let id = UUID(uuidString: text) else {
             throw FrameError(code: "malformed_frame", message: "\"session_id\" must be a UUID string", clientMessageID: clientMessageID)
         }
         return id
     }
 
-    private func optionalInteger(_ object: [String: Any], _ key: String, requestID: String?) throws(FrameError) -> Int64? {
-        guard let value = object[key], !(value is NSNull) else { return nil }
-        if !(value is Bool), let number = value as? Int { return Int64(number) }
-        throw FrameError(code: "malformed_frame", message: "\"\(key)\" must be a whole number", requestID: requestID)
+    /// The client's own identifiers of a frame that failed to decode, so its error can be matched.
+    private static func identifiers(in json: String) -> (requestID: String?, clientMessageID: String?) {
+        let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]
+        return (object?["request_id"] as? String, object?["client_msg_id"] as? String)
+    }
+
+    private static func field(_ context: DecodingError.Context) -> String {
+        context.codingPath.map(\.stringValue).joined(separator: ".")
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int64.Type: "a whole number"
+        default: "of another type"
+        }
     }
 }

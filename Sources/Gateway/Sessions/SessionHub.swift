@@ -197,7 +197,11 @@ actor SessionHub {
             broadcast(.reply(done), in: sessionID)
         case .error(let failure):
             guard !session.answered.contains(reply.turnID) else { return nil }
-            broadcast(.error(code: failure.code, message: failure.message, context: .init(sessionID: sessionID, turnID: failure.turnID)), in: sessionID)
+            let clientMessageID = isCurrent ? session.current?.turn.envelope.clientMessageID : nil
+            broadcast(
+                .error(code: failure.code, message: failure.message, context: .init(sessionID: sessionID, turnID: failure.turnID, clientMessageID: clientMessageID)),
+                in: sessionID
+            )
         }
         remember(answered: reply.turnID, in: sessionID)
         return isCurrent ? advance(sessionID) : nil
