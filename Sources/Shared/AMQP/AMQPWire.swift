@@ -27,6 +27,11 @@ final class AMQPWire {
         guard opened == AMQP_STATUS_OK.rawValue else {
             throw .connectFailed("TCP connect to \(endpoint.host):\(endpoint.port) failed: \(Self.describe(status: opened))")
         }
+        // Synchronous methods (login, declare, bind, qos) must not wait forever on a
+        // broker that accepted the TCP connection but does not answer: the thread
+        // would never see a stop request.
+        var rpcTimeout = timeval(duration: .seconds(15))
+        amqp_set_rpc_timeout(state, &rpcTimeout)
         let login = parley_amqp_login_plain(
             state, endpoint.virtualHost, 0, 131_072, heartbeatSeconds, endpoint.user, endpoint.password
         )
