@@ -16,6 +16,9 @@
 #   PARLEY_TEST_RABBITMQ_DIR   the node's directory, for a simulated outage:
 #                              bash "$PARLEY_TEST_SCRIPTS/lib/rabbitmq.sh" kill "$PARLEY_TEST_RABBITMQ_DIR"
 #                              bash "$PARLEY_TEST_SCRIPTS/lib/rabbitmq.sh" restart-after-kill "$PARLEY_TEST_RABBITMQ_DIR"
+#   PARLEY_TEST_POSTGRES_DIR   the cluster's directory, and PARLEY_TEST_POSTGRES_PORT its port:
+#                              bash "$PARLEY_TEST_SCRIPTS/lib/postgres.sh" stop "$PARLEY_TEST_POSTGRES_DIR"
+#                              bash "$PARLEY_TEST_SCRIPTS/lib/postgres.sh" start "$PARLEY_TEST_POSTGRES_DIR" PORT throwaway
 #   PARLEY_TEST_SCRIPTS        absolute path of scripts/
 #   PARLEY_BIN_DIR             where `swift build` put the executables
 set -euo pipefail
@@ -128,6 +131,8 @@ start_servers() {
     export PARLEY_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:${ports[0]}/%2f"
     export PARLEY_TEST_DATABASE_URL="postgres://parley:parley@127.0.0.1:${ports[1]}/parley"
     export PARLEY_TEST_RABBITMQ_DIR="$STATE_DIR/rabbitmq"
+    export PARLEY_TEST_POSTGRES_DIR="$STATE_DIR/postgres"
+    export PARLEY_TEST_POSTGRES_PORT="${ports[1]}"
     export PARLEY_TEST_SCRIPTS="$SCRIPTS_DIR"
     log "PARLEY_TEST_AMQP_URL=$PARLEY_TEST_AMQP_URL"
     log "PARLEY_TEST_DATABASE_URL=$PARLEY_TEST_DATABASE_URL"

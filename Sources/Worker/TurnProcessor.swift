@@ -8,16 +8,20 @@ import Shared
 ///
 /// - A turn that cannot be decoded is rejected without requeue: it goes to the
 ///   dead-letter queue at once instead of looping.
-/// - A turn that fails for a reason a retry can fix (database down, reply not
-///   confirmed) is requeued after a pause; on its last allowed delivery the client
-///   gets an `unavailable` error instead and the turn is dead-lettered for inspection.
+/// - While the database or the broker is down, the turn is retried in place with
+///   backoff (it stays unacked, so it returns to the queue if this worker dies).
+/// - A turn that fails for another reason (a query the database refuses) is
+///   requeued after a pause; on its last allowed delivery the client gets an
+///   `unavailable` error instead and the turn is dead-lettered for inspection.
 /// - Concurrency is the consumer's prefetch: the broker hands out no more.
 struct TurnProcessor: Service {
     let consumer: AMQPConsumer
     let publisher: AMQPPublisher
     let handler: TurnHandler
     let topology: ParleyTopology
+    /// First pause before a turn is tried again (doubling while an outage lasts).
     let retryPause: Duration
+    var maxOutagePause: Duration = .seconds(30)
     /// Opened when the database schema is current; no turn is taken before.
     var startAfter = Gate.opened
     let logger: Logger
@@ -47,13 +51,43 @@ struct TurnProcessor: Service {
         logger[metadataKey: "turn_id"] = "\(turn.turnID)"
         if delivery.redelivered { logger[metadataKey: "redelivered"] = "true" }
 
-        do {
-            let reply = try await handler.reply(to: turn, logger: logger)
-            try await publish(reply)
-            await settle(delivery, logger: logger) { try await consumer.ack(delivery) }
-            logger.info("turn answered", metadata: ["reply": "\(reply.kind)"])
-        } catch {
-            await retryLater(delivery, turn: turn, because: "\(error)", logger: logger)
+        var backoff = Backoff(initial: retryPause, maximum: maxOutagePause)
+        while true {
+            do {
+                let reply = try await handler.reply(to: turn, logger: logger)
+                try await publish(reply)
+                await settle(delivery, logger: logger) { try await consumer.ack(delivery) }
+                logger.info("turn answered", metadata: ["reply": "\(reply.kind)"])
+                return
+            } catch let failure where Self.isOutage(failure) {
+                // The database or the broker is down: keep the turn (unacked, so it
+                // returns to the queue if this worker dies) and try again when it may
+                // be back. An outage must not use up the turn's delivery limit.
+                guard consumer.canSettle(delivery) else {
+                    logger.warning("broker connection replaced during an outage; the broker has requeued the turn")
+                    return
+                }
+                guard !Task.isShuttingDownGracefully else {
+                    await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: true) }
+                    return
+                }
+                let pause = backoff.next()
+                logger.warning("dependency unavailable; retrying the turn in place", metadata: ["error": "\(failure)", "pause": "\(pause)"])
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+            } catch {
+                await retryLater(delivery, turn: turn, because: "\(error)", logger: logger)
+                return
+            }
+        }
+    }
+
+    /// Failures that go away when a dependency comes back, as opposed to failures of
+    /// this turn (a query the database refuses, a reply the broker nacks).
+    static func isOutage(_ error: any Error) -> Bool {
+        switch error {
+        case TurnFailure.store(.unavailable): true
+        case AMQPError.notConnected, AMQPError.connectionLost, AMQPError.confirmTimeout: true
+        default: false
         }
     }
 

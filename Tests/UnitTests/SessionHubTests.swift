@@ -144,9 +144,10 @@ struct SessionHubTests {
         #expect(await hub.expireOverdueTurns(now: .now).isEmpty)
         let released = await hub.expireOverdueTurns(now: .now.advanced(by: .seconds(31)))
         #expect(released.map(\.envelope.turnID) == [second.envelope.turnID])
-        _ = await hub.deliver(done(first))  // late: already reported
+        _ = await hub.deliver(done(first))  // late, but still worth showing
+        _ = await hub.deliver(done(first))  // and only once
         let codes = await frames(of: alice).map { ($0["type"] as? String ?? "") + "/" + ($0["code"] as? String ?? "") }
-        #expect(codes == ["accepted/", "error/reply_timeout"])
+        #expect(codes == ["accepted/", "error/reply_timeout", "reply/"])
     }
 
     @Test func theLastSocketLeavingUnbindsAndDropsWaitingTurns() async throws {

@@ -36,6 +36,8 @@ REQUIRED_ENV = (
     "PARLEY_BIN_DIR",
     "PARLEY_TEST_RABBITMQ_DIR",
     "PARLEY_TEST_SCRIPTS",
+    "PARLEY_TEST_POSTGRES_DIR",
+    "PARLEY_TEST_POSTGRES_PORT",
 )
 
 BINARIES = ("parley-gateway", "parley-worker", "parley-llm-sim")
@@ -498,6 +500,18 @@ class Stack:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- broker outage
+
+    def postgres(self, action: str) -> None:
+        """Stops or starts the test PostgreSQL (same directory, same port, same data)."""
+        arguments = [action, env("PARLEY_TEST_POSTGRES_DIR")]
+        if action == "start":
+            arguments += [env("PARLEY_TEST_POSTGRES_PORT"), "throwaway"]
+        result = subprocess.run(
+            ["bash", os.path.join(self.scripts_dir, "lib", "postgres.sh"), *arguments],
+            capture_output=True, text=True, timeout=60,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"postgres.sh {action} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
 
     def rabbitmq(self, action: str) -> None:
         result = subprocess.run(

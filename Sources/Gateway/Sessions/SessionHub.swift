@@ -221,7 +221,7 @@ actor SessionHub {
                 ),
                 in: sessionID
             )
-            remember(answered: envelope.turnID, in: sessionID)
+            // Not remembered as answered: a late reply still reaches the sockets.
             if let turn = advance(sessionID) { next.append(turn) }
         }
         return next

@@ -47,6 +47,11 @@ public final class AMQPConsumer: Service, Sendable {
         role.finish()
     }
 
+    /// Whether `delivery` came on the current connection (and so can still be settled).
+    public func canSettle(_ delivery: AMQPDelivery) -> Bool {
+        (try? role.checkCurrent(delivery)) != nil
+    }
+
     public func ack(_ delivery: AMQPDelivery) async throws(AMQPError) {
         let role = self.role
         try await perform { wire throws(AMQPError) in

@@ -130,9 +130,14 @@ public struct PostgresConversationStore: ConversationStore {
         }
     }
 
+    /// Health checks must answer fast, so a ping waits at most 2 s.
     public func ping() async throws(StoreError) {
         let (client, logger) = (self.client, self.logger)
-        try await run { try await client.query("SELECT 1", logger: logger) }
+        do {
+            try await withTimeout(.seconds(2)) { try await client.query("SELECT 1", logger: logger) }
+        } catch {
+            throw StoreError.wrapping(error)
+        }
     }
 
     private static func messages(from rows: PostgresRowSequence) async throws -> [ChatMessage] {
