@@ -20,11 +20,33 @@ static inline int parley_make_wake_descriptor(void) {
 
 // amqp_login is variadic, which Swift cannot call: a fixed-argument wrapper for
 // PLAIN authentication.
+// It also announces the capabilities rabbitmq-c 0.11 leaves out, so that the broker
+// tells a consumer when its queue is deleted (consumer_cancel_notify) and a
+// publisher when it stops reading it during a resource alarm (connection.blocked).
 static inline amqp_rpc_reply_t parley_amqp_login_plain(
     amqp_connection_state_t state, const char *vhost, int channel_max,
-    int frame_max, int heartbeat, const char *user, const char *password) {
-    return amqp_login(state, vhost, channel_max, frame_max, heartbeat,
-                      AMQP_SASL_METHOD_PLAIN, user, password);
+    int frame_max, int heartbeat, const char *user, const char *password,
+    const char *connection_name) {
+    amqp_table_entry_t capabilities[4];
+    const char *names[4] = {"consumer_cancel_notify", "connection.blocked",
+                            "authentication_failure_close", "publisher_confirms"};
+    for (int i = 0; i < 4; i++) {
+        capabilities[i].key = amqp_cstring_bytes(names[i]);
+        capabilities[i].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+        capabilities[i].value.value.boolean = 1;
+    }
+    amqp_table_entry_t properties[2];
+    properties[0].key = amqp_cstring_bytes("capabilities");
+    properties[0].value.kind = AMQP_FIELD_KIND_TABLE;
+    properties[0].value.value.table.num_entries = 4;
+    properties[0].value.value.table.entries = capabilities;
+    properties[1].key = amqp_cstring_bytes("connection_name");
+    properties[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    properties[1].value.value.bytes = amqp_cstring_bytes(connection_name);
+    amqp_table_t table = {2, properties};
+    return amqp_login_with_properties(state, vhost, channel_max, frame_max,
+                                      heartbeat, &table, AMQP_SASL_METHOD_PLAIN,
+                                      user, password);
 }
 
 

@@ -27,10 +27,13 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         subscriptions: BrokerReplySubscriptions(consumer: replies, topology: topology),
         maxWaitingTurns: settings.maxWaitingTurnsPerSession, replyTimeout: settings.replyTimeout, logger: logger
     )
-    let dispatcher = TurnDispatcher(hub: hub, publisher: BrokerTurnPublisher(publisher: publisher, topology: topology), logger: logger)
+    let dispatcher = TurnDispatcher(
+        hub: hub, publisher: BrokerTurnPublisher(publisher: publisher, topology: topology), turnLifetime: settings.turnLifetime, logger: logger
+    )
     let connections = ConnectionHandler(
         hub: hub, store: store, dispatcher: dispatcher, decoder: ClientFrameDecoder(maxContentCharacters: settings.maxContentCharacters),
-        gatewayID: settings.gatewayID, maxFrameBytes: settings.maxFrameBytes, outboxCapacity: settings.outboxCapacity, logger: logger
+        gatewayID: settings.gatewayID, maxFrameBytes: settings.maxFrameBytes, outboxCapacity: settings.outboxCapacity,
+        maxSessionsPerSocket: settings.maxSessionsPerSocket, logger: logger
     )
     let authenticator = Authenticator(mode: settings.authentication)
 

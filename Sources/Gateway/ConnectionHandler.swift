@@ -14,6 +14,7 @@ struct ConnectionHandler: Sendable {
     let gatewayID: String
     let maxFrameBytes: Int
     let outboxCapacity: Int
+    let maxSessionsPerSocket: Int
     let logger: Logger
 
     /// State of one socket, owned by its reader.
@@ -82,15 +83,17 @@ struct ConnectionHandler: Sendable {
                 socket.currentSession = target
                 try await submit(.message, content: content, clientMessageID: clientMessageID, to: target, socket: socket, logger: logger)
             case .resume(let sessionID, let afterID):
-                try await open(sessionID, socket: &socket, clientMessageID: nil)
-                socket.currentSession = sessionID
-                let messages: [ChatMessage]
+                // Live frames wait until the history is out (see SocketOutbox).
+                socket.outbox.hold()
                 do {
-                    messages = try await store.messages(session: sessionID, afterID: afterID, limit: 500)
+                    try await open(sessionID, socket: &socket, clientMessageID: nil)
+                    let messages = try await history(of: sessionID, after: afterID)
+                    socket.currentSession = sessionID
+                    socket.outbox.release(first: .history(sessionID: sessionID, messages: messages), session: sessionID, coveredUpTo: messages.last?.id)
                 } catch {
-                    throw FrameError(code: "unavailable", message: "the database is unavailable; try again shortly")
+                    socket.outbox.release(first: nil)
+                    throw error
                 }
-                socket.outbox.send(.history(sessionID: sessionID, messages: messages))
             }
         } catch {
             logger.info("frame refused", metadata: ["code": "\(error.code)"])
@@ -100,9 +103,22 @@ struct ConnectionHandler: Sendable {
         }
     }
 
+    private func history(of sessionID: UUID, after afterID: Int64) async throws(FrameError) -> [ChatMessage] {
+        do {
+            return try await store.messages(session: sessionID, afterID: afterID, limit: 500)
+        } catch {
+            throw FrameError(code: "unavailable", message: "the database is unavailable; try again shortly")
+        }
+    }
+
     private func startSession(
         topicID: Int64?, courseID: Int64?, requestID: String?, socket: inout Socket, logger: Logger
     ) async throws(FrameError) -> UUID {
+        guard socket.openSessions.count < maxSessionsPerSocket else {
+            throw FrameError(
+                code: "too_many_sessions", message: "this socket already uses \(maxSessionsPerSocket) sessions; open another socket", requestID: requestID
+            )
+        }
         let session = SessionRecord(id: UUID(), userID: socket.outbox.userID, topicID: topicID, courseID: courseID)
         do {
             try await store.createSession(session)
@@ -143,6 +159,12 @@ struct ConnectionHandler: Sendable {
     }
 
     private func attach(_ sessionID: UUID, socket: inout Socket, requestID: String?, clientMessageID: String?) async throws(FrameError) {
+        guard socket.openSessions.count < maxSessionsPerSocket else {
+            throw FrameError(
+                code: "too_many_sessions", message: "this socket already uses \(maxSessionsPerSocket) sessions; open another socket",
+                requestID: requestID, clientMessageID: clientMessageID
+            )
+        }
         do {
             try await hub.attach(socket.outbox, to: sessionID)
         } catch {

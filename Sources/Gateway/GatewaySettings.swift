@@ -20,8 +20,15 @@ struct GatewaySettings: Sendable {
     var maxWaitingTurnsPerSession: Int
     /// How long a published turn may go unanswered before the client is told.
     var replyTimeout: Duration
+    /// How long a worker may work on a turn (its envelope's deadline): shorter than
+    /// `replyTimeout`, so no worker is still on a turn when the gateway gives up on it.
+    var turnLifetime: Duration {
+        max(replyTimeout - .seconds(10), replyTimeout / 2)
+    }
     /// Frames queued for a socket that does not read before frames are dropped.
     var outboxCapacity: Int
+    /// Sessions one socket may use (each holds a binding on this gateway).
+    var maxSessionsPerSocket: Int
 
     init(environment: EnvironmentReader) throws(ConfigurationError) {
         let suffix = UUID().uuidString.prefix(8).lowercased()
@@ -39,6 +46,7 @@ struct GatewaySettings: Sendable {
         maxWaitingTurnsPerSession = try environment.int("MAX_PENDING_TURNS_PER_SESSION", default: 16, range: 1...10_000)
         replyTimeout = try environment.seconds("REPLY_TIMEOUT_SECONDS", default: .seconds(180), range: 1...86_400)
         outboxCapacity = try environment.int("SOCKET_OUTBOX_FRAMES", default: 1024, range: 16...1_000_000)
+        maxSessionsPerSocket = try environment.int("MAX_SESSIONS_PER_SOCKET", default: 16, range: 1...10_000)
 
         if try environment.bool("PARLEY_AUTH", default: true) {
             let secret = environment.string("JWT_SECRET")

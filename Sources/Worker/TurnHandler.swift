@@ -23,6 +23,9 @@ struct TurnHandler: Sendable {
                 logger.info("turn was answered before; replying from the database")
                 return .done(done(turn, stored))
             }
+            if turn.isExpired() {
+                return failure(turn, code: "expired", "the message waited past its deadline and was not answered; send it again")
+            }
             guard let session = try await store.session(id: turn.sessionID) else {
                 return failure(turn, code: "session_not_found", "session \(turn.sessionID) does not exist")
             }
@@ -36,7 +39,7 @@ struct TurnHandler: Sendable {
             let started = ContinuousClock.now
             let completion: ChatCompletion
             do {
-                completion = try await model.complete(prompts.prompt(history: history, turn: turn))
+                completion = try await complete(prompts.prompt(history: history, turn: turn), before: turn.deadline)
             } catch {
                 logger.warning("the model failed", metadata: ["error": "\(error)", "code": "\(error.code)"])
                 return failure(turn, code: error.code, error.description)
@@ -56,6 +59,23 @@ struct TurnHandler: Sendable {
             return .done(done(turn, stored.message, usage: stored.isNew ? completion.usage : TokenUsage()))
         } catch {
             throw .store(error)
+        }
+    }
+
+    /// Asks the model, giving up at the turn's deadline.
+    private func complete(_ prompt: [PromptMessage], before deadline: Date?) async throws(LLMError) -> ChatCompletion {
+        guard let deadline else { return try await model.complete(prompt) }
+        let remaining = deadline.timeIntervalSinceNow
+        guard remaining > 0 else { throw .unavailable("the turn's deadline passed before the model was asked") }
+        let model = self.model
+        do {
+            return try await withTimeout(.milliseconds(Int64(remaining * 1000))) {
+                try await model.complete(prompt)
+            }
+        } catch let error as LLMError {
+            throw error
+        } catch {
+            throw .unavailable("no answer before the turn's deadline")
         }
     }
 

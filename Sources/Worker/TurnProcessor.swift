@@ -27,7 +27,8 @@ struct TurnProcessor: Service {
     let logger: Logger
 
     func run() async {
-        await startAfter.wait()
+        await cancelWhenGracefulShutdown { await startAfter.wait() }
+        guard startAfter.isOpen else { return }  // shut down before the schema was ready
         await withDiscardingTaskGroup { group in
             for await delivery in consumer.deliveries.cancelOnGracefulShutdown() {
                 group.addTask { await process(delivery) }
@@ -39,6 +40,11 @@ struct TurnProcessor: Service {
     func process(_ delivery: AMQPDelivery) async {
         var logger = self.logger
         logger[metadataKey: "delivery_tag"] = "\(delivery.deliveryTag)"
+        guard consumer.canSettle(delivery) else {
+            // Received before a reconnect: the broker has requeued it already.
+            logger.info("skipping a delivery of a replaced connection")
+            return
+        }
         let turn: TurnEnvelope
         do {
             turn = try EnvelopeCoding.decode(TurnEnvelope.self, from: delivery.body)
@@ -69,6 +75,17 @@ struct TurnProcessor: Service {
                 }
                 guard !Task.isShuttingDownGracefully else {
                     await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: true) }
+                    return
+                }
+                guard !turn.isExpired() else {
+                    // The gateway gives up on the turn now; working on past this would
+                    // let it overtake the session's next turn.
+                    logger.error("turn reached its deadline during an outage; dropping it", metadata: ["error": "\(failure)"])
+                    let expired = ReplyEnvelope.error(
+                        .init(sessionID: turn.sessionID, turnID: turn.turnID, code: "expired", message: "the message could not be answered before its deadline (\(failure)); send it again")
+                    )
+                    try? await publish(expired)
+                    await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: false) }
                     return
                 }
                 let pause = backoff.next()

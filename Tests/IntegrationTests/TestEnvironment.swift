@@ -79,7 +79,7 @@ func withIsolatedPostgres<T: Sendable>(
     let schema = TestEnvironment.uniqueName("test")
     let admin = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: TestEnvironment.logger)
     var configuration = settings.clientConfiguration
-    configuration.options.additionalStartupParameters = [("search_path", schema)]
+    configuration.options.additionalStartupParameters.append(("search_path", schema))
     let client = PostgresClient(configuration: configuration, backgroundLogger: TestEnvironment.logger)
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { await admin.run() }

@@ -63,4 +63,12 @@ struct EnvelopeTests {
         let reply = topology.gateway(id: "g").queues.last
         #expect(reply?.exclusive == true && reply?.autoDelete == true && reply?.durable == false)
     }
+
+    @Test(arguments: [
+        ("08006", true), ("53300", true), ("57P01", true), ("57P03", true), ("57014", true), ("40001", true),
+        ("23505", false), ("42P01", false), ("22P02", false),
+    ])
+    func transientDatabaseErrorsAreOutages(sqlState: String, transient: Bool) {
+        #expect(StoreError.isTransient(sqlState: sqlState) == transient)
+    }
 }

@@ -10,15 +10,21 @@ import Testing
 final class RecordingSubscriptions: ReplySubscriptions {
     let bound = Mutex<[UUID]>([])
     let unbound = Mutex<[UUID]>([])
+    let calls = Mutex<[String]>([])
     let failure = Mutex<AMQPError?>(nil)
 
     func subscribe(session: UUID) async throws(AMQPError) {
+        calls.withLock { $0.append("bind") }
+        await Task.yield()
         if let error = failure.withLock({ $0 }) { throw error }
         bound.withLock { $0.append(session) }
     }
 
     func unsubscribe(session: UUID) async throws(AMQPError) {
+        calls.withLock { $0.append("unbind:start") }
+        await Task.yield()
         unbound.withLock { $0.append(session) }
+        calls.withLock { $0.append("unbind:end") }
     }
 }
 
@@ -69,10 +75,10 @@ struct SessionHubTests {
         #expect(try await hub.submit(first)?.envelope.turnID == first.envelope.turnID)
         #expect(try await hub.submit(second) == nil)
         #expect(try await hub.submit(third) == nil)
-        #expect(await hub.published(first, error: nil) == nil)
+        #expect(await hub.published(first, outcome: .confirmed) == nil)
         let next = await hub.deliver(done(first))
         #expect(next?.envelope.turnID == second.envelope.turnID)
-        #expect(await hub.published(second, error: nil) == nil)
+        #expect(await hub.published(second, outcome: .confirmed) == nil)
         #expect(await hub.deliver(done(second))?.envelope.turnID == third.envelope.turnID)
         let sent = await frames(of: alice)
         #expect(sent.map { $0["type"] as? String } == ["accepted", "reply", "accepted", "reply"])
@@ -98,7 +104,7 @@ struct SessionHubTests {
         #expect(subscriptions.bound.withLock { $0 } == [session])
         let first = turn("hi", from: tab1)
         _ = try await hub.submit(first)
-        _ = await hub.published(first, error: nil)
+        _ = await hub.published(first, outcome: .confirmed)
         _ = await hub.deliver(done(first))
         _ = await hub.deliver(done(first))  // a redelivered duplicate
         let one = await frames(of: tab1).map { $0["type"] as? String }
@@ -115,7 +121,7 @@ struct SessionHubTests {
         _ = try await hub.submit(first)
         _ = try await hub.submit(second)
         #expect(await hub.deliver(done(first)) == nil)
-        #expect(await hub.published(first, error: nil)?.envelope.turnID == second.envelope.turnID)
+        #expect(await hub.published(first, outcome: .confirmed)?.envelope.turnID == second.envelope.turnID)
         #expect(await frames(of: alice).map { $0["type"] as? String } == ["accepted", "reply"])
     }
 
@@ -126,9 +132,9 @@ struct SessionHubTests {
         let second = turn("b", from: alice)
         _ = try await hub.submit(first)
         _ = try await hub.submit(second)
-        let next = await hub.published(first, error: .nacked(exchange: "x", routingKey: "y"))
+        let next = await hub.published(first, outcome: .refused(.nacked(exchange: "x", routingKey: "y")))
         #expect(next?.envelope.turnID == second.envelope.turnID)
-        _ = await hub.published(second, error: .notConnected("down"))
+        _ = await hub.published(second, outcome: .refused(.notConnected("down")))
         let sent = await frames(of: alice)
         #expect(sent.map { $0["code"] as? String } == ["overloaded", "unavailable"])
     }
@@ -140,7 +146,7 @@ struct SessionHubTests {
         let second = turn("next", from: alice)
         _ = try await hub.submit(first)
         _ = try await hub.submit(second)
-        _ = await hub.published(first, error: nil)
+        _ = await hub.published(first, outcome: .confirmed)
         #expect(await hub.expireOverdueTurns(now: .now).isEmpty)
         let released = await hub.expireOverdueTurns(now: .now.advanced(by: .seconds(31)))
         #expect(released.map(\.envelope.turnID) == [second.envelope.turnID])
@@ -173,5 +179,106 @@ struct SessionHubTests {
         subscriptions.failure.withLock { $0 = nil }
         try await hub.attach(alice, to: session)
         #expect(subscriptions.bound.withLock { $0 } == [session])
+    }
+
+    @Test func anUnconfirmedTurnKeepsTheSessionBlockedUntilItsReply() async throws {
+        let alice = socket()
+        try await hub.attach(alice, to: session)
+        let first = turn("maybe", from: alice)
+        let second = turn("next", from: alice)
+        _ = try await hub.submit(first)
+        _ = try await hub.submit(second)
+        #expect(await hub.published(first, outcome: .uncertain(.confirmTimeout(exchange: "x", seconds: 10))) == nil)
+        // It did reach the queue after all: its reply arrives and frees the session.
+        #expect(await hub.deliver(done(first))?.envelope.turnID == second.envelope.turnID)
+        let sent = await frames(of: alice).map { ($0["type"] as? String ?? "") + "/" + ($0["code"] as? String ?? "") }
+        #expect(sent == ["error/unavailable", "reply/"])
+    }
+
+    @Test func anUnconfirmedTurnWhoseReplyCameIsAccepted() async throws {
+        let alice = socket()
+        try await hub.attach(alice, to: session)
+        let first = turn("fast", from: alice)
+        _ = try await hub.submit(first)
+        _ = await hub.deliver(done(first))
+        _ = await hub.published(first, outcome: .uncertain(.connectionLost("gone")))
+        #expect(await frames(of: alice).map { $0["type"] as? String } == ["accepted", "reply"])
+    }
+
+    @Test func aReconnectingClientCannotOvertakeItsTurnInFlight() async throws {
+        let oldTab = socket()
+        try await hub.attach(oldTab, to: session)
+        let first = turn("one", from: oldTab)
+        _ = try await hub.submit(first)
+        _ = await hub.published(first, outcome: .confirmed)
+        await hub.detach(oldTab)  // the page reloads while the reply is being written
+        #expect(subscriptions.unbound.withLock { $0 }.isEmpty)
+        let newTab = socket()
+        try await hub.attach(newTab, to: session)
+        let second = turn("two", from: newTab)
+        #expect(try await hub.submit(second) == nil)  // waits behind the first
+        #expect(await hub.deliver(done(first))?.envelope.turnID == second.envelope.turnID)
+        #expect(await frames(of: newTab).map { $0["type"] as? String } == ["reply"])
+    }
+
+    @Test func aSessionWithoutSocketsIsReleasedWhenItsTurnEnds() async throws {
+        let tab = socket()
+        try await hub.attach(tab, to: session)
+        let first = turn("one", from: tab)
+        _ = try await hub.submit(first)
+        _ = await hub.published(first, outcome: .confirmed)
+        await hub.detach(tab)
+        #expect(await hub.isTracking(session: session))
+        _ = await hub.deliver(done(first))
+        #expect(!(await hub.isTracking(session: session)))
+        #expect(subscriptions.unbound.withLock { $0 } == [session])
+    }
+
+    @Test func aQuickReattachBindsOnlyAfterTheUnbind() async throws {
+        let first = socket()
+        try await hub.attach(first, to: session)
+        let second = socket()
+        async let leaving: Void = hub.detach(first)
+        async let coming: Void = hub.attach(second, to: session)
+        _ = try await (leaving, coming)
+        let calls = subscriptions.calls.withLock { $0 }
+        // Every unbind that started finished before the next bind.
+        for (index, call) in calls.enumerated() where call == "unbind:start" {
+            #expect(calls.count > index + 1 && calls[index + 1] == "unbind:end", "calls: \(calls)")
+        }
+        if calls.last == "unbind:end" {
+            Issue.record("the session ended up unbound although a socket holds it: \(calls)")
+        }
+        #expect(await hub.socketCount(session: session) == 1)
+    }
+}
+
+@Suite("Socket outbox")
+struct SocketOutboxTests {
+    @Test func heldFramesFollowTheHistoryWithoutRepeatingIt() async {
+        let outbox = SocketOutbox(userID: "u", capacity: 10, logger: Logger(label: "test"))
+        let session = UUID()
+        let other = UUID()
+        func reply(_ id: Int64, in session: UUID) -> ServerFrame {
+            .reply(.init(
+                sessionID: session, turnID: UUID(), message: .init(id: id, role: .assistant, content: "r\(id)", timestamp: Date()),
+                status: "active", completed: false, usage: .init()
+            ))
+        }
+        outbox.hold()
+        outbox.send(reply(5, in: session))  // already in the history below
+        outbox.send(reply(4, in: other))  // another session's: kept
+        outbox.send(reply(7, in: session))  // newer than the history: kept
+        let history: [ChatMessage] = [.init(id: 5, role: .assistant, content: "r5", timestamp: Date())]
+        outbox.release(first: .history(sessionID: session, messages: history), session: session, coveredUpTo: 5)
+        outbox.send(reply(8, in: session))
+        outbox.finish()
+        var order: [String] = []
+        for await text in outbox.frames {
+            let json = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+            let id = (json["message"] as? [String: Any])?["id"] as? Int
+            order.append("\(json["type"] as? String ?? "?")\(id.map { ":\($0)" } ?? "")")
+        }
+        #expect(order == ["history", "reply:4", "reply:7", "reply:8"])
     }
 }

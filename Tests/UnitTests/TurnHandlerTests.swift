@@ -127,4 +127,24 @@ struct TurnHandlerTests {
         #expect(model.calls.withLock { $0.first?.last?.content } == PromptBuilder.openingCue)
         #expect(try await store.recentMessages(session: sessionID, limit: 10).map(\.role) == [.assistant])
     }
+
+    @Test func anExpiredTurnIsNotAnsweredButAStoredReplyStillIs() async throws {
+        let model = ScriptedModel()
+        let sessionID = try await session()
+        var late = message("tarde", in: sessionID)
+        late.deadline = Date().addingTimeInterval(-1)
+        guard case .error(let failure) = try await handler(model).reply(to: late, logger: logger) else {
+            Issue.record("expected an error reply")
+            return
+        }
+        #expect(failure.code == "expired")
+        #expect(model.callCount == 0)
+        var answered = message("cedo", in: sessionID)
+        _ = try await handler(model).reply(to: answered, logger: logger)
+        answered.deadline = Date().addingTimeInterval(-1)
+        guard case .done = try await handler(model).reply(to: answered, logger: logger) else {
+            Issue.record("a stored reply must be replayed even after the deadline")
+            return
+        }
+    }
 }

@@ -36,7 +36,7 @@ struct ReplyRouter: Service {
             } catch {
                 return
             }
-            for turn in await hub.expireOverdueTurns() {
+            for turn in await hub.expireOverdueTurns(now: .now) {
                 await dispatcher.publish(startingWith: turn)
             }
         }

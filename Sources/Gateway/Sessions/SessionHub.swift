@@ -8,17 +8,31 @@ struct PendingTurn: Sendable {
     var origin: SocketOutbox
 }
 
+/// How the broker took a turn.
+enum PublishOutcome: Sendable {
+    /// Confirmed: the turn is in the queue.
+    case confirmed
+    /// Certainly not in the queue (nacked, unroutable, no connection).
+    case refused(AMQPError)
+    /// Written, but never confirmed: it may or may not be in the queue.
+    case uncertain(AMQPError)
+}
+
 /// The gateway's sessions: which sockets hold each session (fan-out), and each
 /// session's turns in order.
 ///
 /// **Order.** A session has at most one turn in the broker at a time: the next turn
-/// is published only when the previous one is answered (or failed, or timed out).
+/// is published only when the previous one is answered (or refused, or timed out).
 /// Turns sent meanwhile wait here, in order, and are `accepted` when they are
 /// published. Workers therefore never race on one session, whatever their number.
 ///
-/// The hub is a state machine; it never publishes itself. Methods that free the
-/// session for its next turn return that turn, and the caller publishes it and
-/// reports back with `published(_:error:)` (see `TurnDispatcher`).
+/// A session's entry (its turn in flight, the replies it has seen, its binding)
+/// lives while a socket holds it *or* a turn of it is in flight, so a reconnecting
+/// client cannot get a second turn into the broker next to the first.
+///
+/// The hub never publishes itself. Methods that free the session for its next turn
+/// return that turn; the caller publishes it and reports back with
+/// `published(_:outcome:)` (see `TurnDispatcher`).
 actor SessionHub {
     private struct Session {
         var sockets: [UUID: SocketOutbox] = [:]
@@ -27,12 +41,15 @@ actor SessionHub {
         var current: InFlight?
         /// Final replies already delivered, newest last, to drop a redelivered duplicate.
         var answered: [UUID] = []
+
+        var isIdle: Bool { sockets.isEmpty && current == nil }
     }
 
     private enum Subscription {
         case none
         case binding([CheckedContinuation<Result<Void, AMQPError>, Never>])
         case bound
+        case unbinding([CheckedContinuation<Void, Never>])
     }
 
     private struct InFlight {
@@ -61,67 +78,103 @@ actor SessionHub {
     /// Adds a socket to a session; the first socket binds the session's replies to
     /// this gateway. Returns when replies of the session are routed here.
     func attach(_ socket: SocketOutbox, to sessionID: UUID) async throws(AMQPError) {
-        sessions[sessionID, default: Session()].sockets[socket.id] = socket
-        switch sessions[sessionID]!.subscription {
-        case .bound:
-            return
-        case .binding:
-            let result = await withCheckedContinuation { continuation in
-                if case .binding(var waiters) = sessions[sessionID]?.subscription {
-                    waiters.append(continuation)
-                    sessions[sessionID]?.subscription = .binding(waiters)
-                } else {
-                    continuation.resume(returning: .success(()))
+        while true {
+            sessions[sessionID, default: Session()].sockets[socket.id] = socket
+            switch sessions[sessionID]!.subscription {
+            case .bound:
+                return
+            case .binding:
+                let result = await withCheckedContinuation { continuation in
+                    if case .binding(var waiters) = sessions[sessionID]?.subscription {
+                        waiters.append(continuation)
+                        sessions[sessionID]?.subscription = .binding(waiters)
+                    } else {
+                        continuation.resume(returning: .success(()))
+                    }
                 }
+                if case .failure(let error) = result {
+                    sessions[sessionID]?.sockets[socket.id] = nil
+                    throw error
+                }
+                return
+            case .unbinding:
+                // Let the unbind finish, then bind again (never both at once).
+                await withCheckedContinuation { continuation in
+                    if case .unbinding(var waiters) = sessions[sessionID]?.subscription {
+                        waiters.append(continuation)
+                        sessions[sessionID]?.subscription = .unbinding(waiters)
+                    } else {
+                        continuation.resume()
+                    }
+                }
+            case .none:
+                try await bind(sessionID, for: socket)
+                return
             }
-            if case .failure(let error) = result {
-                sessions[sessionID]?.sockets[socket.id] = nil
-                throw error
-            }
-        case .none:
-            sessions[sessionID]?.subscription = .binding([])
-            let result: Result<Void, AMQPError>
-            do {
-                try await subscriptions.subscribe(session: sessionID)
-                result = .success(())
-            } catch {
-                result = .failure(error)
-            }
-            guard case .binding(let waiters) = sessions[sessionID]?.subscription else { return }
-            if case .failure = result {
-                sessions[sessionID]?.subscription = .none
-                sessions[sessionID]?.sockets[socket.id] = nil
-            } else {
-                sessions[sessionID]?.subscription = .bound
-            }
-            waiters.forEach { $0.resume(returning: result) }
-            try result.get()
         }
     }
 
-    /// Removes a socket from every session it was in; a session without sockets
-    /// forgets its waiting turns (never accepted) and stops receiving replies.
+    private func bind(_ sessionID: UUID, for socket: SocketOutbox) async throws(AMQPError) {
+        sessions[sessionID]?.subscription = .binding([])
+        let result: Result<Void, AMQPError>
+        do {
+            try await subscriptions.subscribe(session: sessionID)
+            result = .success(())
+        } catch {
+            result = .failure(error)
+        }
+        guard case .binding(let waiters) = sessions[sessionID]?.subscription else { return }
+        if case .failure = result {
+            sessions[sessionID]?.subscription = .none
+            sessions[sessionID]?.sockets[socket.id] = nil
+            if sessions[sessionID]?.isIdle == true, sessions[sessionID]?.waiting.isEmpty == true {
+                sessions[sessionID] = nil
+            }
+        } else {
+            sessions[sessionID]?.subscription = .bound
+        }
+        waiters.forEach { $0.resume(returning: result) }
+        try result.get()
+    }
+
+    /// Removes a socket from every session it was in, with the turns it had waiting
+    /// (never accepted). A session left without sockets and without a turn in flight
+    /// stops receiving replies.
     func detach(_ socket: SocketOutbox) async {
-        var emptied: [UUID] = []
-        for (sessionID, session) in sessions where session.sockets[socket.id] != nil {
+        let held = sessions.filter { $0.value.sockets[socket.id] != nil }.map(\.key)
+        for sessionID in held {
             sessions[sessionID]?.sockets[socket.id] = nil
             sessions[sessionID]?.waiting.removeAll { $0.origin.id == socket.id }
-            if sessions[sessionID]?.sockets.isEmpty == true, case .bound = session.subscription {
-                emptied.append(sessionID)
-            }
         }
-        for sessionID in emptied {
+        for sessionID in held {
+            await releaseIfIdle(sessionID)
+        }
+    }
+
+    /// Unbinds and forgets a session that no socket holds and no turn needs.
+    private func releaseIfIdle(_ sessionID: UUID) async {
+        guard let session = sessions[sessionID], session.isIdle, case .bound = session.subscription else { return }
+        sessions[sessionID]?.subscription = .unbinding([])
+        do {
+            try await subscriptions.unsubscribe(session: sessionID)
+        } catch {
+            logger.warning("could not unbind a session", metadata: ["session_id": "\(sessionID.lowercased)", "error": "\(error)"])
+        }
+        guard case .unbinding(let waiters) = sessions[sessionID]?.subscription else { return }
+        if waiters.isEmpty, sessions[sessionID]?.isIdle == true {
             sessions[sessionID] = nil
-            do {
-                try await subscriptions.unsubscribe(session: sessionID)
-            } catch {
-                logger.warning("could not unbind a session", metadata: ["session_id": "\(sessionID.lowercased)", "error": "\(error)"])
-            }
+        } else {
+            sessions[sessionID]?.subscription = .none
         }
+        waiters.forEach { $0.resume() }
     }
 
     func socketCount(session sessionID: UUID) -> Int {
         sessions[sessionID]?.sockets.count ?? 0
+    }
+
+    func isTracking(session sessionID: UUID) -> Bool {
+        sessions[sessionID] != nil
     }
 
     // MARK: Turns
@@ -130,14 +183,14 @@ actor SessionHub {
     /// may be published at once.
     func submit(_ turn: PendingTurn) throws(FrameError) -> PendingTurn? {
         let sessionID = turn.envelope.sessionID
-        guard sessions[sessionID] != nil else {
+        guard let session = sessions[sessionID], session.sockets[turn.origin.id] != nil else {
             throw FrameError(code: "session_not_open", message: "attach to the session before sending to it", clientMessageID: turn.envelope.clientMessageID)
         }
-        if sessions[sessionID]?.current == nil {
+        if session.current == nil {
             sessions[sessionID]?.current = InFlight(turn: turn)
             return turn
         }
-        guard sessions[sessionID]!.waiting.count < maxWaitingTurns else {
+        guard session.waiting.count < maxWaitingTurns else {
             throw FrameError(
                 code: "too_many_pending",
                 message: "\(maxWaitingTurns) messages of this session are already waiting for the reply in progress; wait for it",
@@ -148,34 +201,47 @@ actor SessionHub {
         return nil
     }
 
-    /// The broker confirmed (error == nil) or refused the session's current turn.
-    /// Returns the next turn to publish, if the session is free for it.
-    func published(_ turn: PendingTurn, error: AMQPError?) -> PendingTurn? {
+    /// How the broker took the session's current turn. Returns the next turn to
+    /// publish, if the session is free for it.
+    func published(_ turn: PendingTurn, outcome: PublishOutcome) async -> PendingTurn? {
         let envelope = turn.envelope
-        guard var current = sessions[envelope.sessionID]?.current, current.turn.envelope.turnID == envelope.turnID else {
+        let sessionID = envelope.sessionID
+        guard var current = sessions[sessionID]?.current, current.turn.envelope.turnID == envelope.turnID else {
             return nil
         }
-        if let error {
+        let context = ServerFrame.ErrorContext(sessionID: sessionID, turnID: envelope.turnID, clientMessageID: envelope.clientMessageID)
+        switch outcome {
+        case .refused(let error):
             let frame = error.clientFrame
+            turn.origin.send(.error(code: frame.code, message: frame.message, context: context))
+            return await advance(sessionID)
+        case .uncertain where current.earlyReply != nil, .confirmed:
+            if envelope.kind == .message {
+                turn.origin.send(.accepted(sessionID: sessionID, turnID: envelope.turnID, clientMessageID: envelope.clientMessageID))
+            }
+        case .uncertain:
+            // It may be in the queue: keep the session blocked until its reply or the
+            // reply timeout, so that a later turn cannot overtake it.
             turn.origin.send(
-                .error(code: frame.code, message: frame.message, context: .init(sessionID: envelope.sessionID, clientMessageID: envelope.clientMessageID))
+                .error(
+                    code: "unavailable",
+                    message: "the message broker did not confirm your message; it may still be answered (watch for turn_id), or send it again",
+                    context: context
+                )
             )
-            return advance(envelope.sessionID)
-        }
-        if envelope.kind == .message {
-            turn.origin.send(.accepted(sessionID: envelope.sessionID, turnID: envelope.turnID, clientMessageID: envelope.clientMessageID))
         }
         current.published = true
         current.deadline = ContinuousClock.now.advanced(by: replyTimeout)
         let early = current.earlyReply
         current.earlyReply = nil
-        sessions[envelope.sessionID]?.current = current
-        return early.flatMap { deliver($0) }
+        sessions[sessionID]?.current = current
+        guard let early else { return nil }
+        return await deliver(early)
     }
 
     /// A reply envelope from the broker: fan it out to every socket of the session.
     /// Returns the session's next turn when this reply ended the current one.
-    func deliver(_ reply: ReplyEnvelope) -> PendingTurn? {
+    func deliver(_ reply: ReplyEnvelope) async -> PendingTurn? {
         let sessionID = reply.sessionID
         guard let session = sessions[sessionID] else { return nil }
         let isCurrent = session.current?.turn.envelope.turnID == reply.turnID
@@ -204,15 +270,18 @@ actor SessionHub {
             )
         }
         remember(answered: reply.turnID, in: sessionID)
-        return isCurrent ? advance(sessionID) : nil
+        return isCurrent ? await advance(sessionID) : nil
     }
 
     /// Ends turns whose reply did not come in time; returns the turns now free to publish.
-    func expireOverdueTurns(now: ContinuousClock.Instant = .now) -> [PendingTurn] {
+    func expireOverdueTurns(now: ContinuousClock.Instant = .now) async -> [PendingTurn] {
         var next: [PendingTurn] = []
-        for (sessionID, session) in sessions {
-            guard let current = session.current, let deadline = current.deadline, deadline <= now else { continue }
-            let envelope = current.turn.envelope
+        let overdue = sessions.compactMap { sessionID, session -> UUID? in
+            guard let deadline = session.current?.deadline, deadline <= now else { return nil }
+            return sessionID
+        }
+        for sessionID in overdue {
+            guard let envelope = sessions[sessionID]?.current?.turn.envelope else { continue }
             logger.warning("no reply in time", metadata: ["session_id": "\(sessionID.lowercased)", "turn_id": "\(envelope.turnID.lowercased)"])
             broadcast(
                 .error(
@@ -222,17 +291,22 @@ actor SessionHub {
                 in: sessionID
             )
             // Not remembered as answered: a late reply still reaches the sockets.
-            if let turn = advance(sessionID) { next.append(turn) }
+            if let turn = await advance(sessionID) { next.append(turn) }
         }
         return next
     }
 
-    private func advance(_ sessionID: UUID) -> PendingTurn? {
+    /// Ends the current turn; returns the next waiting one, or releases the session
+    /// when nobody needs it any more.
+    private func advance(_ sessionID: UUID) async -> PendingTurn? {
         sessions[sessionID]?.current = nil
-        guard let waiting = sessions[sessionID]?.waiting, !waiting.isEmpty else { return nil }
-        let next = sessions[sessionID]!.waiting.removeFirst()
-        sessions[sessionID]?.current = InFlight(turn: next)
-        return next
+        if let waiting = sessions[sessionID]?.waiting, !waiting.isEmpty {
+            let next = sessions[sessionID]!.waiting.removeFirst()
+            sessions[sessionID]?.current = InFlight(turn: next)
+            return next
+        }
+        await releaseIfIdle(sessionID)
+        return nil
     }
 
     private func remember(answered turnID: UUID, in sessionID: UUID) {

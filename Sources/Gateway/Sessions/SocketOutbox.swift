@@ -1,29 +1,65 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// The outbound side of one WebSocket: a bounded queue of frames that the
 /// socket's writer task drains, so a slow client never blocks anybody else.
+///
+/// While a `resume` reads history the outbox can be *held*: live frames wait, and
+/// the history goes out first, so a client never sees a reply before the history
+/// that precedes it, nor twice.
 final class SocketOutbox: Sendable {
     let id = UUID()
     let userID: String
     let frames: AsyncStream<String>
     private let continuation: AsyncStream<String>.Continuation
+    private let held = Mutex<[ServerFrame]?>(nil)
+    private let capacity: Int
     private let logger: Logger
 
     init(userID: String, capacity: Int, logger: Logger) {
         self.userID = userID
+        self.capacity = capacity
         (frames, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingOldest(capacity))
         self.logger = logger
     }
 
     func send(_ frame: ServerFrame) {
-        if case .dropped = continuation.yield(frame.text) {
-            logger.warning("socket is not reading; dropped a frame", metadata: ["socket_id": "\(id)"])
+        let write = held.withLock { held -> Bool in
+            guard held != nil else { return true }
+            if held!.count < capacity { held!.append(frame) }
+            return false
+        }
+        if write { enqueue(frame) }
+    }
+
+    /// Live frames wait from now until `release`.
+    func hold() {
+        held.withLock { $0 = $0 ?? [] }
+    }
+
+    /// Sends `first`, then the frames that waited — except replies of `session` that
+    /// `first` already contains (message id up to `coveredUpTo`).
+    func release(first: ServerFrame?, session: UUID? = nil, coveredUpTo lastID: Int64? = nil) {
+        let waiting = held.withLock { held -> [ServerFrame] in
+            defer { held = nil }
+            return held ?? []
+        }
+        if let first { enqueue(first) }
+        for frame in waiting {
+            if case .reply(let done) = frame, done.sessionID == session, let lastID, done.message.id <= lastID { continue }
+            enqueue(frame)
         }
     }
 
     /// Ends the writer task once the queued frames are written.
     func finish() {
         continuation.finish()
+    }
+
+    private func enqueue(_ frame: ServerFrame) {
+        if case .dropped = continuation.yield(frame.text) {
+            logger.warning("socket is not reading; dropped a frame", metadata: ["socket_id": "\(id)"])
+        }
     }
 }

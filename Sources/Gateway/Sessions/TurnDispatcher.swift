@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Shared
 
@@ -6,22 +7,57 @@ import Shared
 struct TurnDispatcher: Sendable {
     let hub: SessionHub
     let publisher: any TurnPublishing
+    /// How long a worker may take for a turn, from its publication; kept shorter than
+    /// the hub's reply timeout so that no worker still works on a turn when the hub
+    /// gives up on it and releases the session's next one.
+    let turnLifetime: Duration
+    /// How long to keep re-publishing a turn whose first publish went unconfirmed.
+    var doubtResolutionTime: Duration = .seconds(20)
     let logger: Logger
 
     func publish(startingWith first: PendingTurn?) async {
         var next = first
-        while let turn = next {
-            var error: AMQPError?
+        while var turn = next {
+            turn.envelope.deadline = Date().addingTimeInterval(turnLifetime.seconds)
+            let outcome = await publishResolvingDoubt(turn)
+            next = await hub.published(turn, outcome: outcome)
+        }
+    }
+
+    /// A publish written but not confirmed (connection lost, confirm timeout) may or
+    /// may not have reached the queue. Publishing the same turn again is safe — a
+    /// worker answers a turn id once — so try again until the broker confirms, or
+    /// report the doubt.
+    private func publishResolvingDoubt(_ turn: PendingTurn) async -> PublishOutcome {
+        var metadata: Logger.Metadata = ["session_id": "\(turn.envelope.sessionID.lowercased)", "turn_id": "\(turn.envelope.turnID.lowercased)"]
+        var doubt: AMQPError?
+        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+        let giveUpAt = ContinuousClock.now.advanced(by: doubtResolutionTime)
+        while true {
             do {
                 try await publisher.publish(turn.envelope)
-            } catch let failure {
-                error = failure
-                logger.warning(
-                    "turn not accepted by the broker",
-                    metadata: ["session_id": "\(turn.envelope.sessionID.lowercased)", "turn_id": "\(turn.envelope.turnID.lowercased)", "error": "\(failure)"]
-                )
+                return .confirmed
+            } catch {
+                metadata["error"] = "\(error)"
+                if doubt == nil, !error.publishOutcomeIsUnknown {
+                    logger.warning("turn refused by the broker", metadata: metadata)
+                    return .refused(error)
+                }
+                doubt = doubt ?? error
+                guard ContinuousClock.now < giveUpAt, !Task.isCancelled else {
+                    logger.error("turn publish unconfirmed; giving up re-publishing", metadata: metadata)
+                    return .uncertain(doubt ?? error)
+                }
+                logger.warning("turn publish unconfirmed; publishing it again", metadata: metadata)
+                try? await Task.sleep(for: backoff.next())
             }
-            next = await hub.published(turn, error: error)
         }
+    }
+}
+
+extension Duration {
+    var seconds: TimeInterval {
+        let (seconds, attoseconds) = components
+        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
     }
 }

@@ -144,7 +144,9 @@ final class AMQPConnectionThread: @unchecked Sendable {
             backoff.reset()
             let error = serve(wire)
             connected.store(false, ordering: .releasing)
-            failQueuedCommands(with: error ?? .shutDown)
+            // Commands that never ran were never sent: say so (`notConnected`), unlike
+            // work in flight, whose outcome is unknown (`connectionLost`).
+            failQueuedCommands(with: error.map { .notConnected($0.description) } ?? .shutDown)
             role.didDisconnect(error ?? .shutDown)
             if let error {
                 shared.withLock { $0.lastError = error.description }
@@ -169,7 +171,7 @@ final class AMQPConnectionThread: @unchecked Sendable {
 
     private func connect(generation: Int) -> AMQPWire? {
         do throws(AMQPError) {
-            let wire = try AMQPWire(endpoint: endpoint, heartbeatSeconds: heartbeatSeconds, connectTimeout: .seconds(5))
+            let wire = try AMQPWire(endpoint: endpoint, name: name, heartbeatSeconds: heartbeatSeconds, connectTimeout: .seconds(5))
             do throws(AMQPError) {
                 try topology.declare(on: wire)
                 try role.didConnect(wire, generation: generation)
@@ -206,8 +208,13 @@ final class AMQPConnectionThread: @unchecked Sendable {
                         throw error
                     }
                 }
-                while let frame = try wire.nextFrame(timeout: .zero) {
+                // The first read waits 1 ms rather than not at all: only a real
+                // deadline lets rabbitmq-c notice that the broker's heartbeats stopped
+                // (with an immediate deadline it never compares against them).
+                var wait = Duration.milliseconds(1)
+                while let frame = try wire.nextFrame(timeout: wait) {
                     try role.handle(frame, wire: wire)
+                    wait = .zero
                 }
                 role.checkDeadlines(now: .now)
                 if wire.hasBufferedInput || hasQueuedCommands { continue }

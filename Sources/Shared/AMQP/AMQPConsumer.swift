@@ -30,9 +30,13 @@ public final class AMQPConsumer: Service, Sendable {
 
     public func run() async {
         connection.start()
-        await withGracefulShutdownHandler {
-            await connection.waitUntilStopped()
-        } onGracefulShutdown: {
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await connection.waitUntilStopped()
+            } onGracefulShutdown: {
+                self.connection.stop()
+            }
+        } onCancel: {
             self.connection.stop()
         }
         role.finish()

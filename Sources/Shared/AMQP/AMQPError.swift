@@ -23,6 +23,15 @@ public enum AMQPError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The client has been shut down.
     case shutDown
 
+    /// Whether a publish that failed this way may nevertheless have reached its queue
+    /// (the frame was written but no confirm came back).
+    public var publishOutcomeIsUnknown: Bool {
+        switch self {
+        case .connectionLost, .confirmTimeout, .channelClosed: true
+        default: false
+        }
+    }
+
     public var description: String {
         switch self {
         case .notConnected(let why): "not connected to the broker (\(why))"

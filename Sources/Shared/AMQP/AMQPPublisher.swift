@@ -27,9 +27,13 @@ public final class AMQPPublisher: Service, Sendable {
 
     public func run() async {
         connection.start()
-        await withGracefulShutdownHandler {
-            await connection.waitUntilStopped()
-        } onGracefulShutdown: {
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await connection.waitUntilStopped()
+            } onGracefulShutdown: {
+                self.connection.stop()
+            }
+        } onCancel: {
             self.connection.stop()
         }
     }
@@ -71,6 +75,7 @@ final class PublisherRole: AMQPConnectionRole, @unchecked Sendable {
     private var nextDeliveryTag: UInt64 = 1
     private var waiters: [UInt64: Waiter] = [:]
     private var returnedMessages: [String: String] = [:]
+    private var isBlocked = false
 
     init(confirmTimeout: Duration, logger: Logger) {
         self.confirmTimeout = confirmTimeout
@@ -80,6 +85,11 @@ final class PublisherRole: AMQPConnectionRole, @unchecked Sendable {
     func publish(
         _ message: AMQPOutgoingMessage, on wire: AMQPWire, complete: @escaping (Result<Void, AMQPError>) -> Void
     ) throws(AMQPError) {
+        guard !isBlocked else {
+            // A blocked broker does not read our socket: writing could wedge the thread.
+            complete(.failure(.rejectedByBroker("the broker is blocking publishers (memory or disk alarm)")))
+            return
+        }
         try wire.publish(message)
         let tag = nextDeliveryTag
         nextDeliveryTag += 1
@@ -89,6 +99,7 @@ final class PublisherRole: AMQPConnectionRole, @unchecked Sendable {
     func didConnect(_ wire: AMQPWire, generation: Int) throws(AMQPError) {
         try wire.enablePublisherConfirms()
         nextDeliveryTag = 1
+        isBlocked = false
     }
 
     func handle(_ frame: AMQPIncomingFrame, wire: AMQPWire) throws(AMQPError) {
@@ -109,6 +120,7 @@ final class PublisherRole: AMQPConnectionRole, @unchecked Sendable {
         case .returned(let messageID, let reason):
             returnedMessages[messageID] = reason
         case .blocked(let blocked):
+            isBlocked = blocked
             logger.warning(blocked ? "the broker blocked publishing (resource alarm)" : "the broker unblocked publishing")
         case .delivery, .consumerCancelled, .other:
             break

@@ -12,7 +12,7 @@ final class AMQPWire {
     private var isClosed = false
 
     /// Opens a TCP connection, logs in and opens channel 1.
-    init(endpoint: AMQPEndpoint, heartbeatSeconds: Int32, connectTimeout: Duration) throws(AMQPError) {
+    init(endpoint: AMQPEndpoint, name: String, heartbeatSeconds: Int32, connectTimeout: Duration) throws(AMQPError) {
         guard let state = amqp_new_connection() else {
             throw .connectFailed("amqp_new_connection returned NULL")
         }
@@ -33,7 +33,7 @@ final class AMQPWire {
         var rpcTimeout = timeval(duration: .seconds(15))
         amqp_set_rpc_timeout(state, &rpcTimeout)
         let login = parley_amqp_login_plain(
-            state, endpoint.virtualHost, 0, 131_072, heartbeatSeconds, endpoint.user, endpoint.password
+            state, endpoint.virtualHost, 0, 131_072, heartbeatSeconds, endpoint.user, endpoint.password, name
         )
         try Self.check(login, doing: "login as \(endpoint.user) to vhost \(endpoint.virtualHost)")
         amqp_channel_open(state, Self.channel)

@@ -20,6 +20,7 @@ public struct DatabaseSettings: Sendable, Equatable {
     public var database: String
     public var tls: TLSMode
     public var maximumConnections: Int
+    public var statementTimeoutMilliseconds = 10_000
 
     public init(url string: String, maximumConnections: Int = 10) throws(ConfigurationError) {
         let problem = "must look like postgres://user:password@host:5432/database"
@@ -69,6 +70,9 @@ public struct DatabaseSettings: Sendable, Equatable {
         )
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(5)
+        // The server ends a statement that runs (or waits for a lock) too long: a
+        // client-side time limit cannot interrupt a query already sent.
+        configuration.options.additionalStartupParameters = [("statement_timeout", "\(statementTimeoutMilliseconds)")]
         return configuration
     }
 

@@ -18,10 +18,13 @@ public struct TurnEnvelope: Codable, Sendable, Equatable {
     public var clientMessageID: String?
     public var gatewayID: String
     public var sentAt: Date
+    /// After this moment no worker may start or go on with the turn: the gateway has
+    /// told the client `reply_timeout` (or is about to) and moved on.
+    public var deadline: Date?
 
     public init(
         kind: Kind, turnID: UUID = UUID(), sessionID: UUID, userID: String, content: String,
-        clientMessageID: String? = nil, gatewayID: String, sentAt: Date = Date()
+        clientMessageID: String? = nil, gatewayID: String, sentAt: Date = Date(), deadline: Date? = nil
     ) {
         self.version = 1
         self.kind = kind
@@ -32,6 +35,7 @@ public struct TurnEnvelope: Codable, Sendable, Equatable {
         self.clientMessageID = clientMessageID
         self.gatewayID = gatewayID
         self.sentAt = sentAt
+        self.deadline = deadline
     }
 
     enum CodingKeys: String, CodingKey {
@@ -44,6 +48,12 @@ public struct TurnEnvelope: Codable, Sendable, Equatable {
         case clientMessageID = "client_msg_id"
         case gatewayID = "gateway_id"
         case sentAt = "sent_at"
+        case deadline
+    }
+
+    /// Whether the deadline has passed at `now`.
+    public func isExpired(at now: Date = Date()) -> Bool {
+        deadline.map { $0 <= now } ?? false
     }
 
     /// The AMQP `type` property.

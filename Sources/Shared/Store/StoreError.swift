@@ -14,15 +14,25 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Server errors that go away by themselves: connection problems (class 08), too
+    /// many connections or out of resources (53), shutting down or starting up (57P01
+    /// to 57P03), statement timeout or lock wait (57014, 55P03), serialization
+    /// failure and deadlock (40001, 40P01).
+    static func isTransient(sqlState: String) -> Bool {
+        sqlState.hasPrefix("08") || sqlState.hasPrefix("53")
+            || ["57P01", "57P02", "57P03", "57014", "55P03", "40001", "40P01"].contains(sqlState)
+    }
+
     /// Classifies any error thrown by PostgresNIO (or by `withTimeout`).
     static func wrapping(_ error: any Error) -> StoreError {
         if let storeError = error as? StoreError { return storeError }
         if error is TimeoutError { return .unavailable("no answer within the time limit") }
         if let psql = error as? PSQLError {
-            if let message = psql.serverInfo?[.message] {
-                return .queryFailed(message)
+            guard let serverInfo = psql.serverInfo, let message = serverInfo[.message] else {
+                return .unavailable("\(psql.code)")
             }
-            return .unavailable("\(psql.code)")
+            let sqlState = serverInfo[.sqlState] ?? ""
+            return isTransient(sqlState: sqlState) ? .unavailable("\(sqlState) \(message)") : .queryFailed("\(sqlState) \(message)")
         }
         return .unavailable(String(describing: error))
     }

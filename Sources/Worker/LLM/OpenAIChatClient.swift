@@ -32,9 +32,15 @@ struct OpenAIChatClient: ChatModel {
         let status: HTTPResponseStatus
         let bytes: ByteBuffer
         do {
-            let response = try await httpClient.execute(request, timeout: .init(settings.timeout))
-            status = response.status
-            bytes = try await response.body.collect(upTo: 4 * 1024 * 1024)
+            // One limit for the whole exchange: AsyncHTTPClient's own deadline ends
+            // when the headers arrive, and a stalled body would hang the turn.
+            let (client, prepared, timeout) = (httpClient, request, settings.timeout)
+            (status, bytes) = try await withTimeout(timeout) {
+                let response = try await client.execute(prepared, timeout: .init(timeout))
+                return (response.status, try await response.body.collect(upTo: 4 * 1024 * 1024))
+            }
+        } catch is TimeoutError {
+            throw .unavailable("no complete answer from \(url) within \(settings.timeout)")
         } catch {
             throw .unavailable("request to \(url) failed: \(error)")
         }
