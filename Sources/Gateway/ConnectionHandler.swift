@@ -38,6 +38,7 @@ struct ConnectionHandler: Sendable {
                 for await text in outbox.frames {
                     do {
                         try await outbound.write(.text(text))
+                        outbox.didWrite()
                     } catch {
                         return
                     }
@@ -82,6 +83,8 @@ struct ConnectionHandler: Sendable {
                 }
                 socket.currentSession = target
                 try await submit(.message, content: content, clientMessageID: clientMessageID, to: target, socket: socket, logger: logger)
+            case .cancel(let turnID, let sessionID):
+                try await cancel(turnID, in: sessionID, socket: socket)
             case .resume(let sessionID, let afterID):
                 // Live frames wait until the history is out (see SocketOutbox).
                 socket.outbox.hold()
@@ -100,6 +103,29 @@ struct ConnectionHandler: Sendable {
             socket.outbox.send(
                 .error(code: error.code, message: error.message, context: .init(requestID: error.requestID, clientMessageID: error.clientMessageID))
             )
+        }
+    }
+
+    /// Cancels a turn: a waiting one here, one in flight by a signal to the workers.
+    /// The turn's reply then says `cancelled` and holds what was generated.
+    private func cancel(_ turnID: UUID, in sessionID: UUID?, socket: Socket) async throws(FrameError) {
+        let target: UUID
+        switch await hub.cancel(turnID, from: socket.outbox) {
+        case .droppedWhileWaiting:
+            return
+        case .inFlight(let sessionID):
+            target = sessionID
+        case .unknown:
+            // Sent from another gateway, perhaps: any session this socket holds will do.
+            guard let sessionID, socket.openSessions.contains(sessionID) else {
+                throw FrameError(code: "turn_not_found", message: "no turn \(turnID.lowercased) in progress in a session of this socket")
+            }
+            target = sessionID
+        }
+        do {
+            try await dispatcher.publisher.cancel(turnID: turnID, sessionID: target)
+        } catch {
+            throw FrameError(code: "unavailable", message: "the message broker is unavailable; the turn was not cancelled")
         }
     }
 

@@ -21,18 +21,23 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
         name: "worker-consume", endpoint: settings.broker.endpoint, topology: topology.shared, queue: topology.turnsQueue,
         prefetch: UInt16(settings.concurrency), logger: logger
     )
+    let control = AMQPConsumer(
+        name: "worker-control", endpoint: settings.broker.endpoint, topology: topology.worker(id: settings.workerID),
+        queue: topology.controlQueue(workerID: settings.workerID), prefetch: 100, logger: logger
+    )
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
-    let model = OpenAIChatClient(settings: settings.llm, httpClient: httpClient, logger: logger)
+    let cancellations = TurnCancellations()
     let handler = TurnHandler(
-        store: store, model: model,
+        store: store, generator: providerChain(settings: settings, httpClient: httpClient, logger: logger),
         prompts: PromptBuilder(systemPrompt: settings.systemPrompt, maxHistory: settings.maxConversationHistory),
-        modelName: settings.llm.model
+        cancellations: cancellations
     )
     let schemaReady = Gate()
-    let processor = TurnProcessor(
+    var processor = TurnProcessor(
         consumer: consumer, publisher: publisher, handler: handler, topology: topology, retryPause: settings.retryPause,
         startAfter: schemaReady, logger: logger
     )
+    processor.coalescer = settings.coalescer
     let http = Application(
         router: workerRouter(store: store, publisher: publisher, consumer: consumer, postgres: postgres, logger: logger),
         configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "parley-worker"),
@@ -47,12 +52,30 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
                 .init(service: HTTPClientService(client: httpClient)),
                 .init(service: publisher),
                 .init(service: consumer),
+                .init(service: control),
+                .init(service: ControlListener(consumer: control, cancellations: cancellations, logger: logger)),
                 .init(service: processor),
                 .init(service: http),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
+    )
+}
+
+/// The providers of `LLM_PROVIDER` and `LLM_FALLBACK`, in order, each behind its own
+/// circuit breaker, sharing one retry policy and one HTTP client.
+func providerChain(settings: WorkerSettings, httpClient: HTTPClient, logger: Logger) -> ProviderChain {
+    let transport = LLMTransport(httpClient: httpClient, attemptTimeout: settings.attemptTimeout, idleTimeout: settings.idleTimeout)
+    let models: [any ChatModel] = settings.providers.compactMap { provider in
+        switch provider {
+        case .openai: settings.openAI.map { OpenAIChatClient(settings: $0, transport: transport) }
+        case .gemini: settings.gemini.map { GeminiChatClient(settings: $0, transport: transport) }
+        }
+    }
+    return ProviderChain(
+        slots: models.map { .init(model: $0, breaker: CircuitBreaker(failureThreshold: settings.breakerFailures, cooldown: settings.breakerCooldown)) },
+        policy: settings.retry, streaming: settings.streaming, logger: logger
     )
 }
 

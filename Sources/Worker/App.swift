@@ -16,7 +16,7 @@ enum WorkerMain {
             "starting",
             metadata: [
                 "worker_id": "\(settings.workerID)", "broker": "\(settings.broker.endpoint.redacted)",
-                "database": "\(settings.database.redacted)", "llm": "\(settings.llm.baseURL)", "model": "\(settings.llm.model)",
+                "database": "\(settings.database.redacted)", "llm": "\(settings.providerSummary)", "streaming": "\(settings.streaming)",
                 "concurrency": "\(settings.concurrency)", "http_port": "\(settings.httpPort)",
             ]
         )

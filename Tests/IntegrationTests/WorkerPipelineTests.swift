@@ -10,9 +10,18 @@ import Testing
 final class CountingModel: ChatModel {
     let calls = Atomic<Int>(0)
 
+    var provider: String { "counting" }
+    var model: String { "counting-1" }
+
     func complete(_ prompt: [PromptMessage]) async throws(LLMError) -> ChatCompletion {
         calls.add(1, ordering: .relaxed)
         return ChatCompletion(text: "re: \(prompt.last?.content ?? "")", model: "counting", usage: TokenUsage(promptTokens: 1, completionTokens: 1))
+    }
+
+    func stream(_ prompt: [PromptMessage], onText: @escaping @Sendable (String) async -> Void) async throws(LLMError) -> ChatCompletion {
+        let completion = try await complete(prompt)
+        await onText(completion.text)
+        return completion
     }
 }
 
@@ -35,7 +44,14 @@ struct WorkerPipelineTests {
             let model = CountingModel()
             let processor = TurnProcessor(
                 consumer: turns, publisher: publisher,
-                handler: TurnHandler(store: store, model: model, prompts: PromptBuilder(systemPrompt: "sys", maxHistory: 10), modelName: "counting"),
+                handler: TurnHandler(
+                    store: store,
+                    generator: ProviderChain(
+                        slots: [.init(model: model, breaker: CircuitBreaker())], policy: RetryPolicy(maxAttempts: 1), streaming: true,
+                        logger: TestEnvironment.logger
+                    ),
+                    prompts: PromptBuilder(systemPrompt: "sys", maxHistory: 10), cancellations: TurnCancellations()
+                ),
                 topology: broker.topology, retryPause: .milliseconds(50), logger: TestEnvironment.logger
             )
             try await replies.waitUntilConnected()

@@ -15,9 +15,15 @@ final class ScriptedTurnPublisher: TurnPublishing {
         self.failures = Mutex(failures)
     }
 
+    let cancels = Mutex<[UUID]>([])
+
     func publish(_ turn: TurnEnvelope) async throws(AMQPError) {
         published.withLock { $0.append(turn) }
         if let failure = failures.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { throw failure }
+    }
+
+    func cancel(turnID: UUID, sessionID: UUID) async throws(AMQPError) {
+        cancels.withLock { $0.append(turnID) }
     }
 }
 

@@ -15,13 +15,34 @@ final class ScriptedModel: ChatModel {
         self.failure = failure
     }
 
+    var provider: String { "scripted" }
+    var model: String { "scripted-1" }
+
     func complete(_ prompt: [PromptMessage]) async throws(LLMError) -> ChatCompletion {
         calls.withLock { $0.append(prompt) }
         if let failure { throw failure }
         return ChatCompletion(text: "answer to \(prompt.last?.content ?? "")", model: "scripted", usage: .init(promptTokens: 3, completionTokens: 4))
     }
 
+    func stream(_ prompt: [PromptMessage], onText: @escaping @Sendable (String) async -> Void) async throws(LLMError) -> ChatCompletion {
+        let completion = try await complete(prompt)
+        let middle = completion.text.index(completion.text.startIndex, offsetBy: completion.text.count / 2)
+        await onText(String(completion.text[..<middle]))
+        await onText(String(completion.text[middle...]))
+        return completion
+    }
+
     var callCount: Int { calls.withLock { $0.count } }
+}
+
+extension ProviderChain {
+    /// One model, one attempt: what the turn handler tests need.
+    static func single(_ model: any ChatModel, attempts: Int = 1) -> ProviderChain {
+        ProviderChain(
+            slots: [.init(model: model, breaker: CircuitBreaker())], policy: RetryPolicy(maxAttempts: attempts, baseDelay: .milliseconds(1)),
+            streaming: true, logger: Logger(label: "test")
+        )
+    }
 }
 
 @Suite("Turn handler")
@@ -30,7 +51,10 @@ struct TurnHandlerTests {
     let logger = Logger(label: "test")
 
     func handler(_ model: ScriptedModel, history: Int = 20) -> TurnHandler {
-        TurnHandler(store: store, model: model, prompts: PromptBuilder(systemPrompt: "sys", maxHistory: history), modelName: "scripted")
+        TurnHandler(
+            store: store, generator: .single(model), prompts: PromptBuilder(systemPrompt: "sys", maxHistory: history),
+            cancellations: TurnCancellations()
+        )
     }
 
     func session(user: String = "alice") async throws -> UUID {

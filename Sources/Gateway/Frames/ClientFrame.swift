@@ -6,6 +6,8 @@ enum ClientFrame: Equatable, Sendable {
     case start(requestID: String?, topicID: Int64?, courseID: Int64?)
     case message(sessionID: UUID?, content: String, clientMessageID: String?)
     case resume(sessionID: UUID, afterID: Int64)
+    /// Stop generating a turn; `sessionID` helps when the turn was sent from another gateway.
+    case cancel(turnID: UUID, sessionID: UUID?)
 }
 
 /// A frame the gateway refuses, with the code the client sees.
@@ -30,6 +32,7 @@ struct ClientFrameDecoder: Sendable {
         var topic_id: Int64?
         var course_id: Int64?
         var after_id: Int64?
+        var turn_id: String?
     }
 
     func decode(_ text: String) throws(FrameError) -> ClientFrame {
@@ -57,8 +60,15 @@ struct ClientFrameDecoder: Sendable {
                 throw FrameError(code: "malformed_frame", message: "a resume frame needs \"session_id\"", requestID: requestID)
             }
             return .resume(sessionID: sessionID, afterID: frame.after_id ?? 0)
+        case "cancel":
+            guard let text = frame.turn_id, let turnID = UUID(uuidString: text) else {
+                throw FrameError(code: "malformed_frame", message: "a cancel frame needs \"turn_id\" (a UUID string)", requestID: requestID)
+            }
+            return .cancel(turnID: turnID, sessionID: try sessionID(frame.session_id, clientMessageID: nil))
         default:
-            throw FrameError(code: "unknown_type", message: "unknown frame type \"\(type)\"; use start, message or resume", requestID: requestID)
+            throw FrameError(
+                code: "unknown_type", message: "unknown frame type \"\(type)\"; use start, message, resume or cancel", requestID: requestID
+            )
         }
     }
 

@@ -6,6 +6,8 @@ enum ServerFrame: Sendable {
     case session(sessionID: UUID, status: String, requestID: String?)
     case accepted(sessionID: UUID, turnID: UUID, clientMessageID: String?)
     case delta(ReplyEnvelope.Delta)
+    /// The deltas of the turn so far are void; it is being generated again.
+    case reset(ReplyEnvelope.Reset)
     case reply(ReplyEnvelope.Done)
     case history(sessionID: UUID, messages: [ChatMessage])
     case error(code: String, message: String, context: ErrorContext = ErrorContext())
@@ -19,6 +21,12 @@ enum ServerFrame: Sendable {
 
     var text: String {
         String(decoding: EnvelopeCoding.encode(WireFrame(self)), as: UTF8.self)
+    }
+
+    /// Frames a slow socket may miss without losing anything: the reply repeats them.
+    var isDroppable: Bool {
+        if case .delta = self { return true }
+        return false
     }
 }
 
@@ -35,11 +43,13 @@ private struct WireFrame: Encodable {
     var message: ChatMessage?
     var messages: [ChatMessage]?
     var completed: Bool?
+    var cancelled: Bool?
+    var reason: String?
     var code: String?
     var errorMessage: String?
 
     enum CodingKeys: String, CodingKey {
-        case type, status, index, text, message, messages, completed, code
+        case type, status, index, text, message, messages, completed, cancelled, reason, code
         case sessionID = "session_id", turnID = "turn_id", requestID = "request_id", clientMessageID = "client_msg_id"
     }
 
@@ -61,6 +71,11 @@ private struct WireFrame: Encodable {
             turnID = delta.turnID.lowercased
             index = delta.index
             text = delta.text
+        case .reset(let reset):
+            type = "reset"
+            sessionID = reset.sessionID.lowercased
+            turnID = reset.turnID.lowercased
+            reason = reset.reason
         case .reply(let done):
             type = "reply"
             sessionID = done.sessionID.lowercased
@@ -68,6 +83,7 @@ private struct WireFrame: Encodable {
             message = done.message
             status = done.status
             completed = done.completed
+            cancelled = done.cancelled ? true : nil
         case .history(let sessionID, let messages):
             type = "history"
             self.sessionID = sessionID.lowercased
@@ -96,6 +112,8 @@ private struct WireFrame: Encodable {
         try container.encodeIfPresent(message, forKey: .message)
         try container.encodeIfPresent(messages, forKey: .messages)
         try container.encodeIfPresent(completed, forKey: .completed)
+        try container.encodeIfPresent(cancelled, forKey: .cancelled)
+        try container.encodeIfPresent(reason, forKey: .reason)
         try container.encodeIfPresent(code, forKey: .code)
         // `message` is the error text on error frames (DESIGN §5).
         if let errorMessage {

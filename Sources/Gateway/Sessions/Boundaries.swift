@@ -4,6 +4,8 @@ import Shared
 /// Publishes turns to the broker; returns when the broker confirmed.
 protocol TurnPublishing: Sendable {
     func publish(_ turn: TurnEnvelope) async throws(AMQPError)
+    /// Tells every worker to stop generating `turnID`.
+    func cancel(turnID: UUID, sessionID: UUID) async throws(AMQPError)
 }
 
 /// Routes the replies of a session to this gateway (binds its reply queue).
@@ -22,6 +24,16 @@ struct BrokerTurnPublisher: TurnPublishing {
             AMQPOutgoingMessage(
                 exchange: topology.turnsExchange, routingKey: topology.turnRoutingKey, body: EnvelopeCoding.encode(turn),
                 messageID: turn.turnID.lowercased, type: turn.messageType, persistent: true, mandatory: true
+            )
+        )
+    }
+
+    func cancel(turnID: UUID, sessionID: UUID) async throws(AMQPError) {
+        let signal = ControlEnvelope(kind: .cancel, turnID: turnID, sessionID: sessionID)
+        try await publisher.publish(
+            AMQPOutgoingMessage(
+                exchange: topology.controlExchange, routingKey: "", body: EnvelopeCoding.encode(signal),
+                messageID: "\(turnID.lowercased).cancel", type: "control.cancel", persistent: false
             )
         )
     }

@@ -58,6 +58,8 @@ actor SessionHub {
         var deadline: ContinuousClock.Instant?
         /// A reply that overtook the broker's confirm of its own turn.
         var earlyReply: ReplyEnvelope?
+        /// Deltas and resets that overtook it (bounded: the reply repeats them).
+        var earlyStream: [ReplyEnvelope] = []
     }
 
     private let subscriptions: any ReplySubscriptions
@@ -201,6 +203,34 @@ actor SessionHub {
         return nil
     }
 
+    /// Where a turn to cancel stands.
+    enum CancelTarget: Equatable, Sendable {
+        /// It was waiting here and is now dropped (it never reached the broker).
+        case droppedWhileWaiting
+        /// It is in the broker or with a worker: the workers must be told.
+        case inFlight(sessionID: UUID)
+        /// No such turn in a session this socket holds.
+        case unknown
+    }
+
+    /// Cancels a turn of a session `socket` holds.
+    func cancel(_ turnID: UUID, from socket: SocketOutbox) -> CancelTarget {
+        for (sessionID, session) in sessions where session.sockets[socket.id] != nil {
+            if session.current?.turn.envelope.turnID == turnID { return .inFlight(sessionID: sessionID) }
+            if let index = session.waiting.firstIndex(where: { $0.envelope.turnID == turnID }) {
+                let turn = sessions[sessionID]!.waiting.remove(at: index)
+                turn.origin.send(
+                    .error(
+                        code: "cancelled", message: "the message was cancelled before it was sent to a worker",
+                        context: .init(sessionID: sessionID, turnID: turnID, clientMessageID: turn.envelope.clientMessageID)
+                    )
+                )
+                return .droppedWhileWaiting
+            }
+        }
+        return .unknown
+    }
+
     /// How the broker took the session's current turn. Returns the next turn to
     /// publish, if the session is free for it.
     func published(_ turn: PendingTurn, outcome: PublishOutcome) async -> PendingTurn? {
@@ -233,8 +263,11 @@ actor SessionHub {
         current.published = true
         current.deadline = ContinuousClock.now.advanced(by: replyTimeout)
         let early = current.earlyReply
+        let earlyStream = current.earlyStream
         current.earlyReply = nil
+        current.earlyStream = []
         sessions[sessionID]?.current = current
+        for envelope in earlyStream { _ = await deliver(envelope) }
         guard let early else { return nil }
         return await deliver(early)
     }
@@ -248,12 +281,19 @@ actor SessionHub {
         if isCurrent, session.current?.published == false {
             // The reply overtook the confirm of its own turn: hold it until the
             // client has seen `accepted`.
-            if reply.isFinal { sessions[sessionID]?.current?.earlyReply = reply }
+            if reply.isFinal {
+                sessions[sessionID]?.current?.earlyReply = reply
+            } else if (sessions[sessionID]?.current?.earlyStream.count ?? 0) < 256 {
+                sessions[sessionID]?.current?.earlyStream.append(reply)
+            }
             return nil
         }
         switch reply {
         case .delta(let delta):
             broadcast(.delta(delta), in: sessionID)
+            return nil
+        case .reset(let reset):
+            broadcast(.reset(reset), in: sessionID)
             return nil
         case .done(let done):
             guard !session.answered.contains(reply.turnID) else {

@@ -4,6 +4,9 @@ import Synchronization
 
 /// The outbound side of one WebSocket: a bounded queue of frames that the
 /// socket's writer task drains, so a slow client never blocks anybody else.
+/// When half the queue is taken, `delta` frames for this socket are dropped (the
+/// client sees a gap in `index`); replies and errors still go in, and the reply
+/// carries the whole text.
 ///
 /// While a `resume` reads history the outbox can be *held*: live frames wait, and
 /// the history goes out first, so a client never sees a reply before the history
@@ -14,6 +17,8 @@ final class SocketOutbox: Sendable {
     let frames: AsyncStream<String>
     private let continuation: AsyncStream<String>.Continuation
     private let held = Mutex<[ServerFrame]?>(nil)
+    /// Frames queued and not yet written.
+    private let pending = Atomic<Int>(0)
     private let capacity: Int
     private let logger: Logger
 
@@ -52,13 +57,24 @@ final class SocketOutbox: Sendable {
         }
     }
 
+    /// The writer wrote one frame.
+    func didWrite() {
+        pending.subtract(1, ordering: .relaxed)
+    }
+
     /// Ends the writer task once the queued frames are written.
     func finish() {
         continuation.finish()
     }
 
     private func enqueue(_ frame: ServerFrame) {
+        if frame.isDroppable, pending.load(ordering: .relaxed) >= capacity / 2 {
+            logger.debug("socket reads slowly; dropped a delta", metadata: ["socket_id": "\(id)"])
+            return
+        }
+        pending.add(1, ordering: .relaxed)
         if case .dropped = continuation.yield(frame.text) {
+            pending.subtract(1, ordering: .relaxed)
             logger.warning("socket is not reading; dropped a frame", metadata: ["socket_id": "\(id)"])
         }
     }

@@ -46,6 +46,26 @@ public final class AMQPPublisher: Service, Sendable {
         await connection.waitUntilStopped()
     }
 
+    /// Publishes without waiting for the broker's confirm: returns once the message
+    /// is written to the connection. For messages whose loss is harmless (streamed
+    /// deltas, which the final reply repeats); order with confirmed publishes of this
+    /// publisher is kept, as all go through one channel.
+    public func send(_ message: AMQPOutgoingMessage) async throws(AMQPError) {
+        let role = self.role
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, AMQPError>, Never>) in
+            connection.submit(
+                .init(
+                    run: { wire throws(AMQPError) in
+                        try role.publish(message, on: wire) { _ in }
+                        continuation.resume(returning: .success(()))
+                    },
+                    fail: { continuation.resume(returning: .failure($0)) }
+                )
+            )
+        }
+        try result.get()
+    }
+
     public func publish(_ message: AMQPOutgoingMessage) async throws(AMQPError) {
         let role = self.role
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, AMQPError>, Never>) in

@@ -22,6 +22,7 @@ public struct ParleyTopology: Sendable {
     public var controlExchange: String { "\(prefix).control" }
 
     public func gatewayQueue(gatewayID: String) -> String { "\(prefix).gateway.\(gatewayID)" }
+    public func controlQueue(workerID: String) -> String { "\(prefix).control.\(workerID)" }
 
     /// The durable part every process declares.
     public var shared: AMQPTopology {
@@ -50,6 +51,15 @@ public struct ParleyTopology: Sendable {
                 AMQPBinding(queue: deadQueue, exchange: deadExchange, routingKey: ""),
             ]
         )
+    }
+
+    /// The shared topology plus one worker's exclusive queue of control signals.
+    public func worker(id: String) -> AMQPTopology {
+        var topology = shared
+        let queue = controlQueue(workerID: id)
+        topology.queues.append(AMQPQueue(name: queue, durable: false, exclusive: true, autoDelete: true))
+        topology.bindings.append(AMQPBinding(queue: queue, exchange: controlExchange, routingKey: ""))
+        return topology
     }
 
     /// The shared topology plus one gateway's exclusive reply queue (bound per

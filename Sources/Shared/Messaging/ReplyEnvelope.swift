@@ -37,8 +37,26 @@ public struct TokenUsage: Codable, Sendable, Equatable {
 /// A reply on its way from a worker to the gateways (routing key = session id).
 public enum ReplyEnvelope: Sendable, Equatable {
     case delta(Delta)
+    /// The deltas sent so far for the turn are void: generation starts over.
+    case reset(Reset)
     case done(Done)
     case error(Failure)
+
+    public struct Reset: Codable, Sendable, Equatable {
+        public var sessionID: UUID
+        public var turnID: UUID
+        public var reason: String
+
+        public init(sessionID: UUID, turnID: UUID, reason: String) {
+            self.sessionID = sessionID
+            self.turnID = turnID
+            self.reason = reason
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case sessionID = "session_id", turnID = "turn_id", reason
+        }
+    }
 
     public struct Delta: Codable, Sendable, Equatable {
         public var sessionID: UUID
@@ -65,18 +83,34 @@ public enum ReplyEnvelope: Sendable, Equatable {
         public var status: String
         public var completed: Bool
         public var usage: TokenUsage
+        /// The user cancelled the turn: `message` holds what was generated until then.
+        public var cancelled: Bool
 
-        public init(sessionID: UUID, turnID: UUID, message: ChatMessage, status: String, completed: Bool, usage: TokenUsage) {
+        public init(
+            sessionID: UUID, turnID: UUID, message: ChatMessage, status: String, completed: Bool, usage: TokenUsage, cancelled: Bool = false
+        ) {
             self.sessionID = sessionID
             self.turnID = turnID
             self.message = message
             self.status = status
             self.completed = completed
             self.usage = usage
+            self.cancelled = cancelled
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            sessionID = try container.decode(UUID.self, forKey: .sessionID)
+            turnID = try container.decode(UUID.self, forKey: .turnID)
+            message = try container.decode(ChatMessage.self, forKey: .message)
+            status = try container.decode(String.self, forKey: .status)
+            completed = try container.decode(Bool.self, forKey: .completed)
+            usage = try container.decodeIfPresent(TokenUsage.self, forKey: .usage) ?? TokenUsage()
+            cancelled = try container.decodeIfPresent(Bool.self, forKey: .cancelled) ?? false
         }
 
         enum CodingKeys: String, CodingKey {
-            case sessionID = "session_id", turnID = "turn_id", message, status, completed, usage
+            case sessionID = "session_id", turnID = "turn_id", message, status, completed, usage, cancelled
         }
     }
 
@@ -101,6 +135,7 @@ public enum ReplyEnvelope: Sendable, Equatable {
     public var sessionID: UUID {
         switch self {
         case .delta(let delta): delta.sessionID
+        case .reset(let reset): reset.sessionID
         case .done(let done): done.sessionID
         case .error(let failure): failure.sessionID
         }
@@ -109,6 +144,7 @@ public enum ReplyEnvelope: Sendable, Equatable {
     public var turnID: UUID {
         switch self {
         case .delta(let delta): delta.turnID
+        case .reset(let reset): reset.turnID
         case .done(let done): done.turnID
         case .error(let failure): failure.turnID
         }
@@ -116,13 +152,16 @@ public enum ReplyEnvelope: Sendable, Equatable {
 
     /// Whether this envelope ends its turn.
     public var isFinal: Bool {
-        if case .delta = self { return false }
-        return true
+        switch self {
+        case .delta, .reset: false
+        case .done, .error: true
+        }
     }
 
     public var kind: String {
         switch self {
         case .delta: "delta"
+        case .reset: "reset"
         case .done: "done"
         case .error: "error"
         }
@@ -139,6 +178,7 @@ extension ReplyEnvelope: Codable {
         let kind = try container.decode(String.self, forKey: .kind)
         switch kind {
         case "delta": self = .delta(try Delta(from: decoder))
+        case "reset": self = .reset(try Reset(from: decoder))
         case "done": self = .done(try Done(from: decoder))
         case "error": self = .error(try Failure(from: decoder))
         default:
@@ -152,6 +192,7 @@ extension ReplyEnvelope: Codable {
         try container.encode(kind, forKey: .kind)
         switch self {
         case .delta(let delta): try delta.encode(to: encoder)
+        case .reset(let reset): try reset.encode(to: encoder)
         case .done(let done): try done.encode(to: encoder)
         case .error(let failure): try failure.encode(to: encoder)
         }

@@ -36,11 +36,23 @@ public struct CompletedTurn: Sendable {
     public var model: String
     public var usage: TokenUsage
     public var latencyMilliseconds: Int
+    public var provider: String?
+    public var timeToFirstTokenMilliseconds: Int?
+    public var finishReason: String?
+    public var attempts: Int?
+    /// The user cancelled the turn: the reply is what had been generated.
+    public var cancelled: Bool
 
     public init(
         sessionID: UUID, turnID: UUID, userContent: String?, replyContent: String, rawReply: String,
-        model: String, usage: TokenUsage, latencyMilliseconds: Int
+        model: String, usage: TokenUsage, latencyMilliseconds: Int, provider: String? = nil,
+        timeToFirstTokenMilliseconds: Int? = nil, finishReason: String? = nil, attempts: Int? = nil, cancelled: Bool = false
     ) {
+        self.provider = provider
+        self.timeToFirstTokenMilliseconds = timeToFirstTokenMilliseconds
+        self.finishReason = finishReason
+        self.attempts = attempts
+        self.cancelled = cancelled
         self.sessionID = sessionID
         self.turnID = turnID
         self.userContent = userContent

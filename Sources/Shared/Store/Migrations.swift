@@ -45,7 +45,20 @@ public enum ParleyMigrations {
                 """,
                 "CREATE INDEX messages_session_id_idx ON messages (session_id, id)",
             ]
-        )
+        ),
+        Migration(
+            version: 2, name: "facts of each answer",
+            statements: [
+                """
+                ALTER TABLE messages
+                    ADD COLUMN provider text,
+                    ADD COLUMN ttft_ms integer,
+                    ADD COLUMN finish_reason text,
+                    ADD COLUMN attempts integer,
+                    ADD COLUMN cancelled boolean NOT NULL DEFAULT false
+                """
+            ]
+        ),
     ]
 }
 

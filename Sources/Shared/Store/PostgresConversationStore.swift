@@ -102,9 +102,11 @@ public struct PostgresConversationStore: ConversationStore {
                 }
                 let inserted = try await connection.query(
                     """
-                    INSERT INTO messages (session_id, turn_id, role, content, raw_content, model, prompt_tokens, completion_tokens, latency_ms)
+                    INSERT INTO messages (session_id, turn_id, role, content, raw_content, model, prompt_tokens, completion_tokens, latency_ms,
+                                          provider, ttft_ms, finish_reason, attempts, cancelled)
                     VALUES (\(turn.sessionID), \(turn.turnID), 'assistant', \(turn.replyContent), \(turn.rawReply), \(turn.model),
-                            \(turn.usage.promptTokens), \(turn.usage.completionTokens), \(turn.latencyMilliseconds))
+                            \(turn.usage.promptTokens), \(turn.usage.completionTokens), \(turn.latencyMilliseconds),
+                            \(turn.provider), \(turn.timeToFirstTokenMilliseconds), \(turn.finishReason), \(turn.attempts), \(turn.cancelled))
                     ON CONFLICT (turn_id, role) DO NOTHING
                     RETURNING id, created_at
                     """,

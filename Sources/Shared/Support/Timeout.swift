@@ -1,6 +1,10 @@
 /// Thrown by `withTimeout` when the body did not finish in time.
 public struct TimeoutError: Error, Sendable {
     public var duration: Duration
+
+    public init(duration: Duration) {
+        self.duration = duration
+    }
 }
 
 /// Runs `body`, cancelling it and throwing `TimeoutError` after `duration`.

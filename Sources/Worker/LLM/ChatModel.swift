@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 
 /// One message of a prompt.
@@ -6,40 +7,99 @@ struct PromptMessage: Sendable, Equatable {
     var content: String
 }
 
-/// What a model answered.
+/// What a model answered, in full.
 struct ChatCompletion: Sendable, Equatable {
     var text: String
     var model: String
     var usage: TokenUsage
+    var finishReason: String?
+
+    init(text: String, model: String, usage: TokenUsage, finishReason: String? = nil) {
+        self.text = text
+        self.model = model
+        self.usage = usage
+        self.finishReason = finishReason
+    }
 }
 
 /// What can go wrong at the LLM boundary; `code` is what the client sees.
 enum LLMError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The provider could not be reached, timed out or failed on its side (5xx, 429).
+    /// The provider could not be reached, timed out, or failed on its side (5xx).
     case unavailable(String)
+    /// 429 (or Google's RESOURCE_EXHAUSTED): too many requests; `retryAfter` is the
+    /// server's hint (`Retry-After`, `RetryInfo.retryDelay`).
+    case rateLimited(retryAfter: Duration?, message: String)
+    /// The account has no quota left (OpenAI `insufficient_quota`): retrying will not help.
+    case quotaExceeded(String)
     /// The provider refused the request (4xx other than 408/429): retrying will not help.
     case rejected(status: Int, message: String)
-    /// The provider answered with something that is not a completion.
+    /// The provider's safety filters blocked the prompt or the answer.
+    case blocked(String)
+    /// The provider answered with something that is not a completion (or a stream
+    /// that broke off).
     case malformedResponse(String)
+    /// The stream stopped sending for longer than the idle timeout.
+    case stalled(Duration)
+    /// The provider is skipped for now after repeated failures.
+    case circuitOpen(provider: String)
+    /// The turn was cancelled (by the user, or because its deadline passed).
+    case cancelled
 
     var code: String {
         switch self {
-        case .unavailable: "llm_unavailable"
+        case .unavailable, .stalled, .circuitOpen: "llm_unavailable"
+        case .rateLimited: "llm_rate_limited"
+        case .quotaExceeded: "llm_quota_exceeded"
         case .rejected: "llm_rejected"
+        case .blocked: "llm_blocked"
         case .malformedResponse: "llm_bad_response"
+        case .cancelled: "cancelled"
+        }
+    }
+
+    /// Whether another attempt at the same provider may succeed.
+    var isRetryable: Bool {
+        switch self {
+        case .unavailable, .rateLimited, .malformedResponse, .stalled: true
+        case .quotaExceeded, .rejected, .blocked, .circuitOpen, .cancelled: false
+        }
+    }
+
+    /// Whether another provider may succeed where this one failed (a blocked prompt
+    /// would be blocked anywhere; everything else is the provider's own trouble).
+    var allowsFallback: Bool {
+        switch self {
+        case .blocked, .cancelled: false
+        default: true
         }
     }
 
     var description: String {
         switch self {
         case .unavailable(let why): "the language model is unavailable: \(why)"
+        case .rateLimited(let after, let message):
+            "the language model is rate limited\(after.map { " (retry after \($0))" } ?? ""): \(message)"
+        case .quotaExceeded(let message): "the language model account has no quota left: \(message)"
         case .rejected(let status, let message): "the language model refused the request (HTTP \(status)): \(message)"
+        case .blocked(let why): "the language model's safety filters blocked this message: \(why)"
         case .malformedResponse(let why): "the language model sent an unreadable answer: \(why)"
+        case .stalled(let idle): "the language model stopped sending for \(idle)"
+        case .circuitOpen(let provider): "\(provider) failed repeatedly and is skipped for a while"
+        case .cancelled: "the generation was cancelled"
         }
     }
 }
 
-/// The LLM boundary. `OpenAIChatClient` is the real one.
+/// The LLM boundary: one provider's API. `OpenAIChatClient` and `GeminiChatClient`
+/// are the real ones.
 protocol ChatModel: Sendable {
+    /// The provider's name for logs and stored facts (`openai`, `gemini`).
+    var provider: String { get }
+    var model: String { get }
+    /// The whole answer in one response (the provider's non-streaming endpoint).
     func complete(_ prompt: [PromptMessage]) async throws(LLMError) -> ChatCompletion
+    /// The answer as it is generated: `onText` gets each piece as it arrives, in
+    /// order; the result holds the whole text, usage and finish reason. Cancelling
+    /// the calling task closes the connection to the provider.
+    func stream(_ prompt: [PromptMessage], onText: @escaping @Sendable (String) async -> Void) async throws(LLMError) -> ChatCompletion
 }

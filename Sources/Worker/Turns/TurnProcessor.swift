@@ -22,6 +22,8 @@ struct TurnProcessor: Service {
     /// First pause before a turn is tried again (doubling while an outage lasts).
     let retryPause: Duration
     var maxOutagePause: Duration = .seconds(30)
+    /// How streamed text is grouped into delta envelopes.
+    var coalescer = DeltaCoalescer()
     /// Opened when the database schema is current; no turn is taken before.
     var startAfter = Gate.opened
     let logger: Logger
@@ -58,9 +60,14 @@ struct TurnProcessor: Service {
         if delivery.redelivered { logger[metadataKey: "redelivered"] = "true" }
 
         var backoff = Backoff(initial: retryPause, maximum: maxOutagePause)
+        let deltas = DeltaStream(turn: turn, publisher: publisher, topology: topology, coalescer: coalescer, logger: logger)
+        var isRetry = false
         while true {
+            if isRetry { await deltas.restart(because: "retrying after an outage") }
+            isRetry = true
             do {
-                let reply = try await handler.reply(to: turn, logger: logger)
+                let reply = try await handler.reply(to: turn, logger: logger) { await deltas.handle($0) }
+                await deltas.finish()
                 try await publish(reply)
                 await settle(delivery, logger: logger) { try await consumer.ack(delivery) }
                 logger.info("turn answered", metadata: ["reply": "\(reply.kind)"])
@@ -109,13 +116,7 @@ struct TurnProcessor: Service {
     }
 
     private func publish(_ reply: ReplyEnvelope) async throws(AMQPError) {
-        try await publisher.publish(
-            AMQPOutgoingMessage(
-                exchange: topology.repliesExchange, routingKey: reply.sessionID.lowercased,
-                body: EnvelopeCoding.encode(reply), messageID: "\(reply.turnID.lowercased).\(reply.kind)",
-                type: "reply.\(reply.kind)", persistent: reply.isFinal
-            )
-        )
+        try await publisher.publish(ReplyMessage.amqp(reply, topology: topology))
     }
 
     private func retryLater(_ delivery: AMQPDelivery, turn: TurnEnvelope, because reason: String, logger: Logger) async {

@@ -1,0 +1,157 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Shared
+import Synchronization
+
+/// HTTP for the provider clients: one request with a limit on the whole attempt,
+/// and for streams an idle limit between chunks (a stalled stream is cut, not
+/// left hanging). Bodies are bounded.
+struct LLMTransport: Sendable {
+    /// A finished response that was not a stream (an error status, or a whole body).
+    struct Reply: Sendable {
+        var status: HTTPResponseStatus
+        var headers: HTTPHeaders
+        var body: ByteBuffer
+    }
+
+    let httpClient: HTTPClient
+    /// The longest one attempt may take, headers and body included.
+    let attemptTimeout: Duration
+    /// The longest a stream may go without a byte (the first one included).
+    let idleTimeout: Duration
+    var maxBodyBytes = 4 * 1024 * 1024
+
+    func send(_ request: HTTPClientRequest) async throws(LLMError) -> Reply {
+        let (client, timeout, limit) = (httpClient, attemptTimeout, maxBodyBytes)
+        do {
+            return try await withTimeout(timeout) {
+                let response = try await client.execute(request, timeout: .init(timeout))
+                return Reply(status: response.status, headers: response.headers, body: try await response.body.collect(upTo: limit))
+            }
+        } catch {
+            throw Self.transportError(error, url: request.url, timeout: timeout)
+        }
+    }
+
+    /// Streams a `text/event-stream` answer: on 200 every event goes to `onEvent` and
+    /// nil is returned; any other status returns the error reply for the caller to read.
+    func stream(_ request: HTTPClientRequest, onEvent: @escaping @Sendable (SSEEvent) async throws -> Void) async throws(LLMError) -> Reply? {
+        let (client, attemptTimeout, idleTimeout, limit) = (httpClient, self.attemptTimeout, self.idleTimeout, maxBodyBytes)
+        let progress = StreamProgressClock()
+        do {
+            return try await withThrowingTaskGroup(of: Reply?.self) { group in
+                group.addTask {
+                    // The watchdog: ends the attempt when it stalls or runs too long.
+                    let started = ContinuousClock.now
+                    while true {
+                        try await Task.sleep(for: min(idleTimeout, attemptTimeout) / 4)
+                        if progress.idle >= idleTimeout { throw LLMError.stalled(idleTimeout) }
+                        if started.duration(to: .now) >= attemptTimeout { throw TimeoutError(duration: attemptTimeout) }
+                    }
+                }
+                group.addTask {
+                    let response = try await client.execute(request, timeout: .init(attemptTimeout))
+                    progress.touch()
+                    guard response.status == .ok else {
+                        return Reply(status: response.status, headers: response.headers, body: try await response.body.collect(upTo: limit))
+                    }
+                    var parser = SSEParser()
+                    for try await buffer in response.body {
+                        progress.touch()
+                        for event in try parser.feed(buffer.readableBytesView) {
+                            try await onEvent(event)
+                        }
+                    }
+                    if let last = parser.finish() { try await onEvent(last) }
+                    return nil
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? nil
+            }
+        } catch {
+            throw Self.transportError(error, url: request.url, timeout: attemptTimeout)
+        }
+    }
+
+    private static func transportError(_ error: any Error, url: String, timeout: Duration) -> LLMError {
+        if Task.isCancelled || error is CancellationError { return .cancelled }
+        switch error {
+        case let error as LLMError: return error
+        case is TimeoutError: return .unavailable("no complete answer from \(url) within \(timeout)")
+        case is SSEParser.LineTooLong: return .malformedResponse("an event-stream line from \(url) is too long")
+        case let error as NIOTooManyBytesError: return .malformedResponse("the answer from \(url) is too large: \(error)")
+        default: return .unavailable("request to \(url) failed: \(error)")
+        }
+    }
+}
+
+/// When a stream last made progress.
+private final class StreamProgressClock: Sendable {
+    private let last = Mutex(ContinuousClock.now)
+
+    func touch() { last.withLock { $0 = .now } }
+    var idle: Duration { last.withLock { $0.duration(to: .now) } }
+}
+
+/// Reads a server's retry hint: `Retry-After` in seconds (or an HTTP date), else an
+/// OpenAI-style `x-ratelimit-reset-requests` duration such as `1s`, `6m0s` or `250ms`.
+enum RetryHint {
+    static func from(_ headers: HTTPHeaders, now: Date = Date()) -> Duration? {
+        if let value = headers.first(name: "retry-after")?.trimmingCharacters(in: .whitespaces) {
+            if let seconds = Double(value) { return .milliseconds(Int64(seconds * 1000)) }
+            if let date = httpDate(value) { return .milliseconds(Int64(max(0, date.timeIntervalSince(now)) * 1000)) }
+        }
+        if let value = headers.first(name: "x-ratelimit-reset-requests") { return goDuration(value) }
+        return nil
+    }
+
+    /// Go's duration format as OpenAI sends it: `1s`, `6m0s`, `1h2m3.5s`, `250ms`.
+    static func goDuration(_ text: String) -> Duration? {
+        var total = 0.0
+        var number = ""
+        var index = text.startIndex
+        var sawUnit = false
+        while index < text.endIndex {
+            let character = text[index]
+            if character.isNumber || character == "." {
+                number.append(character)
+                index = text.index(after: index)
+                continue
+            }
+            guard let value = Double(number) else { return nil }
+            let rest = text[index...]
+            if rest.hasPrefix("ms") {
+                total += value / 1000
+                index = text.index(index, offsetBy: 2)
+            } else {
+                switch character {
+                case "h": total += value * 3600
+                case "m": total += value * 60
+                case "s": total += value
+                default: return nil
+                }
+                index = text.index(after: index)
+            }
+            number = ""
+            sawUnit = true
+        }
+        guard sawUnit, number.isEmpty else { return nil }
+        return .milliseconds(Int64(total * 1000))
+    }
+
+    /// Google's `RetryInfo.retryDelay`, a protobuf Duration in JSON: `"2s"`, `"0.5s"`.
+    static func protobufDuration(_ text: String) -> Duration? {
+        guard text.hasSuffix("s"), let seconds = Double(text.dropLast()) else { return nil }
+        return .milliseconds(Int64(seconds * 1000))
+    }
+
+    private static func httpDate(_ text: String) -> Date? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return formatter.date(from: text)
+    }
+}

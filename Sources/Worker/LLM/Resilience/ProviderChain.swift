@@ -1,0 +1,116 @@
+import Logging
+import Shared
+
+/// What the chain reports while an answer is generated.
+enum GenerationProgress: Sendable, Equatable {
+    case text(String)
+    /// The text reported so far is void: the stream broke after some text had been
+    /// sent, and the answer is being generated again from the start.
+    case reset(reason: String)
+}
+
+/// A finished generation and how it came about.
+struct GenerationResult: Sendable, Equatable {
+    var completion: ChatCompletion
+    var provider: String
+    /// From the start of the attempt that succeeded to its first text.
+    var timeToFirstToken: Duration?
+    /// Attempts over all providers, the successful one included.
+    var attempts: Int
+}
+
+/// The providers in order of preference (e.g. Gemini, then OpenAI), each retried by
+/// the `RetryPolicy` and skipped while its `CircuitBreaker` is open. A failure that
+/// another provider cannot fix (a blocked prompt, a cancellation) ends the chain.
+struct ProviderChain: Sendable {
+    struct Slot: Sendable {
+        let model: any ChatModel
+        let breaker: CircuitBreaker
+    }
+
+    let slots: [Slot]
+    let policy: RetryPolicy
+    /// Stream answers (`true`) or ask for them whole.
+    let streaming: Bool
+    let logger: Logger
+    var jitter: @Sendable () -> Double = { Double.random(in: 0...1) }
+    var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
+
+    var primary: any ChatModel { slots[0].model }
+
+    func generate(
+        _ prompt: [PromptMessage], onProgress: @escaping @Sendable (GenerationProgress) async -> Void
+    ) async throws(LLMError) -> GenerationResult {
+        var lastError = LLMError.unavailable("no provider configured")
+        var attempts = 0
+        let textSent = Locked(false)
+        for slot in slots {
+            var metadata: Logger.Metadata = ["provider": "\(slot.model.provider)", "model": "\(slot.model.model)"]
+            guard slot.breaker.allowsRequest() else {
+                logger.warning("provider skipped: circuit open", metadata: metadata)
+                lastError = .circuitOpen(provider: slot.model.provider)
+                continue
+            }
+            var attempt = 0
+            while true {
+                attempt += 1
+                attempts += 1
+                if textSent.withLock({ sent in defer { sent = false }; return sent }) {
+                    await onProgress(.reset(reason: "\(lastError)"))
+                }
+                let started = ContinuousClock.now
+                let firstText = Locked<ContinuousClock.Instant?>(nil)
+                do {
+                    let completion = try await run(slot.model, prompt) { piece in
+                        firstText.withLock { $0 = $0 ?? .now }
+                        textSent.withLock { $0 = true }
+                        await onProgress(.text(piece))
+                    }
+                    slot.breaker.recordSuccess()
+                    return GenerationResult(
+                        completion: completion, provider: slot.model.provider,
+                        timeToFirstToken: firstText.value.map { started.duration(to: $0) }, attempts: attempts
+                    )
+                } catch {
+                    if case .cancelled = error { throw error }
+                    lastError = error
+                    metadata["error"] = "\(error)"
+                    metadata["attempt"] = "\(attempt)"
+                    if error.countsAgainstProvider { slot.breaker.recordFailure() }
+                    guard let delay = policy.delay(after: attempt, failedWith: error, jitter: jitter()) else {
+                        logger.warning("provider failed; not retrying it", metadata: metadata)
+                        break
+                    }
+                    logger.warning("provider failed; retrying", metadata: metadata.merging(["delay": "\(delay)"]) { $1 })
+                    do {
+                        try await sleep(delay)
+                    } catch {
+                        throw .cancelled
+                    }
+                }
+            }
+            guard lastError.allowsFallback else { throw lastError }
+        }
+        throw lastError
+    }
+
+    private func run(
+        _ model: any ChatModel, _ prompt: [PromptMessage], onText: @escaping @Sendable (String) async -> Void
+    ) async throws(LLMError) -> ChatCompletion {
+        if streaming { return try await model.stream(prompt, onText: onText) }
+        let completion = try await model.complete(prompt)
+        if !completion.text.isEmpty { await onText(completion.text) }
+        return completion
+    }
+}
+
+extension LLMError {
+    /// Failures that say the provider is in trouble (and so trip its breaker), as
+    /// opposed to failures of this request.
+    var countsAgainstProvider: Bool {
+        switch self {
+        case .unavailable, .rateLimited, .malformedResponse, .stalled, .quotaExceeded: true
+        case .rejected, .blocked, .circuitOpen, .cancelled: false
+        }
+    }
+}

@@ -1,0 +1,41 @@
+/// Groups streamed text into `delta` envelopes, so that a fast model does not cost
+/// one broker message per token: text is held until `maxCharacters` have gathered
+/// or `maxDelay` has passed since the last delta went out. The first text of a turn
+/// goes out at once (time to first delta matters most).
+struct DeltaCoalescer: Sendable {
+    var maxCharacters = 64
+    var maxDelay: Duration = .milliseconds(30)
+    private var pending = ""
+    private var lastSent: ContinuousClock.Instant?
+
+    init(maxCharacters: Int = 64, maxDelay: Duration = .milliseconds(30)) {
+        self.maxCharacters = maxCharacters
+        self.maxDelay = maxDelay
+    }
+
+    /// Adds text; returns what should go out now, if anything.
+    mutating func add(_ text: String, now: ContinuousClock.Instant) -> String? {
+        pending += text
+        let due = lastSent.map { $0.duration(to: now) >= maxDelay } ?? true
+        guard due || pending.count >= maxCharacters else { return nil }
+        lastSent = now
+        return take()
+    }
+
+    /// What is still held (at the end of the stream).
+    mutating func flush() -> String? {
+        take()
+    }
+
+    /// Forgets held text (the stream starts over).
+    mutating func discard() {
+        pending = ""
+        lastSent = nil
+    }
+
+    private mutating func take() -> String? {
+        guard !pending.isEmpty else { return nil }
+        defer { pending = "" }
+        return pending
+    }
+}

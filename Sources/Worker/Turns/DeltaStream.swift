@@ -1,0 +1,73 @@
+import Foundation
+import Logging
+import Shared
+
+/// Streams one turn's text to its session as `delta` envelopes (coalesced), and a
+/// `reset` envelope when generation starts over after text was already sent.
+/// Deltas are transient and unconfirmed: losing one costs nothing, the final reply
+/// carries the whole text.
+actor DeltaStream {
+    private let turn: TurnEnvelope
+    private let publisher: AMQPPublisher
+    private let topology: ParleyTopology
+    private let logger: Logger
+    private var coalescer: DeltaCoalescer
+    private var index = 0
+    private var sentText = false
+
+    init(turn: TurnEnvelope, publisher: AMQPPublisher, topology: ParleyTopology, coalescer: DeltaCoalescer, logger: Logger) {
+        self.turn = turn
+        self.publisher = publisher
+        self.topology = topology
+        self.coalescer = coalescer
+        self.logger = logger
+    }
+
+    func handle(_ progress: GenerationProgress) async {
+        switch progress {
+        case .text(let piece):
+            if let text = coalescer.add(piece, now: .now) { await sendDelta(text) }
+        case .reset(let reason):
+            await restart(because: reason)
+        }
+    }
+
+    /// Sends what is still held; call before the final reply.
+    func finish() async {
+        if let text = coalescer.flush() { await sendDelta(text) }
+    }
+
+    /// The turn is generated again (a retry after an outage): void what was sent.
+    func restart(because reason: String) async {
+        coalescer.discard()
+        guard sentText else { return }
+        sentText = false
+        await send(.reset(.init(sessionID: turn.sessionID, turnID: turn.turnID, reason: reason)))
+    }
+
+    private func sendDelta(_ text: String) async {
+        let delta = ReplyEnvelope.Delta(sessionID: turn.sessionID, turnID: turn.turnID, index: index, text: text)
+        index += 1
+        sentText = true
+        await send(.delta(delta))
+    }
+
+    private func send(_ envelope: ReplyEnvelope) async {
+        do {
+            try await publisher.send(ReplyMessage.amqp(envelope, topology: topology))
+        } catch {
+            logger.debug("a streamed delta was not sent", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// How reply envelopes travel: to the replies exchange, routing key = session id;
+/// final ones persistent.
+enum ReplyMessage {
+    static func amqp(_ reply: ReplyEnvelope, topology: ParleyTopology) -> AMQPOutgoingMessage {
+        AMQPOutgoingMessage(
+            exchange: topology.repliesExchange, routingKey: reply.sessionID.lowercased, body: EnvelopeCoding.encode(reply),
+            messageID: "\(reply.turnID.lowercased).\(reply.kind)", type: "reply.\(reply.kind)", persistent: reply.isFinal
+        )
+    }
+}
