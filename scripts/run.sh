@@ -200,7 +200,10 @@ start_apps() {
         log "no OPENAI_API_KEY or GEMINI_API_KEY: the workers talk to parley-llm-sim on :$LLM_SIM_PORT"
         start_app llm-sim parley-llm-sim LLM_SIM_PORT="$LLM_SIM_PORT"
         wait_until_up llm-sim tcp_is_open 127.0.0.1 "$LLM_SIM_PORT"
-        llm_env=(OPENAI_BASE_URL="http://127.0.0.1:$LLM_SIM_PORT/v1" OPENAI_API_KEY=sim)
+        llm_env=(OPENAI_BASE_URL="http://127.0.0.1:$LLM_SIM_PORT/v1" OPENAI_API_KEY=sim LLM_PROVIDER=openai)
+    elif [[ -z "${LLM_PROVIDER:-}" && -n "${GEMINI_API_KEY:-}" && -z "${OPENAI_API_KEY:-}" ]]; then
+        log "GEMINI_API_KEY is set: the workers use Gemini (LLM_PROVIDER=gemini)"
+        llm_env=(LLM_PROVIDER=gemini)
     else
         log "using the real LLM provider(s) whose key is set"
     fi

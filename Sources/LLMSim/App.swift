@@ -2,33 +2,51 @@ import Foundation
 import Hummingbird
 import Logging
 
-/// `parley-llm-sim`: a local stand-in for an LLM provider that speaks the real
-/// OpenAI chat-completions protocol, for tests, benchmarks and the offline demo.
+/// `parley-llm-sim`: a local stand-in for an LLM provider, for tests, benchmarks and
+/// the offline demo. It speaks OpenAI's chat completions and Google Gemini's
+/// generateContent, streaming and not, as the real services do on the wire, and plays
+/// a deterministic tutor (``SimulatedTutor``).
+///
+/// Endpoints:
+/// - `POST /v1/chat/completions`: OpenAI (`"stream": true` for SSE, `stream_options.include_usage`;
+///   `Authorization: Bearer …` required; `x-ratelimit-*` headers on every answer).
+/// - `POST /v1beta/models/{model}:generateContent` and `…:streamGenerateContent[?alt=sse]`
+///   (also under `/v1/`): Gemini (`x-goog-api-key` header or `?key=` required).
+/// - `GET /sim/stats`: requests served, per kind (``SimStats``); `POST /sim/reset` zeroes them.
+/// - `GET /health`.
+///
+/// Timing (``SimTiming``): the first token after `LLM_SIM_TTFT_MS` (150), then
+/// `LLM_SIM_TOKENS_PER_SECOND` (80) tokens a second; `LLM_SIM_LATENCY_MS`, when set, fixes
+/// the time of non-streaming answers. Faults (``SimDirectives``): per request with a
+/// `[sim:key=value,…]` marker in the last user message or the `x-sim` header, or for a
+/// share `LLM_SIM_FAULT_RATE` of requests with `LLM_SIM_FAULT`, drawn from `LLM_SIM_SEED`.
+/// `LLM_SIM_HOST` / `LLM_SIM_PORT` (127.0.0.1 / 8090) say where it listens.
 @main
 enum LLMSimMain {
-    static func main() async throws {
+    static func main() async {
         let environment = ProcessInfo.processInfo.environment
-        var settings = SimSettings()
-        settings.host = environment["LLM_SIM_HOST"] ?? settings.host
-        if let text = environment["LLM_SIM_PORT"] {
-            guard let port = Int(text), (0...65535).contains(port) else {
-                throw SimConfigurationError(message: "LLM_SIM_PORT must be a port number, got \"\(text)\"")
-            }
-            settings.port = port
-        }
-        if let text = environment["LLM_SIM_LATENCY_MS"] {
-            guard let milliseconds = Int(text), milliseconds >= 0 else {
-                throw SimConfigurationError(message: "LLM_SIM_LATENCY_MS must be a whole number of milliseconds, got \"\(text)\"")
-            }
-            settings.latency = .milliseconds(milliseconds)
-        }
         var logger = Logger(label: "parley-llm-sim")
         logger.logLevel = Logger.Level(rawValue: environment["LOG_LEVEL"] ?? "info") ?? .info
-        try await buildApplication(settings: settings, logger: logger).runService()
+        let settings: SimSettings
+        do {
+            settings = try SimSettings(environment: environment)
+        } catch {
+            logger.critical("\(error)")
+            exit(1)
+        }
+        logger.info(
+            "simulator configured",
+            metadata: [
+                "ttft": "\(settings.timing.timeToFirstToken)", "tokens_per_second": "\(settings.timing.tokensPerSecond)",
+                "fixed_latency": "\(settings.timing.fixedLatency.map { "\($0)" } ?? "none")",
+                "fault_rate": "\(settings.faultRate)", "seed": "\(settings.seed)",
+            ]
+        )
+        do {
+            try await buildApplication(settings: settings, logger: logger).runService()
+        } catch {
+            logger.critical("stopped on an error", metadata: ["error": "\(error)"])
+            exit(1)
+        }
     }
-}
-
-struct SimConfigurationError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { "configuration error: \(message)" }
 }

@@ -77,22 +77,38 @@ struct WorkerPipelineTests {
         )
     }
 
+    /// The next final reply (`done` or `error`), with the deltas that came before it.
     func nextReply(_ replies: AMQPConsumer) async throws -> ReplyEnvelope {
-        let delivery = try #require(try await next(of: replies.deliveries))
-        try await replies.ack(delivery)
-        return try EnvelopeCoding.decode(ReplyEnvelope.self, from: delivery.body)
+        try await nextReplyWithDeltas(replies).reply
+    }
+
+    func nextReplyWithDeltas(_ replies: AMQPConsumer) async throws -> (reply: ReplyEnvelope, deltas: [ReplyEnvelope.Delta]) {
+        var deltas: [ReplyEnvelope.Delta] = []
+        while true {
+            let delivery = try #require(try await next(of: replies.deliveries))
+            try await replies.ack(delivery)
+            let envelope = try EnvelopeCoding.decode(ReplyEnvelope.self, from: delivery.body)
+            switch envelope {
+            case .delta(let delta): deltas.append(delta)
+            case .reset: deltas = []
+            case .done, .error: return (envelope, deltas)
+            }
+        }
     }
 
     @Test func aTurnIsAnsweredStoredAndAcked() async throws {
         try await withPipeline { broker, publisher, replies, store, model, session in
             let turn = TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: "oi", gatewayID: "it")
             try await publish(turn, with: publisher, broker: broker)
-            guard case .done(let done) = try await nextReply(replies) else {
+            let (reply, deltas) = try await nextReplyWithDeltas(replies)
+            guard case .done(let done) = reply else {
                 Issue.record("expected a done envelope")
                 return
             }
             #expect(done.turnID == turn.turnID)
             #expect(done.message.content == "re: oi")
+            #expect(deltas.map(\.text).joined() == "re: oi")
+            #expect(deltas.allSatisfy { $0.turnID == turn.turnID })
             #expect(model.calls.load(ordering: .relaxed) == 1)
             #expect(try await store.messages(session: session, afterID: 0, limit: 10).map(\.content) == ["oi", "re: oi"])
         }

@@ -536,6 +536,7 @@ class Client:
         self.label = label
         self.frames: list[dict] = []  # every frame received, deltas included
         self.deltas: list[dict] = []
+        self.backlog: list[dict] = []  # non-delta frames read by `pump_until`, not yet returned by `recv`
 
     @classmethod
     async def connect(cls, url: str, token: str | None = None, *, via_query: bool = False, label: str = "") -> "Client":
@@ -562,8 +563,28 @@ class Client:
             frame["client_msg_id"] = client_msg_id
         await self.send(frame)
 
+    async def pump_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Reads frames (keeping the non-delta ones for `recv`) until `condition()` holds."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise asyncio.TimeoutError
+                raw = await asyncio.wait_for(self.ws.recv(), remaining)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"[{self.label}] not {what} within {timeout:.1f} s; frames so far: {self._recent()}") from None
+            frame = json.loads(raw)
+            self.frames.append(frame)
+            if frame.get("type") == "delta":
+                self.deltas.append(frame)
+            else:
+                self.backlog.append(frame)
+
     async def recv(self, timeout: float = 15.0, *, waiting_for: str = "a frame") -> dict:
         """The next frame that is not a delta."""
+        if self.backlog:
+            return self.backlog.pop(0)
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()

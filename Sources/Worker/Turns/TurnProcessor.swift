@@ -80,7 +80,7 @@ struct TurnProcessor: Service {
                     logger.warning("broker connection replaced during an outage; the broker has requeued the turn")
                     return
                 }
-                guard !Task.isShuttingDownGracefully else {
+                guard !Task.isShuttingDownGracefully, !Task.isCancelled else {
                     await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: true) }
                     return
                 }

@@ -1,0 +1,80 @@
+import Hummingbird
+
+/// The events of one streamed answer, when each is due (from the request's arrival),
+/// and how the stream ends: normally, or with the connection cut.
+struct SimStreamPlan: Sendable {
+    struct Event: Sendable, Equatable {
+        var at: Duration
+        /// The event's data: a JSON text, `[DONE]`, or deliberately broken JSON.
+        var data: String
+    }
+
+    /// How events are written on the wire.
+    enum Framing: Sendable, Equatable {
+        /// Server-sent events, `data: <data>` followed by two line breaks
+        /// (`"\n"` for OpenAI, `"\r\n"` for Gemini).
+        case sse(lineBreak: String)
+        /// Gemini's `streamGenerateContent` without `alt=sse`: one JSON array written piece by piece.
+        case jsonArray
+
+        func encode(_ data: String, index: Int) -> String {
+            switch self {
+            case .sse(let lineBreak): "data: " + data + lineBreak + lineBreak
+            case .jsonArray: (index == 0 ? "[" : ",\r\n") + data
+            }
+        }
+
+        /// What ends a complete stream of `count` events.
+        func closing(afterEvents count: Int) -> String {
+            switch self {
+            case .sse: ""
+            case .jsonArray: count == 0 ? "[]" : "]"
+            }
+        }
+    }
+
+    var framing: Framing
+    var events: [Event] = []
+    /// When set, the connection is closed at this time instead of the stream ending.
+    var cutAt: Duration?
+
+    /// The whole body as it goes on the wire when the stream is not cut (for tests).
+    var wireText: String {
+        events.enumerated().map { framing.encode($0.element.data, index: $0.offset) }.joined()
+            + (cutAt == nil ? framing.closing(afterEvents: events.count) : "")
+    }
+
+    /// Half of a JSON text: never valid JSON, for the `malformed=` fault.
+    static func malformed(_ json: String) -> String {
+        String(json.prefix(max(1, json.count / 2)))
+    }
+
+    /// A body that writes each event when it is due; a cut stream throws, which makes
+    /// the server drop the connection without ending the response.
+    func body(from start: ContinuousClock.Instant) -> ResponseBody {
+        let plan = self
+        return ResponseBody { writer in
+            for (index, event) in plan.events.enumerated() {
+                try await Task.sleep(until: start + event.at, clock: .continuous)
+                try await writer.write(ByteBuffer(string: plan.framing.encode(event.data, index: index)))
+            }
+            if let cutAt = plan.cutAt {
+                try await Task.sleep(until: start + cutAt, clock: .continuous)
+                throw SimConnectionCut()
+            }
+            let closing = plan.framing.closing(afterEvents: plan.events.count)
+            if !closing.isEmpty { try await writer.write(ByteBuffer(string: closing)) }
+            try await writer.finish(nil)
+        }
+    }
+}
+
+/// Thrown from a response body to close the connection mid-response (the `cut=` fault).
+struct SimConnectionCut: Error {}
+
+extension ResponseBody {
+    /// A body that never comes: the connection is closed after the head (non-streaming `cut=`).
+    static var cut: ResponseBody {
+        ResponseBody { _ in throw SimConnectionCut() }
+    }
+}
