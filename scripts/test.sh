@@ -35,10 +35,11 @@ source "$SCRIPTS_DIR/lib/tmpfs.sh"
 source "$SCRIPTS_DIR/lib/rabbitmq.sh"
 # shellcheck source=lib/postgres.sh
 source "$SCRIPTS_DIR/lib/postgres.sh"
+# shellcheck source=lib/throwaway.sh
+source "$SCRIPTS_DIR/lib/throwaway.sh"
 
 RUN_STARTED="$(now_ms)"
 CURRENT_STEP=""
-STATE_DIR=""
 CLEANED_UP=""
 CHILD_PID=""
 
@@ -88,14 +89,7 @@ cleanup() {
     set +e
     # Finish stopping the servers even if another signal comes.
     trap '' INT TERM
-    [[ -n "$STATE_DIR" ]] || return 0
-    postgres_stop "$STATE_DIR/postgres"
-    rabbitmq_stop "$STATE_DIR/rabbitmq"
-    if [[ "${PARLEY_KEEP_STATE:-}" == 1 ]]; then
-        log "PARLEY_KEEP_STATE=1: servers stopped, their data kept in $STATE_DIR"
-    else
-        release_state_dir "$STATE_DIR"
-    fi
+    throwaway_servers_stop
 }
 
 on_exit() {
@@ -118,25 +112,7 @@ trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 
 start_servers() {
-    local ports
-    STATE_DIR="$(realpath "$(mktemp -d "${TMPDIR:-/tmp}/parley-test.XXXXXX")")"
-    make_state_dir "$STATE_DIR"
-    mapfile -t ports < <(free_port 2)
-    # PostgreSQL first: it binds its port at once, so the free ports RabbitMQ picks
-    # for its own epmd, distribution and Prometheus listeners cannot take it.
-    # fsync off and friends: the data is thrown away after the run anyway.
-    postgres_start "$STATE_DIR/postgres" "${ports[1]}" throwaway
-    rabbitmq_start "$STATE_DIR/rabbitmq" "${ports[0]}"
-
-    export PARLEY_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:${ports[0]}/%2f"
-    export PARLEY_TEST_DATABASE_URL="postgres://parley:parley@127.0.0.1:${ports[1]}/parley"
-    export PARLEY_TEST_RABBITMQ_DIR="$STATE_DIR/rabbitmq"
-    export PARLEY_TEST_POSTGRES_DIR="$STATE_DIR/postgres"
-    export PARLEY_TEST_POSTGRES_PORT="${ports[1]}"
-    export PARLEY_TEST_SCRIPTS="$SCRIPTS_DIR"
-    log "PARLEY_TEST_AMQP_URL=$PARLEY_TEST_AMQP_URL"
-    log "PARLEY_TEST_DATABASE_URL=$PARLEY_TEST_DATABASE_URL"
-    log "PARLEY_TEST_RABBITMQ_DIR=$PARLEY_TEST_RABBITMQ_DIR"
+    throwaway_servers_start
 }
 
 build() {

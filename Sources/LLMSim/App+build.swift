@@ -11,6 +11,16 @@ func buildApplication(settings: SimSettings, logger: Logger) -> some Application
     router.get("/sim/stats") { _, _ -> Response in
         SimHTTP.json(engine.stats.snapshot)
     }
+    // When the first answer text of the newest stream whose last user message
+    // contains `?contains=` was written, in microseconds since 1970 (for benchmarks).
+    router.get("/sim/trace") { request, _ -> Response in
+        guard let needle = request.uri.queryParameters["contains"].map(String.init), !needle.isEmpty,
+              let date = engine.stats.firstText(containing: needle)
+        else {
+            return SimHTTP.json(.object([.init(key: "error", value: .string("no stream with that text"))]), status: 404)
+        }
+        return SimHTTP.json(.object([.init(key: "first_text_at_us", value: .int(Int((date.timeIntervalSince1970 * 1_000_000).rounded())))]))
+    }
     router.post("/sim/reset") { _, context -> Response in
         engine.reset()
         context.logger.info("counters reset")

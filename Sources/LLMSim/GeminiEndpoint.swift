@@ -65,10 +65,11 @@ struct GeminiEndpoint: Sendable {
 
         let finishReason = turn.truncated ? "MAX_TOKENS" : "STOP"
         if stream {
-            let plan = GeminiWire.streamPlan(
+            var plan = GeminiWire.streamPlan(
                 identity, tokens: turn.tokens, finishReason: finishReason, promptTokens: turn.promptTokens, pacing: turn.pacing,
                 cutAfter: turn.directives.cutAfter, malformedAfter: turn.directives.malformedAfter, framing: framing
             )
+            plan.traceFirstText(at: turn.tokens.isEmpty ? nil : 0, of: body.conversation, in: engine.stats)
             return Response(status: .ok, headers: SimHTTP.fields([("content-type", streamType)]), body: plan.body(from: start))
         }
         if let cut = turn.directives.cutAfter {

@@ -60,11 +60,13 @@ struct OpenAIEndpoint: Sendable {
         let headers = limits.headers + requestID()
 
         if stream {
-            let plan = OpenAIWire.streamPlan(
+            var plan = OpenAIWire.streamPlan(
                 identity, tokens: tokens, finishReason: finishReason,
                 usage: body.stream_options?.include_usage == true ? usage : nil, pacing: turn.pacing,
                 cutAfter: turn.directives.cutAfter, malformedAfter: turn.directives.malformedAfter
             )
+            // Event 0 is the role chunk; the first token comes with event 1.
+            plan.traceFirstText(at: tokens.isEmpty ? nil : 1, of: body.conversation, in: engine.stats)
             return Response(
                 status: .ok,
                 headers: SimHTTP.fields([("content-type", "text/event-stream"), ("cache-control", "no-cache")] + headers),

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// Counts what the simulator served, so tests can prove whether a path called the LLM.
@@ -16,10 +17,29 @@ final class SimStats: Sendable {
     }
 
     private let counts = Mutex(Counts())
+    /// When the first answer text of recent streams was written: the last user message
+    /// and the wall-clock time, newest last, at most `traceCapacity`.
+    private let firstTexts = Mutex<[(message: String, at: Date)]>([])
+    private let traceCapacity = 5000
+
+    func recordFirstText(of message: String, at date: Date = Date()) {
+        firstTexts.withLock { entries in
+            entries.append((message, date))
+            if entries.count > traceCapacity { entries.removeFirst(entries.count - traceCapacity) }
+        }
+    }
+
+    /// When the newest stream whose last user message contains `needle` sent its first text.
+    func firstText(containing needle: String) -> Date? {
+        firstTexts.withLock { $0.last { $0.message.contains(needle) }?.at }
+    }
 
     func count(_ kind: Kind) { counts.withLock { $0.byKind[kind, default: 0] += 1 } }
     func countFault() { counts.withLock { $0.faults += 1 } }
-    func reset() { counts.withLock { $0 = Counts() } }
+    func reset() {
+        counts.withLock { $0 = Counts() }
+        firstTexts.withLock { $0 = [] }
+    }
 
     /// `{"openai":…,"openai_stream":…,"gemini":…,"gemini_stream":…,"faults":…,"requests":…,"chat_completions":…}`;
     /// `requests` is the total and `chat_completions` the OpenAI total (streaming or not).

@@ -37,6 +37,10 @@ struct SimStreamPlan: Sendable {
     var events: [Event] = []
     /// When set, the connection is closed at this time instead of the stream ending.
     var cutAt: Duration?
+    /// The first event that carries answer text, and what to call right after it is
+    /// written (the first-token trace of `GET /sim/trace`).
+    var firstTextEvent: Int?
+    var onFirstText: (@Sendable () -> Void)?
 
     /// The whole body as it goes on the wire when the stream is not cut (for tests).
     var wireText: String {
@@ -57,6 +61,7 @@ struct SimStreamPlan: Sendable {
             for (index, event) in plan.events.enumerated() {
                 try await Task.sleep(until: start + event.at, clock: .continuous)
                 try await writer.write(ByteBuffer(string: plan.framing.encode(event.data, index: index)))
+                if index == plan.firstTextEvent { plan.onFirstText?() }
             }
             if let cutAt = plan.cutAt {
                 try await Task.sleep(until: start + cutAt, clock: .continuous)
@@ -66,6 +71,16 @@ struct SimStreamPlan: Sendable {
             if !closing.isEmpty { try await writer.write(ByteBuffer(string: closing)) }
             try await writer.finish(nil)
         }
+    }
+}
+
+extension SimStreamPlan {
+    /// Records in `stats` when event `index` (the first with answer text) goes out.
+    mutating func traceFirstText(at index: Int?, of conversation: [SimulatedTutor.Message], in stats: SimStats) {
+        guard let index else { return }
+        let message = conversation.last(where: { $0.role == "user" })?.content ?? ""
+        firstTextEvent = index
+        onFirstText = { stats.recordFirstText(of: message) }
     }
 }
 

@@ -10,6 +10,8 @@ struct SimulatedTutor: Sendable {
     /// What the worker sends when a session starts and there is no user message yet.
     static let openingCue = "[session-start]"
 
+    /// The opening cue is not something the learner said: it is not counted (Gemini
+    /// clients put it first when a conversation would otherwise open with the model).
     func reply(to conversation: [Message]) -> String {
         let userMessages = conversation.filter { $0.role == "user" }
         let last = userMessages.last?.content ?? ""
@@ -17,6 +19,7 @@ struct SimulatedTutor: Sendable {
             return "Olá! Vamos começar. Em poucas palavras: o que você já sabe sobre este tema?"
         }
         let said = SimDirectives.stripped(from: last)
-        return "Resposta \(userMessages.count): você disse \"\(said)\"."
+        let learnerMessages = userMessages.filter { !$0.content.contains(Self.openingCue) }.count
+        return "Resposta \(learnerMessages): você disse \"\(said)\"."
     }
 }

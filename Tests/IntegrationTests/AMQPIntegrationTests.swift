@@ -162,13 +162,20 @@ struct AMQPIntegrationTests {
     @Test func aDroppedConnectionIsReestablishedWithItsBindings() async throws {
         let broker = try BrokerFixture()
         let queue = broker.topology.gatewayQueue(gatewayID: "g2")
-        let publisher = broker.publisher()
-        let replies = broker.consumer(queue: queue, topology: broker.topology.gateway(id: "g2"))
+        let name = TestEnvironment.uniqueName("reconnect")
+        let publisher = AMQPPublisher(name: name, endpoint: broker.endpoint, topology: broker.topology.shared, logger: TestEnvironment.logger)
+        publisher.start()
+        let replies = AMQPConsumer(
+            name: name, endpoint: broker.endpoint, topology: broker.topology.gateway(id: "g2"), queue: queue, prefetch: 10,
+            logger: TestEnvironment.logger
+        )
+        replies.start()
         defer { Task { await publisher.shutdown(); await replies.shutdown() } }
+        try await publisher.waitUntilConnected()
         try await replies.waitUntilConnected()
         try await replies.bind(exchange: broker.topology.repliesExchange, routingKey: "s1")
 
-        try BrokerControl.closeAllConnections()
+        try BrokerControl.closeConnections(named: name)
         try await eventually("both connections are back") {
             (try? await publisher.publish(
                 AMQPOutgoingMessage(exchange: broker.topology.repliesExchange, routingKey: "s1", body: Array("after".utf8), messageID: "after", mandatory: true)
@@ -182,14 +189,27 @@ struct AMQPIntegrationTests {
 
 /// Drives the test broker through the project's scripts.
 enum BrokerControl {
-    static func closeAllConnections() throws {
+    /// Has the broker close the connections whose `connection_name` contains `name`
+    /// (only this test's: other suites run at the same time).
+    static func closeConnections(named name: String) throws {
         let scripts = try TestEnvironment.value("PARLEY_TEST_SCRIPTS")
         let node = try TestEnvironment.value("PARLEY_TEST_RABBITMQ_DIR")
+        let script = """
+            set -euo pipefail
+            scripts=$0 node=$1 name=$2
+            ctl() { bash "$scripts/lib/rabbitmq.sh" ctl "$node" "$@"; }
+            pids=$(ctl list_connections -q pid client_properties | grep -F -- "$name" | cut -f1)
+            [ -n "$pids" ] || { echo "no connection named $name" >&2; exit 1; }
+            for pid in $pids; do ctl close_connection "$pid" "integration test"; done
+            """
         let process = Process()
+        let errors = Pipe()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["\(scripts)/lib/rabbitmq.sh", "ctl", node, "close_all_connections", "integration test"]
+        process.arguments = ["-c", script, scripts, node, name]
+        process.standardError = errors
         try process.run()
         process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "rabbitmqctl close_all_connections failed")
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        try #require(process.terminationStatus == 0, "closing the connections named \(name) failed: \(message)")
     }
 }

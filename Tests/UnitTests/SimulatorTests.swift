@@ -71,6 +71,10 @@ struct SimulatorTests {
         #expect(tutor.reply(to: conversation) == "Resposta 2: você disse \"b\".")
         #expect(tutor.reply(to: conversation) == tutor.reply(to: conversation))
         #expect(tutor.reply(to: [.init(role: "user", content: "[session-start] hi")]).hasPrefix("Olá!"))
+        let openedByTheModel: [SimulatedTutor.Message] = [
+            .init(role: "user", content: "[session-start] cue"), .init(role: "assistant", content: "Olá!"), .init(role: "user", content: "oi"),
+        ]
+        #expect(tutor.reply(to: openedByTheModel) == "Resposta 1: você disse \"oi\".")
     }
 
     @Test(arguments: [

@@ -401,8 +401,17 @@ class Stack:
             WORKER_ID=worker_id,
             WORKER_HOST="127.0.0.1",
             WORKER_PORT=str(port),
+            # Gemini first, OpenAI as the fallback: both wire protocols on every run.
+            LLM_PROVIDER="gemini",
+            LLM_FALLBACK="openai",
+            GEMINI_BASE_URL=f"{self.sim_url}/v1beta",
+            GEMINI_API_KEY="sim",
             OPENAI_BASE_URL=f"{self.sim_url}/v1",
             OPENAI_API_KEY="sim",
+            LLM_RETRY_BASE_MS="50",
+            LLM_RETRY_MAX_MS="200",
+            # Fault tests must not open a circuit for the tests after them.
+            LLM_BREAKER_FAILURES="1000",
             WORKER_CONCURRENCY=str(WORKER_CONCURRENCY),
             TURN_RETRY_PAUSE_MS="200",
         )

@@ -72,7 +72,7 @@ def test_cancel_stops_a_long_reply_and_keeps_what_was_generated(stack):
     )
     assert rows == [["assistant", "t"], ["user", "f"]], rows
     after = stack.sim_stats()
-    assert after.get("openai_stream", 0) - before.get("openai_stream", 0) == 1, (before, after)
+    assert after.get("gemini_stream", 0) - before.get("gemini_stream", 0) == 1, (before, after)
 
 
 def test_cancelling_an_unknown_turn_is_an_error(stack):

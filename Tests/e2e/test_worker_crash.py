@@ -19,7 +19,7 @@ def test_killing_a_worker_loses_no_accepted_turn_and_duplicates_none(stack):
     turns = e2e.WORKER_COUNT * e2e.WORKER_CONCURRENCY
     user = e2e.unique("crash")
     victim = workers[0]
-    calls_before = stack.sim_stats().get("chat_completions", 0)
+    calls_before = stack.sim_stats().get("requests", 0)
 
     async def scenario():
         async with Sockets() as sockets:
@@ -39,7 +39,7 @@ def test_killing_a_worker_loses_no_accepted_turn_and_duplicates_none(stack):
             # Wait until every turn is at the LLM (so the victim holds its share
             # mid-call), then crash it.
             await e2e.async_wait_until(
-                lambda: stack.sim_stats().get("chat_completions", 0) - calls_before >= turns,
+                lambda: stack.sim_stats().get("requests", 0) - calls_before >= turns,
                 10, f"all {turns} turns to reach the LLM", interval=0.05,
             )
             victim.kill()
@@ -81,7 +81,7 @@ def test_killing_a_worker_loses_no_accepted_turn_and_duplicates_none(stack):
 
     # The victim held WORKER_CONCURRENCY turns at the LLM; each was asked again
     # once after redelivery, and no turn was sent to the LLM more than that.
-    calls = stack.sim_stats().get("chat_completions", 0) - calls_before
+    calls = stack.sim_stats().get("requests", 0) - calls_before
     expected_calls = turns + e2e.WORKER_CONCURRENCY + turns  # first attempts + redeliveries + follow-ups
     assert calls == expected_calls, f"the LLM was called {calls} times, expected {expected_calls}"
     assert len(stack.live_workers()) == e2e.WORKER_COUNT
