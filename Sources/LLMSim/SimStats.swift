@@ -14,6 +14,8 @@ final class SimStats: Sendable {
     private struct Counts {
         var byKind: [Kind: Int] = [:]
         var faults = 0
+        /// Streams the client closed before they ended.
+        var clientGone = 0
     }
 
     private let counts = Mutex(Counts())
@@ -36,6 +38,7 @@ final class SimStats: Sendable {
 
     func count(_ kind: Kind) { counts.withLock { $0.byKind[kind, default: 0] += 1 } }
     func countFault() { counts.withLock { $0.faults += 1 } }
+    func countClientGone() { counts.withLock { $0.clientGone += 1 } }
     func reset() {
         counts.withLock { $0 = Counts() }
         firstTexts.withLock { $0 = [] }
@@ -48,6 +51,7 @@ final class SimStats: Sendable {
         let value = { (kind: Kind) in counts.byKind[kind, default: 0] }
         var members = Kind.allCases.map { SimJSON.Member(key: $0.rawValue, value: .int(value($0))) }
         members.append(.init(key: "faults", value: .int(counts.faults)))
+        members.append(.init(key: "streams_closed_by_client", value: .int(counts.clientGone)))
         members.append(.init(key: "requests", value: .int(Kind.allCases.map(value).reduce(0, +))))
         members.append(.init(key: "chat_completions", value: .int(value(.openai) + value(.openaiStream))))
         return .object(members)

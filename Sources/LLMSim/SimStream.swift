@@ -41,6 +41,8 @@ struct SimStreamPlan: Sendable {
     /// written (the first-token trace of `GET /sim/trace`).
     var firstTextEvent: Int?
     var onFirstText: (@Sendable () -> Void)?
+    /// Called when the client goes away before the stream ended (e.g. a cancelled turn).
+    var onClientGone: (@Sendable () -> Void)?
 
     /// The whole body as it goes on the wire when the stream is not cut (for tests).
     var wireText: String {
@@ -59,8 +61,13 @@ struct SimStreamPlan: Sendable {
         let plan = self
         return ResponseBody { writer in
             for (index, event) in plan.events.enumerated() {
-                try await Task.sleep(until: start + event.at, clock: .continuous)
-                try await writer.write(ByteBuffer(string: plan.framing.encode(event.data, index: index)))
+                do {
+                    try await Task.sleep(until: start + event.at, clock: .continuous)
+                    try await writer.write(ByteBuffer(string: plan.framing.encode(event.data, index: index)))
+                } catch {
+                    plan.onClientGone?()
+                    throw error
+                }
                 if index == plan.firstTextEvent { plan.onFirstText?() }
             }
             if let cutAt = plan.cutAt {
@@ -81,6 +88,7 @@ extension SimStreamPlan {
         let message = conversation.last(where: { $0.role == "user" })?.content ?? ""
         firstTextEvent = index
         onFirstText = { stats.recordFirstText(of: message) }
+        onClientGone = { stats.countClientGone() }
     }
 }
 

@@ -281,4 +281,24 @@ struct SocketOutboxTests {
         }
         #expect(order == ["history", "reply:4", "reply:7", "reply:8"])
     }
+
+    @Test func aSlowSocketLosesDeltasButNeverTheReply() async {
+        let outbox = SocketOutbox(userID: "u", capacity: 8, logger: Logger(label: "test"))
+        let session = UUID()
+        let turn = UUID()
+        for index in 0..<20 {  // nobody writes: the socket does not read
+            outbox.send(.delta(.init(sessionID: session, turnID: turn, index: index, text: "t\(index)")))
+        }
+        outbox.send(.reply(.init(
+            sessionID: session, turnID: turn, message: .init(id: 1, role: .assistant, content: "whole", timestamp: Date()),
+            status: "active", completed: false, usage: .init()
+        )))
+        outbox.finish()
+        var types: [String] = []
+        for await text in outbox.frames {
+            let json = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+            types.append(json["type"] as? String ?? "?")
+        }
+        #expect(types == Array(repeating: "delta", count: 4) + ["reply"])
+    }
 }

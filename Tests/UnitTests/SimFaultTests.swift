@@ -105,7 +105,7 @@ struct SimFaultTests {
         stats.countFault()
         #expect(
             stats.snapshot.text
-                == #"{"openai":2,"openai_stream":1,"gemini":1,"gemini_stream":2,"faults":1,"requests":6,"chat_completions":3}"#
+                == #"{"openai":2,"openai_stream":1,"gemini":1,"gemini_stream":2,"faults":1,"streams_closed_by_client":0,"requests":6,"chat_completions":3}"#
         )
         stats.reset()
         #expect(stats.snapshot.text.contains(#""requests":0"#))

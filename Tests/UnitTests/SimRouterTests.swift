@@ -97,7 +97,7 @@ struct SimRouterTests {
             )
             #expect(
                 try await stats(client)
-                    == ["openai": 2, "openai_stream": 0, "gemini": 1, "gemini_stream": 0, "faults": 1, "requests": 3, "chat_completions": 2]
+                    == ["openai": 2, "openai_stream": 0, "gemini": 1, "gemini_stream": 0, "faults": 1, "streams_closed_by_client": 0, "requests": 3, "chat_completions": 2]
             )
             _ = try await client.execute(uri: "/sim/reset", method: .post)
             #expect(try await stats(client)["requests"] == 0)

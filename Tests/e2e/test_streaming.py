@@ -73,6 +73,11 @@ def test_cancel_stops_a_long_reply_and_keeps_what_was_generated(stack):
     assert rows == [["assistant", "t"], ["user", "f"]], rows
     after = stack.sim_stats()
     assert after.get("gemini_stream", 0) - before.get("gemini_stream", 0) == 1, (before, after)
+    # The worker closed the HTTP stream to the provider: the simulator saw its client go.
+    e2e.wait_until(
+        lambda: stack.sim_stats().get("streams_closed_by_client", 0) - before.get("streams_closed_by_client", 0) == 1,
+        10, "the simulator to notice the closed stream",
+    )
 
 
 def test_cancelling_an_unknown_turn_is_an_error(stack):
