@@ -17,8 +17,8 @@ struct WorkerSettings: Sendable {
     var maxConversationHistory: Int
     /// The providers in order: `LLM_PROVIDER`, then `LLM_FALLBACK`.
     var providers: [Provider]
-    var openAI: OpenAIChatClient.Settings?
-    var gemini: GeminiChatClient.Settings?
+    var openAI: ProviderSettings?
+    var gemini: ProviderSettings?
     var streaming: Bool
     var retry: RetryPolicy
     var attemptTimeout: Duration
@@ -50,7 +50,7 @@ struct WorkerSettings: Sendable {
         }
         self.providers = providers
         if providers.contains(.openai) {
-            openAI = OpenAIChatClient.Settings(
+            openAI = ProviderSettings(
                 baseURL: try Self.url(environment, "OPENAI_BASE_URL", default: "https://api.openai.com/v1"),
                 apiKey: try environment.requiredString("OPENAI_API_KEY", why: "OpenAI is in the provider chain (any value for a local server or parley-llm-sim)"),
                 model: environment.string("OPENAI_MODEL", default: "gpt-4o-mini"),
@@ -59,7 +59,7 @@ struct WorkerSettings: Sendable {
             )
         }
         if providers.contains(.gemini) {
-            gemini = GeminiChatClient.Settings(
+            gemini = ProviderSettings(
                 baseURL: try Self.url(environment, "GEMINI_BASE_URL", default: "https://generativelanguage.googleapis.com/v1beta"),
                 apiKey: try environment.requiredString("GEMINI_API_KEY", why: "Gemini is in the provider chain"),
                 model: environment.string("GEMINI_MODEL", default: "gemini-2.5-flash"),

@@ -90,6 +90,17 @@ enum LLMError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// How to reach one provider.
+struct ProviderSettings: Sendable {
+    /// Up to and including the API version: `https://api.openai.com/v1`,
+    /// `https://generativelanguage.googleapis.com/v1beta`.
+    var baseURL: String
+    var apiKey: String
+    var model: String
+    var temperature: Double?
+    var maxOutputTokens: Int?
+}
+
 /// The LLM boundary: one provider's API. `OpenAIChatClient` and `GeminiChatClient`
 /// are the real ones.
 protocol ChatModel: Sendable {

@@ -7,16 +7,7 @@ import Shared
 /// Google Gemini's `models/{model}:generateContent` and
 /// `models/{model}:streamGenerateContent?alt=sse`.
 struct GeminiChatClient: ChatModel {
-    struct Settings: Sendable {
-        /// Up to and including the API version, e.g. `https://generativelanguage.googleapis.com/v1beta`.
-        var baseURL: String
-        var apiKey: String
-        var model: String
-        var temperature: Double?
-        var maxOutputTokens: Int?
-    }
-
-    let settings: Settings
+    let settings: ProviderSettings
     let transport: LLMTransport
 
     var provider: String { "gemini" }

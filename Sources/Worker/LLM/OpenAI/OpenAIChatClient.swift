@@ -8,16 +8,7 @@ import Shared
 /// `stream_options.include_usage`) and not. Any OpenAI-compatible server works —
 /// Ollama, vLLM, llama.cpp, the simulator — by pointing `baseURL` at it.
 struct OpenAIChatClient: ChatModel {
-    struct Settings: Sendable {
-        /// Up to and including `/v1`, e.g. `https://api.openai.com/v1`.
-        var baseURL: String
-        var apiKey: String
-        var model: String
-        var temperature: Double?
-        var maxOutputTokens: Int?
-    }
-
-    let settings: Settings
+    let settings: ProviderSettings
     let transport: LLMTransport
 
     var provider: String { "openai" }
