@@ -19,7 +19,27 @@ struct SimulatedTutor: Sendable {
             return "Olá! Vamos começar. Em poucas palavras: o que você já sabe sobre este tema?"
         }
         let said = SimDirectives.stripped(from: last)
+        if said.lowercased().contains("domino"), let marker = Self.completionMarker(in: conversation) {
+            return "Parabéns! Você demonstrou domínio do tema. \(marker)"
+        }
         let learnerMessages = userMessages.filter { !$0.content.contains(Self.openingCue) }.count
         return "Resposta \(learnerMessages): você disse \"\(said)\"."
+    }
+
+    /// The completion protocol: when the system prompt names a marker such as
+    /// `{TOPIC_COMPLETED}` and the learner says they master the topic ("eu domino …"),
+    /// the tutor congratulates and writes the marker.
+    static func completionMarker(in conversation: [Message]) -> String? {
+        guard let system = conversation.first(where: { $0.role == "system" })?.content,
+              let open = system.firstIndex(of: "{")
+        else { return nil }
+        var candidate = system[open...]
+        while let close = candidate.firstIndex(of: "}") {
+            let token = candidate[...close]
+            if token.count > 2, token.dropFirst().dropLast().allSatisfy({ $0.isUppercase || $0 == "_" }) { return String(token) }
+            guard let next = candidate[candidate.index(after: close)...].firstIndex(of: "{") else { return nil }
+            candidate = candidate[next...]
+        }
+        return nil
     }
 }

@@ -27,11 +27,14 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
     )
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
     let cancellations = TurnCancellations()
-    let handler = TurnHandler(
+    var handler = TurnHandler(
         store: store, generator: providerChain(settings: settings, httpClient: httpClient, logger: logger),
-        prompts: PromptBuilder(systemPrompt: settings.systemPrompt, maxHistory: settings.maxConversationHistory),
+        prompts: PromptBuilder(
+            systemPrompt: settings.systemPrompt, maxHistory: settings.maxConversationHistory, completionMarker: settings.completionMarker
+        ),
         cancellations: cancellations
     )
+    handler.completionMarker = settings.completionMarker
     let schemaReady = Gate()
     var processor = TurnProcessor(
         consumer: consumer, publisher: publisher, handler: handler, topology: topology, retryPause: settings.retryPause,

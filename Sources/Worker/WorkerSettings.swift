@@ -27,6 +27,7 @@ struct WorkerSettings: Sendable {
     var breakerCooldown: Duration
     var coalescer: DeltaCoalescer
     var systemPrompt: String
+    var completionMarker: String
     var httpHost: String
     var httpPort: Int
     var retryPause: Duration
@@ -83,6 +84,7 @@ struct WorkerSettings: Sendable {
             maxDelay: .milliseconds(try environment.int("DELTA_MAX_DELAY_MS", default: 30, range: 0...10_000))
         )
         systemPrompt = environment.string("SYSTEM_PROMPT", default: PromptBuilder.defaultSystemPrompt)
+        completionMarker = environment.string("COMPLETION_MARKER", default: PromptBuilder.defaultCompletionMarker)
         httpHost = environment.string("WORKER_HOST", default: "127.0.0.1")
         httpPort = try environment.int("WORKER_PORT", default: 9100, range: 0...65535)
         retryPause = .milliseconds(try environment.int("TURN_RETRY_PAUSE_MS", default: 2000, range: 0...600_000))

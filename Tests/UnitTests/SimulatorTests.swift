@@ -77,6 +77,15 @@ struct SimulatorTests {
         #expect(tutor.reply(to: openedByTheModel) == "Resposta 1: você disse \"oi\".")
     }
 
+    @Test func theTutorFollowsTheCompletionProtocol() {
+        let tutor = SimulatedTutor()
+        let system = SimulatedTutor.Message(role: "system", content: "Tutor. Ao fim escreva {TOPIC_COMPLETED}. Use {x} nunca.")
+        #expect(tutor.reply(to: [system, .init(role: "user", content: "eu domino frações")]) == "Parabéns! Você demonstrou domínio do tema. {TOPIC_COMPLETED}")
+        #expect(tutor.reply(to: [system, .init(role: "user", content: "ainda não sei")]).hasPrefix("Resposta 1"))
+        // Without a marker in the system prompt there is nothing to complete.
+        #expect(tutor.reply(to: [.init(role: "system", content: "Tutor."), .init(role: "user", content: "eu domino")]).hasPrefix("Resposta 1"))
+    }
+
     @Test(arguments: [
         ("Olá! Vamos começar.", ["Olá", "!", " Vamos", " come", "çar", "."]),
         ("Resposta 1: você disse \"b\".", ["Resp", "osta", " 1", ":", " você", " disse", " \"", "b", "\"", "."]),

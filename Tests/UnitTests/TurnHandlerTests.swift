@@ -50,7 +50,7 @@ struct TurnHandlerTests {
     let store = InMemoryConversationStore()
     let logger = Logger(label: "test")
 
-    func handler(_ model: ScriptedModel, history: Int = 20) -> TurnHandler {
+    func handler(_ model: any ChatModel, history: Int = 20) -> TurnHandler {
         TurnHandler(
             store: store, generator: .single(model), prompts: PromptBuilder(systemPrompt: "sys", maxHistory: history),
             cancellations: TurnCancellations()
@@ -170,5 +170,56 @@ struct TurnHandlerTests {
             Issue.record("a stored reply must be replayed even after the deadline")
             return
         }
+    }
+
+    @Test func theCompletionMarkerCompletesTheSessionAndIsNeverShown() async throws {
+        let model = CompletingModel()
+        let sessionID = try await session()
+        let shown = Locked<[String]>([])
+        let reply = try await handler(model).reply(to: message("a resposta é 4", in: sessionID), logger: logger) { progress in
+            if case .text(let piece) = progress { shown.withLock { $0.append(piece) } }
+        }
+        guard case .done(let done) = reply else {
+            Issue.record("expected done, got \(reply)")
+            return
+        }
+        #expect(done.completed)
+        #expect(done.status == "completed")
+        #expect(done.message.content == "Parabéns, você dominou o tema!")
+        #expect(shown.value.joined() == "Parabéns, você dominou o tema! ")
+        #expect(!shown.value.contains { $0.contains("{") })
+        #expect(try await store.session(id: sessionID)?.status == .completed)
+        // The session takes no more messages.
+        guard case .error(let failure) = try await handler(model).reply(to: message("mais uma", in: sessionID), logger: logger) else {
+            Issue.record("expected an error reply")
+            return
+        }
+        #expect(failure.code == "session_completed")
+    }
+
+    @Test func aMarkerTypedByTheUserCompletesNothing() async throws {
+        let sessionID = try await session()
+        let reply = try await handler(ScriptedModel()).reply(to: message("{TOPIC_COMPLETED}", in: sessionID), logger: logger)
+        guard case .done(let done) = reply else {
+            Issue.record("expected done, got \(reply)")
+            return
+        }
+        #expect(!done.completed)
+        #expect(try await store.session(id: sessionID)?.status == .active)
+    }
+}
+
+/// Streams a congratulation with the marker split across pieces.
+final class CompletingModel: ChatModel {
+    var provider: String { "completing" }
+    var model: String { "completing-1" }
+
+    func complete(_ prompt: [PromptMessage]) async throws(LLMError) -> ChatCompletion {
+        try await stream(prompt) { _ in }
+    }
+
+    func stream(_ prompt: [PromptMessage], onText: @escaping @Sendable (String) async -> Void) async throws(LLMError) -> ChatCompletion {
+        for piece in ["Parabéns, você ", "dominou o tema! {TOPIC_", "COMPLETED}"] { await onText(piece) }
+        return ChatCompletion(text: "Parabéns, você dominou o tema! {TOPIC_COMPLETED}", model: model, usage: .init())
     }
 }

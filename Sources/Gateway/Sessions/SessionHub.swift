@@ -41,6 +41,8 @@ actor SessionHub {
         var current: InFlight?
         /// Final replies already delivered, newest last, to drop a redelivered duplicate.
         var answered: [UUID] = []
+        /// A reply said the learner completed the topic: no more turns.
+        var isCompleted = false
 
         var isIdle: Bool { sockets.isEmpty && current == nil }
     }
@@ -188,6 +190,12 @@ actor SessionHub {
         guard let session = sessions[sessionID], session.sockets[turn.origin.id] != nil else {
             throw FrameError(code: "session_not_open", message: "attach to the session before sending to it", clientMessageID: turn.envelope.clientMessageID)
         }
+        guard !session.isCompleted else {
+            throw FrameError(
+                code: "session_completed", message: "session \(sessionID.lowercased) is completed and takes no more messages",
+                clientMessageID: turn.envelope.clientMessageID
+            )
+        }
         if session.current == nil {
             sessions[sessionID]?.current = InFlight(turn: turn)
             return turn
@@ -301,6 +309,7 @@ actor SessionHub {
                 return nil
             }
             broadcast(.reply(done), in: sessionID)
+            if done.completed { completeSession(sessionID) }
         case .error(let failure):
             guard !session.answered.contains(reply.turnID) else { return nil }
             let clientMessageID = isCurrent ? session.current?.turn.envelope.clientMessageID : nil
@@ -347,6 +356,21 @@ actor SessionHub {
         }
         await releaseIfIdle(sessionID)
         return nil
+    }
+
+    /// The topic is completed: turns still waiting will not be answered.
+    private func completeSession(_ sessionID: UUID) {
+        sessions[sessionID]?.isCompleted = true
+        let waiting = sessions[sessionID]?.waiting ?? []
+        sessions[sessionID]?.waiting = []
+        for turn in waiting {
+            turn.origin.send(
+                .error(
+                    code: "session_completed", message: "the session was completed before this message was sent; it was not answered",
+                    context: .init(sessionID: sessionID, turnID: turn.envelope.turnID, clientMessageID: turn.envelope.clientMessageID)
+                )
+            )
+        }
     }
 
     private func remember(answered turnID: UUID, in sessionID: UUID) {

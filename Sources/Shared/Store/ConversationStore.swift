@@ -42,6 +42,8 @@ public struct CompletedTurn: Sendable {
     public var attempts: Int?
     /// The user cancelled the turn: the reply is what had been generated.
     public var cancelled: Bool
+    /// The reply carried the completion marker: the session becomes `completed`.
+    public var completesSession = false
 
     public init(
         sessionID: UUID, turnID: UUID, userContent: String?, replyContent: String, rawReply: String,

@@ -69,6 +69,9 @@ public final class InMemoryConversationStore: ConversationStore {
             let reply = ChatMessage(id: state.nextID, role: .assistant, content: turn.replyContent, timestamp: Date())
             state.nextID += 1
             state.messages.append((turn.sessionID, turn.turnID, reply))
+            if turn.completesSession, state.sessions[turn.sessionID]?.status == .active {
+                state.sessions[turn.sessionID]?.status = .completed
+            }
             return StoredReply(message: reply, isNew: true)
         }
     }

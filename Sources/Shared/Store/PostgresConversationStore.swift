@@ -113,9 +113,19 @@ public struct PostgresConversationStore: ConversationStore {
                     logger: logger
                 )
                 for try await (id, createdAt) in inserted.decode((Int64, Date).self) {
-                    try await connection.query(
-                        "UPDATE sessions SET last_activity_at = now() WHERE id = \(turn.sessionID)", logger: logger
-                    )
+                    if turn.completesSession {
+                        try await connection.query(
+                            """
+                            UPDATE sessions SET status = 'completed', completed_at = now(), last_activity_at = now()
+                            WHERE id = \(turn.sessionID) AND status = 'active'
+                            """,
+                            logger: logger
+                        )
+                    } else {
+                        try await connection.query(
+                            "UPDATE sessions SET last_activity_at = now() WHERE id = \(turn.sessionID)", logger: logger
+                        )
+                    }
                     let message = ChatMessage(id: id, role: .assistant, content: turn.replyContent, timestamp: createdAt)
                     return StoredReply(message: message, isNew: true)
                 }

@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 
 /// Builds the prompt of one turn: the system prompt (always kept), then at most
@@ -6,11 +7,14 @@ struct PromptBuilder: Sendable {
     /// Sent in place of a user message when a session starts, so the model opens.
     static let openingCue = "[session-start] The learner just opened the session. Greet them briefly and ask your first question."
 
+    /// May contain `{completion_marker}`, replaced by `completionMarker`.
     var systemPrompt: String
     var maxHistory: Int
+    var completionMarker = Self.defaultCompletionMarker
 
     func prompt(history: [ChatMessage], turn: TurnEnvelope) -> [PromptMessage] {
-        var messages = [PromptMessage(role: .system, content: systemPrompt)]
+        let system = systemPrompt.replacingOccurrences(of: "{completion_marker}", with: completionMarker)
+        var messages = [PromptMessage(role: .system, content: system)]
         let kept = history.filter { $0.role != .system }.suffix(maxHistory)
         messages += kept.map { PromptMessage(role: $0.role, content: $0.content) }
         switch turn.kind {
@@ -20,8 +24,12 @@ struct PromptBuilder: Sendable {
         return messages
     }
 
+    static let defaultCompletionMarker = "{TOPIC_COMPLETED}"
+
     static let defaultSystemPrompt = """
         Você é um tutor paciente e encorajador. Responda em português, de forma clara e breve. \
-        Faça uma pergunta de cada vez, adapte a dificuldade às respostas do aluno e corrija erros com gentileza.
+        Faça perguntas progressivas, uma de cada vez, adapte a dificuldade às respostas do aluno e corrija erros com gentileza. \
+        Quando o aluno tiver demonstrado domínio do tema, parabenize-o e escreva exatamente {completion_marker} no fim da sua resposta; \
+        nunca escreva esse marcador antes disso.
         """
 }

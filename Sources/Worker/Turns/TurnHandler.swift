@@ -17,6 +17,8 @@ struct TurnHandler: Sendable {
     let generator: ProviderChain
     let prompts: PromptBuilder
     let cancellations: TurnCancellations
+    /// The model writes it when the learner has mastered the topic; no client sees it.
+    var completionMarker = PromptBuilder.defaultCompletionMarker
 
     func reply(
         to turn: TurnEnvelope, logger: Logger, onProgress: @escaping @Sendable (GenerationProgress) async -> Void = { _ in }
@@ -24,7 +26,8 @@ struct TurnHandler: Sendable {
         do {
             if let stored = try await store.reply(forTurn: turn.turnID) {
                 logger.info("turn was answered before; replying from the database")
-                return .done(done(turn, stored))
+                let completed = try await store.session(id: turn.sessionID)?.status == .completed
+                return .done(done(turn, stored, completed: completed))
             }
             if turn.isExpired() {
                 return failure(turn, code: "expired", "the message waited past its deadline and was not answered; send it again")
@@ -39,18 +42,33 @@ struct TurnHandler: Sendable {
                 return failure(turn, code: "session_completed", "session \(turn.sessionID.lowercased) is \(session.status.rawValue) and takes no more messages")
             }
             let history = try await store.recentMessages(session: turn.sessionID, limit: prompts.maxHistory)
+            // A marker the user typed must complete nothing: the model never sees it
+            // (it could echo it back), and history keeps the message without it.
+            var asked = turn
+            if !completionMarker.isEmpty { asked.content = turn.content.replacingOccurrences(of: completionMarker, with: "") }
             let started = ContinuousClock.now
+            // What the user has been shown: the model's text without the marker.
             let partial = Locked("")
-            let outcome = await generate(prompts.prompt(history: history, turn: turn), for: turn) { progress in
+            let marker = completionMarker
+            let filter = Locked(CompletionMarkerFilter(marker: marker))
+            let outcome = await generate(prompts.prompt(history: history, turn: asked), for: turn) { progress in
                 switch progress {
-                case .text(let piece): partial.withLock { $0 += piece }
-                case .reset: partial.withLock { $0 = "" }
+                case .text(let piece):
+                    let shown = filter.withLock { $0.feed(piece) }
+                    guard !shown.isEmpty else { return }
+                    partial.withLock { $0 += shown }
+                    await onProgress(.text(shown))
+                case .reset:
+                    filter.withLock { $0 = CompletionMarkerFilter(marker: marker) }
+                    partial.withLock { $0 = "" }
+                    await onProgress(progress)
                 }
-                await onProgress(progress)
             }
+            let tail = filter.withLock { $0.finish() }
+            if !tail.isEmpty, case .finished = outcome { await onProgress(.text(tail)) }
             let latency = started.duration(to: .now)
             var record = CompletedTurn(
-                sessionID: turn.sessionID, turnID: turn.turnID, userContent: turn.kind == .message ? turn.content : nil,
+                sessionID: turn.sessionID, turnID: turn.turnID, userContent: turn.kind == .message ? asked.content : nil,
                 replyContent: "", rawReply: "", model: generator.primary.model, usage: TokenUsage(), latencyMilliseconds: latency.wholeMilliseconds
             )
             switch outcome {
@@ -65,8 +83,11 @@ struct TurnHandler: Sendable {
                 record.rawReply = partial.value
                 record.cancelled = true
             case .finished(let result):
-                record.replyContent = result.completion.text
-                record.rawReply = result.completion.text
+                let raw = result.completion.text
+                record.replyContent = filter.value.visible(raw)
+                record.rawReply = raw
+                record.completesSession = !marker.isEmpty && raw.contains(marker)
+                if record.completesSession { logger.info("the learner completed the topic") }
                 record.model = result.completion.model
                 record.usage = result.completion.usage
                 record.provider = result.provider
@@ -78,7 +99,10 @@ struct TurnHandler: Sendable {
             if !stored.isNew {
                 logger.info("another attempt stored this turn first; replying with its answer")
             }
-            return .done(done(turn, stored.message, usage: stored.isNew ? record.usage : TokenUsage(), cancelled: record.cancelled && stored.isNew))
+            let completed = stored.isNew ? record.completesSession : try await store.session(id: turn.sessionID)?.status == .completed
+            return .done(
+                done(turn, stored.message, usage: stored.isNew ? record.usage : TokenUsage(), cancelled: record.cancelled && stored.isNew, completed: completed)
+            )
         } catch {
             throw .store(error)
         }
@@ -127,9 +151,13 @@ struct TurnHandler: Sendable {
         }
     }
 
-    private func done(_ turn: TurnEnvelope, _ message: ChatMessage, usage: TokenUsage = TokenUsage(), cancelled: Bool = false) -> ReplyEnvelope.Done {
+    private func done(
+        _ turn: TurnEnvelope, _ message: ChatMessage, usage: TokenUsage = TokenUsage(), cancelled: Bool = false, completed: Bool = false
+    ) -> ReplyEnvelope.Done {
         ReplyEnvelope.Done(
-            sessionID: turn.sessionID, turnID: turn.turnID, message: message, status: "active", completed: false, usage: usage, cancelled: cancelled
+            sessionID: turn.sessionID, turnID: turn.turnID, message: message,
+            status: completed ? SessionRecord.Status.completed.rawValue : SessionRecord.Status.active.rawValue,
+            completed: completed, usage: usage, cancelled: cancelled
         )
     }
 
