@@ -17,14 +17,8 @@ set -euo pipefail
 
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(dirname "$SCRIPTS_DIR")"
-# shellcheck source=lib/common.sh
-source "$SCRIPTS_DIR/lib/common.sh"
-# shellcheck source=lib/deps.sh
-source "$SCRIPTS_DIR/lib/deps.sh"
-# shellcheck source=lib/rabbitmq.sh
-source "$SCRIPTS_DIR/lib/rabbitmq.sh"
-# shellcheck source=lib/postgres.sh
-source "$SCRIPTS_DIR/lib/postgres.sh"
+# shellcheck source=lib/load.sh
+source "$SCRIPTS_DIR/lib/load.sh"
 
 STATE_DIR="$REPO_ROOT/.state"
 LOG_DIR="$STATE_DIR/logs"

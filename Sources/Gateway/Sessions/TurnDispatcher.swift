@@ -18,7 +18,7 @@ struct TurnDispatcher: Sendable {
     func publish(startingWith first: PendingTurn?) async {
         var next = first
         while var turn = next {
-            turn.envelope.deadline = Date().addingTimeInterval(turnLifetime.seconds)
+            turn.envelope.deadline = Date().addingTimeInterval(turnLifetime.timeInterval)
             let outcome = await publishResolvingDoubt(turn)
             next = await hub.published(turn, outcome: outcome)
         }
@@ -52,12 +52,5 @@ struct TurnDispatcher: Sendable {
                 try? await Task.sleep(for: backoff.next())
             }
         }
-    }
-}
-
-extension Duration {
-    var seconds: TimeInterval {
-        let (seconds, attoseconds) = components
-        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
     }
 }

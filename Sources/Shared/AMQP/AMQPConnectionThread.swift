@@ -256,7 +256,7 @@ final class AMQPConnectionThread: @unchecked Sendable {
             pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
             pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0),
         ]
-        _ = poll(&descriptors, nfds_t(descriptors.count), Int32(timeout.milliseconds))
+        _ = poll(&descriptors, nfds_t(descriptors.count), Int32(timeout.wholeMilliseconds))
         drainWake()
     }
 
@@ -267,17 +267,10 @@ final class AMQPConnectionThread: @unchecked Sendable {
         while !isStopping, ContinuousClock.now < deadline {
             var descriptor = pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0)
             let remaining = ContinuousClock.now.duration(to: deadline)
-            _ = poll(&descriptor, 1, Int32(max(remaining.milliseconds, 1)))
+            _ = poll(&descriptor, 1, Int32(max(remaining.wholeMilliseconds, 1)))
             drainWake()
             let text = shared.withLock { $0.lastError }
             failQueuedCommands(with: .notConnected(text))
         }
-    }
-}
-
-extension Duration {
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }
