@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
@@ -30,12 +31,29 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
     let dispatcher = TurnDispatcher(
         hub: hub, publisher: BrokerTurnPublisher(publisher: publisher, topology: topology), turnLifetime: settings.turnLifetime, logger: logger
     )
+    let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+    let contexts: any SessionContextSource =
+        if let platform = settings.platform {
+            PlatformContextSource(platform: HTTPLearningPlatform(client: httpClient, settings: platform, logger: logger))
+        } else {
+            CatalogContextSource(catalog: PostgresTopicCatalog(client: postgres, logger: logger))
+        }
+    let registry = SessionRegistry(store: store, contexts: contexts, logger: logger)
+    let decoder = ClientFrameDecoder(maxContentCharacters: settings.maxContentCharacters)
     let connections = ConnectionHandler(
-        hub: hub, store: store, dispatcher: dispatcher, decoder: ClientFrameDecoder(maxContentCharacters: settings.maxContentCharacters),
+        hub: hub, store: store, registry: registry, dispatcher: dispatcher, decoder: decoder,
         gatewayID: settings.gatewayID, maxFrameBytes: settings.maxFrameBytes, outboxCapacity: settings.outboxCapacity,
         maxSessionsPerSocket: settings.maxSessionsPerSocket, logger: logger
     )
     let authenticator = Authenticator(mode: settings.authentication)
+    let rest = RESTAPI(
+        registry: registry, store: store, turns: TurnWaiter(hub: hub, dispatcher: dispatcher, gatewayID: settings.gatewayID, logger: logger),
+        reader: RESTRequestReader(
+            authenticator: authenticator, adminKeys: settings.adminKeys, maxBodyBytes: settings.maxFrameBytes, defaultWait: settings.restWait,
+            maxWait: settings.replyTimeout
+        ),
+        contentDecoder: decoder
+    )
 
     let router = Router(context: BasicWebSocketRequestContext.self)
     router.get("/health") { _, _ -> Response in
@@ -49,6 +67,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         return healthResponse(report)
     }
     router.get("/metrics") { _, _ in metricsResponse() }
+    rest.register(on: router)
     // The token is checked after the upgrade: HummingbirdWebSocket cannot answer a
     // refused upgrade with a status and body of ours (and a browser could not read
     // them), so a bad token gets an error frame and close code 1008 instead. A plain
@@ -80,7 +99,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "parley-gateway"),
         logger: logger
     )
-    app.addServices(postgres, publisher, replies, ReplyRouter(consumer: replies, hub: hub, dispatcher: dispatcher, logger: logger))
+    app.addServices(postgres, HTTPClientService(client: httpClient), publisher, replies, ReplyRouter(consumer: replies, hub: hub, dispatcher: dispatcher, logger: logger))
     return app
 }
 
@@ -90,19 +109,5 @@ private func authenticate(_ request: Request, with authenticator: Authenticator)
         return try authenticator.userID(token: token, requestedUser: Authenticator.queryValue("user", in: request.uri.query))
     } catch {
         throw GatewayHTTPError(status: .unauthorized, code: error.code, message: error.message)
-    }
-}
-
-/// An HTTP error with a code a client can act on: `{"error":{"code","message"}}`.
-struct GatewayHTTPError: HTTPResponseError {
-    var status: HTTPResponse.Status
-    var code: String
-    var message: String
-
-    func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = #"{"error":{"code":"\#(code)","message":"\#(message.replacingOccurrences(of: "\"", with: "'"))"}}"#
-        var headers: HTTPFields = [.contentType: "application/json"]
-        if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 }

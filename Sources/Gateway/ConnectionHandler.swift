@@ -9,6 +9,7 @@ import Shared
 struct ConnectionHandler: Sendable {
     let hub: SessionHub
     let store: any ConversationStore
+    let registry: SessionRegistry
     let dispatcher: TurnDispatcher
     let decoder: ClientFrameDecoder
     let gatewayID: String
@@ -35,9 +36,9 @@ struct ConnectionHandler: Sendable {
         var readError: (any Error)?
         await withDiscardingTaskGroup { group in
             group.addTask {
-                for await text in outbox.frames {
+                for await frame in outbox.frames {
                     do {
-                        try await outbound.write(.text(text))
+                        try await outbound.write(.text(frame.text))
                         outbox.didWrite()
                     } catch {
                         return
@@ -145,16 +146,16 @@ struct ConnectionHandler: Sendable {
                 code: "too_many_sessions", message: "this socket already uses \(maxSessionsPerSocket) sessions; open another socket", requestID: requestID
             )
         }
-        let session = SessionRecord(id: UUID(), userID: socket.outbox.userID, topicID: topicID, courseID: courseID)
+        let session: SessionRecord
         do {
-            try await store.createSession(session)
+            (session, _) = try await registry.start(userID: socket.outbox.userID, topicID: topicID, courseID: courseID)
         } catch {
-            logger.error("could not create a session", metadata: ["error": "\(error)"])
-            throw FrameError(code: "unavailable", message: "the database is unavailable; no session was started, try again shortly", requestID: requestID)
+            var error = error
+            error.requestID = requestID
+            throw error
         }
         try await attach(session.id, socket: &socket, requestID: requestID, clientMessageID: nil)
         socket.currentSession = session.id
-        logger.info("session started", metadata: ["session_id": "\(session.id.lowercased)"])
         socket.outbox.send(.session(sessionID: session.id, status: SessionRecord.Status.active.rawValue, requestID: requestID))
         return session.id
     }
@@ -163,23 +164,12 @@ struct ConnectionHandler: Sendable {
     /// its replies to this socket.
     private func open(_ sessionID: UUID, socket: inout Socket, clientMessageID: String?) async throws(FrameError) {
         guard !socket.openSessions.contains(sessionID) else { return }
-        let session: SessionRecord?
         do {
-            session = try await store.session(id: sessionID)
+            _ = try await registry.session(sessionID, for: socket.outbox.userID, mustBeActive: true)
         } catch {
-            throw FrameError(code: "unavailable", message: "the database is unavailable; try again shortly", clientMessageID: clientMessageID)
-        }
-        guard let session else {
-            throw FrameError(code: "session_not_found", message: "there is no session \(sessionID.lowercased)", clientMessageID: clientMessageID)
-        }
-        guard session.userID == socket.outbox.userID else {
-            throw FrameError(code: "forbidden", message: "session \(sessionID.lowercased) belongs to another user", clientMessageID: clientMessageID)
-        }
-        guard session.status == .active else {
-            throw FrameError(
-                code: "session_completed", message: "session \(sessionID.lowercased) is \(session.status.rawValue) and takes no more messages",
-                clientMessageID: clientMessageID
-            )
+            var error = error
+            error.clientMessageID = clientMessageID
+            throw error
         }
         try await attach(sessionID, socket: &socket, requestID: nil, clientMessageID: clientMessageID)
     }

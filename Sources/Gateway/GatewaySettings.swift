@@ -29,6 +29,13 @@ struct GatewaySettings: Sendable {
     var outboxCapacity: Int
     /// Sessions one socket may use (each holds a binding on this gateway).
     var maxSessionsPerSocket: Int
+    /// How long a REST request waits for its reply by default (`?wait=` may ask for
+    /// up to `replyTimeout`).
+    var restWait: Duration
+    /// Bearer tokens with the administrator role (every user's logs and sessions).
+    var adminKeys: Set<String>
+    /// The upstream learning platform; nil: context comes from the topic catalog.
+    var platform: PlatformSettings?
 
     init(environment: EnvironmentReader) throws(ConfigurationError) {
         let suffix = UUID().uuidString.prefix(8).lowercased()
@@ -47,6 +54,15 @@ struct GatewaySettings: Sendable {
         replyTimeout = try environment.seconds("REPLY_TIMEOUT_SECONDS", default: .seconds(180), range: 1...86_400)
         outboxCapacity = try environment.int("SOCKET_OUTBOX_FRAMES", default: 1024, range: 16...1_000_000)
         maxSessionsPerSocket = try environment.int("MAX_SESSIONS_PER_SOCKET", default: 16, range: 1...10_000)
+        restWait = try environment.seconds("REST_WAIT_SECONDS", default: min(.seconds(30), replyTimeout), range: 1...86_400)
+        guard restWait <= replyTimeout else {
+            throw ConfigurationError(variable: "REST_WAIT_SECONDS", problem: "must not exceed REPLY_TIMEOUT_SECONDS (\(replyTimeout.wholeMilliseconds / 1000))")
+        }
+        adminKeys = Set((environment.string("ADMIN_API_KEYS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        if let short = adminKeys.first(where: { $0.utf8.count < 16 }) {
+            throw ConfigurationError(variable: "ADMIN_API_KEYS", problem: "holds a key of \(short.utf8.count) characters; administrator keys need at least 16")
+        }
+        platform = try PlatformSettings(environment: environment)
 
         if try environment.bool("PARLEY_AUTH", default: true) {
             let secret = environment.string("JWT_SECRET")

@@ -16,7 +16,8 @@ struct SimulatedTutor: Sendable {
         let userMessages = conversation.filter { $0.role == "user" }
         let last = userMessages.last?.content ?? ""
         if userMessages.isEmpty || last.contains(Self.openingCue) {
-            return "Olá! Vamos começar. Em poucas palavras: o que você já sabe sobre este tema?"
+            let topic = Self.topic(inCue: last).map { " sobre \($0)" } ?? ""
+            return "Olá! Vamos começar\(topic). Em poucas palavras: o que você já sabe sobre este tema?"
         }
         let said = SimDirectives.stripped(from: last)
         if said.lowercased().contains("domino"), let marker = Self.completionMarker(in: conversation) {
@@ -24,6 +25,15 @@ struct SimulatedTutor: Sendable {
         }
         let learnerMessages = userMessages.filter { !$0.content.contains(Self.openingCue) }.count
         return "Resposta \(learnerMessages): você disse \"\(said)\"."
+    }
+
+    /// The topic the worker's opening cue names ("… uma sessão sobre Frações. …"), if any.
+    static func topic(inCue cue: String) -> String? {
+        guard let start = cue.range(of: "sessão sobre ")?.upperBound,
+              let end = cue[start...].range(of: ". ")?.lowerBound ?? cue[start...].lastIndex(of: ".")
+        else { return nil }
+        let topic = cue[start..<end].trimmingCharacters(in: .whitespaces)
+        return topic.isEmpty || topic == "o tema da conversa" ? nil : topic
     }
 
     /// The completion protocol: when the system prompt names a marker such as

@@ -35,6 +35,7 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
         cancellations: cancellations
     )
     handler.completionMarker = settings.completionMarker
+    handler.notifiesPlatform = settings.platform != nil
     let schemaReady = Gate()
     var processor = TurnProcessor(
         consumer: consumer, publisher: publisher, handler: handler, topology: topology, retryPause: settings.retryPause,
@@ -46,13 +47,26 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
         configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "parley-worker"),
         logger: logger
     )
-    let migrations = MigrationService(client: postgres, done: schemaReady, logger: logger)
+    let migrations = MigrationService(
+        client: postgres, catalog: settings.topics.map { (PostgresTopicCatalog(client: postgres, logger: logger), $0) }, done: schemaReady,
+        logger: logger
+    )
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        .init(service: postgres),
+        .init(service: migrations, successTerminationBehavior: .ignore),
+        .init(service: HTTPClientService(client: httpClient)),
+    ]
+    if let platform = settings.platform {
+        let sender = CompletionSender(
+            outbox: PostgresCompletionOutbox(client: postgres, logger: logger),
+            platform: HTTPLearningPlatform(client: httpClient, settings: platform, logger: logger), settings: platform,
+            pollInterval: settings.outboxPollInterval, startAfter: schemaReady, logger: logger
+        )
+        services.append(.init(service: sender))
+    }
     return ServiceGroup(
         configuration: .init(
-            services: [
-                .init(service: postgres),
-                .init(service: migrations, successTerminationBehavior: .ignore),
-                .init(service: HTTPClientService(client: httpClient)),
+            services: services + [
                 .init(service: publisher),
                 .init(service: consumer),
                 .init(service: control),
@@ -106,6 +120,8 @@ private func workerRouter(
 /// reachable) and then opens `done`, which the turn processor waits for.
 struct MigrationService: Service {
     let client: PostgresClient
+    /// Where to write the topic catalog of `TOPICS_FILE`, and the catalog.
+    let catalog: (table: PostgresTopicCatalog, topics: [CatalogTopic])?
     let done: Gate
     let logger: Logger
 
@@ -114,6 +130,10 @@ struct MigrationService: Service {
         while !Task.isShuttingDownGracefully {
             do {
                 try await Migrator().migrate(client, logger: logger)
+                if let catalog {
+                    try await catalog.table.replace(with: catalog.topics)
+                    logger.info("topic catalog loaded", metadata: ["topics": "\(catalog.topics.count)"])
+                }
                 done.open()
                 return
             } catch {
@@ -121,15 +141,5 @@ struct MigrationService: Service {
                 try? await Task.sleep(for: backoff.next())
             }
         }
-    }
-}
-
-/// Shuts the shared HTTP client down with the service group.
-struct HTTPClientService: Service {
-    let client: HTTPClient
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        try await client.shutdown()
     }
 }

@@ -31,6 +31,11 @@ struct WorkerSettings: Sendable {
     var httpHost: String
     var httpPort: Int
     var retryPause: Duration
+    /// The upstream learning platform; nil when `PLATFORM_API_URL` is not set.
+    var platform: PlatformSettings?
+    /// The topic catalog of `TOPICS_FILE`, written to the `topics` table at start-up.
+    var topics: [CatalogTopic]?
+    var outboxPollInterval: Duration
 
     init(environment: EnvironmentReader) throws(ConfigurationError) {
         workerID = environment.string("WORKER_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
@@ -88,6 +93,9 @@ struct WorkerSettings: Sendable {
         httpHost = environment.string("WORKER_HOST", default: "127.0.0.1")
         httpPort = try environment.int("WORKER_PORT", default: 9100, range: 0...65535)
         retryPause = .milliseconds(try environment.int("TURN_RETRY_PAUSE_MS", default: 2000, range: 0...600_000))
+        platform = try PlatformSettings(environment: environment)
+        topics = try environment.string("TOPICS_FILE").map { path throws(ConfigurationError) in try TopicCatalogFile.load(path: path) }
+        outboxPollInterval = .milliseconds(try environment.int("OUTBOX_POLL_MS", default: 1000, range: 10...600_000))
     }
 
     private static func provider(_ text: String, variable: String) throws(ConfigurationError) -> Provider {

@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Prompt template")
 struct PromptTemplateTests {
-    static let full = TutorContext(
+    static let full = SessionContext(
         topicTitle: "Frações", topicDescription: "Somar e comparar frações", courseTitle: "Matemática 5º ano",
         learningObjectives: ["somar frações", "comparar frações"], userLevel: "intermediate",
         completedTopics: ["Números naturais"], struggles: ["divisão"]
@@ -27,7 +27,7 @@ struct PromptTemplateTests {
     @Test func missingValuesNeverBreakThePrompt() {
         let rendered = PromptTemplate.render(
             "{topic_title}|{topic_description}|{course_title}|{learning_objectives}|{user_level}|{completed_topics}|{struggles}",
-            context: TutorContext(learningObjectives: ["  ", ""]), completionMarker: "{X}"
+            context: SessionContext(learningObjectives: ["  ", ""]), completionMarker: "{X}"
         )
         #expect(rendered == "o tema da conversa|sem descrição|curso livre|compreender o tema|iniciante|nenhum|nenhuma conhecida")
     }
@@ -51,3 +51,52 @@ struct PromptTemplateTests {
 }
 
 import Shared
+
+@Suite("Prompt builder and session context")
+struct PromptBuilderContextTests {
+    let builder = PromptBuilder(systemPrompt: PromptBuilder.defaultSystemPrompt, maxHistory: 5, completionMarker: "{TOPIC_COMPLETED}")
+    let start = TurnEnvelope(kind: .start, sessionID: .init(), userID: "u", content: "", gatewayID: "g")
+
+    @Test func aTopicTemplateReplacesTheDefaultPrompt() {
+        let context = SessionContext(topicTitle: "Frações", promptTemplate: "Ensine {topic_title}. Ao dominar, escreva {completion_marker}.")
+        #expect(builder.systemMessage(context: context) == "Ensine Frações. Ao dominar, escreva {TOPIC_COMPLETED}.")
+    }
+
+    @Test func aTopicTemplateWithoutTheMarkerGetsTheInstructionAppended() {
+        let context = SessionContext(topicTitle: "Frações", promptTemplate: "Ensine {topic_title} com exemplos.")
+        let system = builder.systemMessage(context: context)
+        #expect(system.hasPrefix("Ensine Frações com exemplos.\n\n"))
+        #expect(system.contains("escreva exatamente {TOPIC_COMPLETED}"))
+    }
+
+    @Test(arguments: ["", "   \n"])
+    func aBlankTopicTemplateMeansTheDefaultPrompt(template: String) {
+        let context = SessionContext(topicTitle: "Frações", promptTemplate: template)
+        #expect(builder.systemMessage(context: context) == builder.systemMessage(context: SessionContext(topicTitle: "Frações")))
+        #expect(builder.systemMessage(context: context).hasPrefix("Você é um tutor paciente e encorajador de Frações"))
+    }
+
+    @Test func theOpeningNamesTheTopicAndIsRecognisable() {
+        let prompt = builder.prompt(history: [], turn: start, context: SessionContext(topicTitle: "Frações"))
+        let cue = prompt.last?.content ?? ""
+        #expect(prompt.last?.role == .user)
+        #expect(cue.hasPrefix(PromptBuilder.openingTag))
+        #expect(cue.contains("sobre Frações"))
+    }
+
+    @Test func aFreeChatOpeningHasNeutralWording() {
+        let cue = builder.prompt(history: [], turn: start).last?.content ?? ""
+        #expect(cue.contains("sobre o tema da conversa"))
+        #expect(!cue.contains("{"))
+    }
+
+    @Test func theDefaultPromptMentionsEveryKnownFact() {
+        let context = SessionContext(
+            topicTitle: "Frações", learningObjectives: ["somar"], userLevel: "advanced", completedTopics: ["Números"], struggles: ["divisão"]
+        )
+        let system = builder.systemMessage(context: context)
+        for fact in ["Frações", "somar", "avançado", "Números", "divisão", "{TOPIC_COMPLETED}"] {
+            #expect(system.contains(fact), "missing \(fact)")
+        }
+    }
+}

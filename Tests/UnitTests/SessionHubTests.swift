@@ -60,8 +60,8 @@ struct SessionHubTests {
     func frames(of socket: SocketOutbox) async -> [[String: Any]] {
         socket.finish()
         var result: [[String: Any]] = []
-        for await text in socket.frames {
-            result.append((try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:])
+        for await frame in socket.frames {
+            result.append((try? JSONSerialization.jsonObject(with: Data(frame.text.utf8)) as? [String: Any]) ?? [:])
         }
         return result
     }
@@ -274,7 +274,8 @@ struct SocketOutboxTests {
         outbox.send(reply(8, in: session))
         outbox.finish()
         var order: [String] = []
-        for await text in outbox.frames {
+        for await frame in outbox.frames {
+            let text = frame.text
             let json = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
             let id = (json["message"] as? [String: Any])?["id"] as? Int
             order.append("\(json["type"] as? String ?? "?")\(id.map { ":\($0)" } ?? "")")
@@ -295,7 +296,8 @@ struct SocketOutboxTests {
         )))
         outbox.finish()
         var types: [String] = []
-        for await text in outbox.frames {
+        for await frame in outbox.frames {
+            let text = frame.text
             let json = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
             types.append(json["type"] as? String ?? "?")
         }

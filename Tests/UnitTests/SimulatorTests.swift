@@ -77,6 +77,15 @@ struct SimulatorTests {
         #expect(tutor.reply(to: openedByTheModel) == "Resposta 1: você disse \"oi\".")
     }
 
+    @Test(arguments: [
+        ("[session-start] O aluno acabou de abrir uma sessão sobre Frações. Cumprimente-o.", "Olá! Vamos começar sobre Frações."),
+        ("[session-start] O aluno acabou de abrir uma sessão sobre o tema da conversa. Cumprimente-o.", "Olá! Vamos começar."),
+        ("[session-start] O aluno abriu a sessão.", "Olá! Vamos começar."),
+    ])
+    func theTutorsOpeningNamesTheTopicOfTheCue(cue: String, opening: String) {
+        #expect(SimulatedTutor().reply(to: [.init(role: "user", content: cue)]).hasPrefix(opening + " "))
+    }
+
     @Test func theTutorFollowsTheCompletionProtocol() {
         let tutor = SimulatedTutor()
         let system = SimulatedTutor.Message(role: "system", content: "Tutor. Ao fim escreva {TOPIC_COMPLETED}. Use {x} nunca.")

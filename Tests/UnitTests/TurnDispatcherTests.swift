@@ -48,7 +48,8 @@ struct TurnDispatcherTests {
     func frameTypes(_ socket: SocketOutbox) async -> [String] {
         socket.finish()
         var types: [String] = []
-        for await text in socket.frames {
+        for await frame in socket.frames {
+            let text = frame.text
             let json = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
             types.append([json["type"] as? String, json["code"] as? String].compactMap { $0 }.joined(separator: "/"))
         }

@@ -52,7 +52,7 @@ struct TurnHandlerTests {
 
     func handler(_ model: any ChatModel, history: Int = 20) -> TurnHandler {
         TurnHandler(
-            store: store, generator: .single(model), prompts: PromptBuilder(systemPrompt: "sys", maxHistory: history),
+            store: store, generator: .single(model), prompts: PromptBuilder(systemPrompt: "sys {completion_marker}", maxHistory: history),
             cancellations: TurnCancellations()
         )
     }
@@ -104,7 +104,7 @@ struct TurnHandlerTests {
             _ = try await handler(model, history: 3).reply(to: message("m\(index)", in: sessionID), logger: logger)
         }
         let lastPrompt = try #require(model.calls.withLock { $0.last })
-        #expect(lastPrompt.first == PromptMessage(role: .system, content: "sys"))
+        #expect(lastPrompt.first == PromptMessage(role: .system, content: "sys {TOPIC_COMPLETED}"))
         #expect(lastPrompt.count == 1 + 3 + 1)
         #expect(lastPrompt.last == PromptMessage(role: .user, content: "m5"))
         #expect(lastPrompt[1...3].map(\.content) == ["answer to m3", "m4", "answer to m4"])
@@ -143,12 +143,24 @@ struct TurnHandlerTests {
         await #expect(throws: TurnFailure.self) { try await handler(model).reply(to: message("oi", in: sessionID), logger: logger) }
     }
 
+    @Test func theSessionsContextShapesThePrompt() async throws {
+        let model = ScriptedModel()
+        let sessionID = UUID()
+        let context = SessionContext(source: .catalog, topicTitle: "Frações", promptTemplate: "Ensine {topic_title}; fim: {completion_marker}")
+        try await store.createSession(SessionRecord(id: sessionID, userID: "alice", topicID: 101), context: context)
+        let start = TurnEnvelope(kind: .start, sessionID: sessionID, userID: "alice", content: "", gatewayID: "g")
+        _ = try await handler(model).reply(to: start, logger: logger)
+        let prompt = try #require(model.calls.withLock { $0.first })
+        #expect(prompt.first == PromptMessage(role: .system, content: "Ensine Frações; fim: {TOPIC_COMPLETED}"))
+        #expect(prompt.last?.content.contains("sobre Frações") == true)
+    }
+
     @Test func anOpeningTurnStoresOnlyTheReply() async throws {
         let model = ScriptedModel()
         let sessionID = try await session()
         let start = TurnEnvelope(kind: .start, sessionID: sessionID, userID: "alice", content: "", gatewayID: "g")
         _ = try await handler(model).reply(to: start, logger: logger)
-        #expect(model.calls.withLock { $0.first?.last?.content } == PromptBuilder.openingCue)
+        #expect(model.calls.withLock { $0.first?.last?.content }?.hasPrefix(PromptBuilder.openingTag) == true)
         #expect(try await store.recentMessages(session: sessionID, limit: 10).map(\.role) == [.assistant])
     }
 

@@ -20,10 +20,12 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,6 +49,9 @@ JWT_SECRET = "e2e-secret-0123456789abcdefghijk"  # 32 bytes
 assert len(JWT_SECRET) == 32
 API_KEY = "e2e-api-key-4f1c9a"
 API_KEY_USER = "apikey-user"
+ADMIN_KEY = "e2e-admin-key-0123456789"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOPICS_FILE = REPO_ROOT / "config" / "topics.example.json"
 
 WORKER_COUNT = 3
 WORKER_CONCURRENCY = 4
@@ -134,6 +139,28 @@ def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
         return error.code, error.read().decode("utf-8", "replace")
     except (OSError, urllib.error.URLError):
         return 0, ""
+
+
+def rest(method: str, url: str, body: Any = None, token: str | None = None, timeout: float = 30.0) -> tuple[int, Any]:
+    """(status, parsed JSON or text) of a REST call; `body` is sent as JSON (a str as is)."""
+    data = None
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        data = (body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)).encode()
+        headers["Content-Type"] = "application/json"
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            status, text = response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode("utf-8", "replace")
+    try:
+        return status, json.loads(text)
+    except json.JSONDecodeError:
+        return status, text
 
 
 def run(coro, timeout: float = 60.0):
@@ -240,6 +267,94 @@ def reply_text(n: int, content: str) -> str:
     return f'Resposta {n}: você disse "{content}".'
 
 
+# ---------------------------------------------------------------- the learning platform
+
+
+class FakePlatform:
+    """The upstream learning platform, on a local port: the three context reads from
+    its tables and `POST /api/v1/userprogress/complete-topic`, which it records.
+    `read_failures` / `completion_failures` make the next N such calls answer 503;
+    `refuse_completions` makes every completion answer 503 until it is cleared."""
+
+    TOPICS = {
+        7001: {
+            "title": "Equações do 1º grau",
+            "description": "Resolver equações como 2x + 3 = 7.",
+            "learningObjectives": ["isolar a incógnita", "verificar a solução"],
+        },
+    }
+    COURSES = {70: {"course": {"id": 70, "title": "Álgebra"}, "progress": 0.4}}
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.read_failures = 0
+        self.completion_failures = 0
+        self.refuse_completions = False
+        self.reads: list[str] = []
+        self.completion_calls = 0
+        self.completions: list[tuple[dict, str]] = []  # (payload, Idempotency-Key)
+        platform = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, status: int, body: Any = None) -> None:
+                data = json.dumps(body).encode() if body is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                parts = self.path.strip("/").split("/")
+                with platform.lock:
+                    platform.reads.append(self.path)
+                    if platform.read_failures > 0:
+                        platform.read_failures -= 1
+                        return self._send(503, {"error": "try later"})
+                if parts[:3] == ["api", "v1", "trainingtopics"] and len(parts) == 4:
+                    topic = FakePlatform.TOPICS.get(int(parts[3]) if parts[3].isdigit() else -1)
+                    return self._send(200, topic) if topic else self._send(404, {"error": "no such topic"})
+                if parts[:3] == ["api", "v1", "userprogress"] and len(parts) == 5 and parts[4] == "context":
+                    return self._send(200, {"userLevel": "advanced", "completedTopicIds": [7000], "struggleTopics": ["frações"]})
+                if parts[:3] == ["api", "v1", "userprogress"] and len(parts) == 6 and parts[4] == "course":
+                    course = FakePlatform.COURSES.get(int(parts[5]) if parts[5].isdigit() else -1)
+                    return self._send(200, course) if course else self._send(404, {"error": "no such course"})
+                return self._send(404, {"error": "unknown path"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                payload = json.loads(self.rfile.read(length) or b"{}")
+                if self.path != "/api/v1/userprogress/complete-topic":
+                    return self._send(404, {"error": "unknown path"})
+                with platform.lock:
+                    platform.completion_calls += 1
+                    if platform.refuse_completions or platform.completion_failures > 0:
+                        platform.completion_failures = max(0, platform.completion_failures - 1)
+                        return self._send(503, {"error": "try later"})
+                    platform.completions.append((payload, self.headers.get("Idempotency-Key", "")))
+                return self._send(200, {"ok": True})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="fake-platform", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def completions_for(self, session_id: str) -> list[dict]:
+        with self.lock:
+            return [payload for payload, _ in self.completions if payload.get("sessionId") == session_id]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 # ---------------------------------------------------------------- processes
 
 
@@ -342,6 +457,7 @@ class Stack:
         self.sim: Proc | None = None
         self.workers: list[Proc] = []
         self.gateways: list[Proc] = []
+        self.platform: FakePlatform | None = None
         self._worker_serial = 0
         # Processes that ignored SIGTERM for STOP_TIMEOUT seconds at teardown.
         self.needed_sigkill: list[str] = []
@@ -414,6 +530,13 @@ class Stack:
             LLM_BREAKER_FAILURES="1000",
             WORKER_CONCURRENCY=str(WORKER_CONCURRENCY),
             TURN_RETRY_PAUSE_MS="200",
+            # The catalog for sessions started on the catalog gateway, and the platform
+            # that every completion of a topic session is sent to.
+            TOPICS_FILE=str(TOPICS_FILE),
+            PLATFORM_API_URL=self.platform.url if self.platform else "",
+            PLATFORM_RETRY_BASE_MS="100",
+            PLATFORM_RETRY_MAX_MS="400",
+            OUTBOX_POLL_MS="100",
         )
         proc = self._add(
             Proc(f"worker {worker_id}", [self._binary("parley-worker")], environment, self.tmp / f"{worker_id}.log",
@@ -433,8 +556,13 @@ class Stack:
             PARLEY_AUTH="on",
             JWT_SECRET=JWT_SECRET,
             API_KEYS=f"{API_KEY}:{API_KEY_USER}",
+            ADMIN_API_KEYS=ADMIN_KEY,
             REPLY_TIMEOUT_SECONDS="60",
         )
+        # The first gateway takes session context from the platform, the second from
+        # the topic catalog.
+        if index == 0 and self.platform:
+            environment.update(PLATFORM_API_URL=self.platform.url, PLATFORM_MAX_ATTEMPTS="3", PLATFORM_RETRY_BASE_MS="100", PLATFORM_RETRY_MAX_MS="200")
         proc = self._add(
             Proc(f"gateway {gateway_id}", [self._binary("parley-gateway")], environment, self.tmp / f"{gateway_id}.log",
                  health_url=f"http://127.0.0.1:{port}/health", extra={"port": port, "id": gateway_id})
@@ -448,11 +576,16 @@ class Stack:
     def http_url(self, gateway: int = 0) -> str:
         return f"http://127.0.0.1:{self.gateways[gateway].extra['port']}"
 
+    def api(self, method: str, path: str, body: Any = None, token: str | None = None, gateway: int = 0, timeout: float = 30.0) -> tuple[int, Any]:
+        """A REST call to a gateway."""
+        return rest(method, self.http_url(gateway) + path, body, token, timeout)
+
     def live_workers(self) -> list[Proc]:
         return [w for w in self.workers if w.alive()]
 
     def start(self) -> None:
         started = time.monotonic()
+        self.platform = FakePlatform()
         self.start_sim().wait_healthy()
         for _ in range(WORKER_COUNT):
             self.start_worker()
@@ -478,6 +611,8 @@ class Stack:
         order += [p for p in self.procs if p not in order]
         for proc in order:
             proc.terminate()
+        if self.platform:
+            self.platform.stop()
         deadline = time.monotonic() + STOP_TIMEOUT
         for proc in order:
             if proc.popen is None:

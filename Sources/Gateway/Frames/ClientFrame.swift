@@ -11,11 +11,17 @@ enum ClientFrame: Equatable, Sendable {
 }
 
 /// A frame the gateway refuses, with the code the client sees.
+/// The gateway's one error type: WebSocket clients get it as an `error` frame, REST
+/// clients as a JSON error with the matching HTTP status (`RESTError`).
 struct FrameError: Error, Equatable, Sendable {
     var code: String
     var message: String
     var requestID: String? = nil
     var clientMessageID: String? = nil
+    /// Set when the session or turn exists although the request failed (e.g. a
+    /// REST `reply_timeout`), so the client can find it.
+    var sessionID: UUID? = nil
+    var turnID: UUID? = nil
 }
 
 /// Decodes and validates client frames (DESIGN §5).
@@ -92,7 +98,8 @@ struct ClientFrameDecoder: Sendable {
         }
     }
 
-    private func checkedContent(_ content: String, clientMessageID: String?) throws(FrameError) -> String {
+    /// Trimmed content within the limit, or `empty_content` / `content_too_long`.
+    func checkedContent(_ content: String, clientMessageID: String?) throws(FrameError) -> String {
         let trimmed = content.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else {
             throw FrameError(code: "empty_content", message: "the message is empty", clientMessageID: clientMessageID)

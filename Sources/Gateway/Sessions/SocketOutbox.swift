@@ -2,8 +2,9 @@ import Foundation
 import Logging
 import Synchronization
 
-/// The outbound side of one WebSocket: a bounded queue of frames that the
-/// socket's writer task drains, so a slow client never blocks anybody else.
+/// The outbound side of one WebSocket (or of one waiting REST request): a bounded
+/// queue of frames that the socket's writer task drains, so a slow client never
+/// blocks anybody else.
 /// When half the queue is taken, `delta` frames for this socket are dropped (the
 /// client sees a gap in `index`); replies and errors still go in, and the reply
 /// carries the whole text.
@@ -14,8 +15,8 @@ import Synchronization
 final class SocketOutbox: Sendable {
     let id = UUID()
     let userID: String
-    let frames: AsyncStream<String>
-    private let continuation: AsyncStream<String>.Continuation
+    let frames: AsyncStream<ServerFrame>
+    private let continuation: AsyncStream<ServerFrame>.Continuation
     private let held = Mutex<[ServerFrame]?>(nil)
     /// Frames queued and not yet written.
     private let pending = Atomic<Int>(0)
@@ -25,7 +26,7 @@ final class SocketOutbox: Sendable {
     init(userID: String, capacity: Int, logger: Logger) {
         self.userID = userID
         self.capacity = capacity
-        (frames, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingOldest(capacity))
+        (frames, continuation) = AsyncStream.makeStream(of: ServerFrame.self, bufferingPolicy: .bufferingOldest(capacity))
         self.logger = logger
     }
 
@@ -73,7 +74,7 @@ final class SocketOutbox: Sendable {
             return
         }
         pending.add(1, ordering: .relaxed)
-        if case .dropped = continuation.yield(frame.text) {
+        if case .dropped = continuation.yield(frame) {
             pending.subtract(1, ordering: .relaxed)
             logger.warning("socket is not reading; dropped a frame", metadata: ["socket_id": "\(id)"])
         }

@@ -85,10 +85,14 @@ public enum ReplyEnvelope: Sendable, Equatable {
         public var usage: TokenUsage
         /// The user cancelled the turn: `message` holds what was generated until then.
         public var cancelled: Bool
+        /// The model that answered, when known.
+        public var model: String?
 
         public init(
-            sessionID: UUID, turnID: UUID, message: ChatMessage, status: String, completed: Bool, usage: TokenUsage, cancelled: Bool = false
+            sessionID: UUID, turnID: UUID, message: ChatMessage, status: String, completed: Bool, usage: TokenUsage, cancelled: Bool = false,
+            model: String? = nil
         ) {
+            self.model = model
             self.sessionID = sessionID
             self.turnID = turnID
             self.message = message
@@ -107,10 +111,11 @@ public enum ReplyEnvelope: Sendable, Equatable {
             completed = try container.decode(Bool.self, forKey: .completed)
             usage = try container.decodeIfPresent(TokenUsage.self, forKey: .usage) ?? TokenUsage()
             cancelled = try container.decodeIfPresent(Bool.self, forKey: .cancelled) ?? false
+            model = try container.decodeIfPresent(String.self, forKey: .model)
         }
 
         enum CodingKeys: String, CodingKey {
-            case sessionID = "session_id", turnID = "turn_id", message, status, completed, usage, cancelled
+            case sessionID = "session_id", turnID = "turn_id", message, status, completed, usage, cancelled, model
         }
     }
 

@@ -12,8 +12,13 @@ public struct SessionRecord: Sendable, Equatable {
     public var courseID: Int64?
     public var status: Status
     public var startedAt: Date
+    public var completedAt: Date?
 
-    public init(id: UUID, userID: String, topicID: Int64? = nil, courseID: Int64? = nil, status: Status = .active, startedAt: Date = Date()) {
+    public init(
+        id: UUID, userID: String, topicID: Int64? = nil, courseID: Int64? = nil, status: Status = .active, startedAt: Date = Date(),
+        completedAt: Date? = nil
+    ) {
+        self.completedAt = completedAt
         self.id = id
         self.userID = userID
         self.topicID = topicID
@@ -44,6 +49,9 @@ public struct CompletedTurn: Sendable {
     public var cancelled: Bool
     /// The reply carried the completion marker: the session becomes `completed`.
     public var completesSession = false
+    /// With `completesSession`: queue the completion for the learning platform (in the
+    /// same transaction; only for sessions on a topic).
+    public var notifiesPlatform = false
 
     public init(
         sessionID: UUID, turnID: UUID, userContent: String?, replyContent: String, rawReply: String,
@@ -73,10 +81,39 @@ public struct StoredReply: Sendable, Equatable {
     public var isNew: Bool
 }
 
+/// One answered prompt, as the chat-log endpoints list it.
+public struct ChatLogEntry: Sendable, Equatable {
+    /// The assistant message's id: the order of the log, and its cursor.
+    public var messageID: Int64
+    public var turnID: UUID
+    public var sessionID: UUID
+    public var userID: String
+    public var prompt: String
+    public var response: String
+    public var model: String?
+    public var timestamp: Date
+
+    public init(
+        messageID: Int64, turnID: UUID, sessionID: UUID, userID: String, prompt: String, response: String, model: String?, timestamp: Date
+    ) {
+        self.messageID = messageID
+        self.turnID = turnID
+        self.sessionID = sessionID
+        self.userID = userID
+        self.prompt = prompt
+        self.response = response
+        self.model = model
+        self.timestamp = timestamp
+    }
+}
+
 /// Sessions and their messages. `PostgresConversationStore` is the real one.
 public protocol ConversationStore: Sendable {
-    func createSession(_ session: SessionRecord) async throws(StoreError)
+    /// Creates a session together with the context it starts with.
+    func createSession(_ session: SessionRecord, context: SessionContext) async throws(StoreError)
     func session(id: UUID) async throws(StoreError) -> SessionRecord?
+    /// The context the session was started with (nil for sessions older than contexts).
+    func context(ofSession id: UUID) async throws(StoreError) -> SessionContext?
     /// The assistant message already stored for `turnID`, if any.
     func reply(forTurn turnID: UUID) async throws(StoreError) -> ChatMessage?
     /// The newest `limit` messages of a session, oldest first.
@@ -85,6 +122,16 @@ public protocol ConversationStore: Sendable {
     func messages(session: UUID, afterID: Int64, limit: Int) async throws(StoreError) -> [ChatMessage]
     /// Stores the user message and the reply of one turn, exactly once per turn id.
     func record(_ turn: CompletedTurn) async throws(StoreError) -> StoredReply
+    /// Answered prompts (turns with a user message), newest first, older than the
+    /// message id `before`; every user's when `userID` is nil.
+    func chatLogs(userID: String?, before: Int64?, limit: Int) async throws(StoreError) -> [ChatLogEntry]
     /// Whether the database answers.
     func ping() async throws(StoreError)
+}
+
+extension ConversationStore {
+    /// A free chat session (no topic, no context).
+    public func createSession(_ session: SessionRecord) async throws(StoreError) {
+        try await createSession(session, context: SessionContext())
+    }
 }

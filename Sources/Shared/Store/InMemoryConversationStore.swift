@@ -6,6 +6,7 @@ import Synchronization
 public final class InMemoryConversationStore: ConversationStore {
     private struct State {
         var sessions: [UUID: SessionRecord] = [:]
+        var contexts: [UUID: SessionContext] = [:]
         var messages: [(session: UUID, turn: UUID, message: ChatMessage)] = []
         var nextID: Int64 = 1
     }
@@ -24,9 +25,17 @@ public final class InMemoryConversationStore: ConversationStore {
         if let error = failure.withLock({ $0 }) { throw error }
     }
 
-    public func createSession(_ session: SessionRecord) async throws(StoreError) {
+    public func createSession(_ session: SessionRecord, context: SessionContext) async throws(StoreError) {
         try check()
-        state.withLock { $0.sessions[session.id] = session }
+        state.withLock {
+            $0.sessions[session.id] = session
+            $0.contexts[session.id] = context
+        }
+    }
+
+    public func context(ofSession id: UUID) async throws(StoreError) -> SessionContext? {
+        try check()
+        return state.withLock { $0.contexts[id] }
     }
 
     public func session(id: UUID) async throws(StoreError) -> SessionRecord? {
@@ -71,8 +80,27 @@ public final class InMemoryConversationStore: ConversationStore {
             state.messages.append((turn.sessionID, turn.turnID, reply))
             if turn.completesSession, state.sessions[turn.sessionID]?.status == .active {
                 state.sessions[turn.sessionID]?.status = .completed
+                state.sessions[turn.sessionID]?.completedAt = Date()
             }
             return StoredReply(message: reply, isNew: true)
+        }
+    }
+
+    public func chatLogs(userID: String?, before: Int64?, limit: Int) async throws(StoreError) -> [ChatLogEntry] {
+        try check()
+        return state.withLock { state in
+            let prompts = Dictionary(
+                state.messages.filter { $0.message.role == .user }.map { ($0.turn, $0.message.content) }, uniquingKeysWith: { first, _ in first }
+            )
+            return state.messages.reversed().compactMap { entry -> ChatLogEntry? in
+                guard entry.message.role == .assistant, let prompt = prompts[entry.turn], let session = state.sessions[entry.session],
+                    userID == nil || session.userID == userID, before.map({ entry.message.id < $0 }) ?? true
+                else { return nil }
+                return ChatLogEntry(
+                    messageID: entry.message.id, turnID: entry.turn, sessionID: entry.session, userID: session.userID, prompt: prompt,
+                    response: entry.message.content, model: nil, timestamp: entry.message.timestamp
+                )
+            }.prefix(limit).map { $0 }
         }
     }
 

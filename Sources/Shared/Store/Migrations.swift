@@ -59,6 +59,53 @@ public enum ParleyMigrations {
                 """
             ]
         ),
+        Migration(
+            version: 3, name: "topics, session contexts, completion outbox",
+            statements: [
+                """
+                CREATE TABLE topics (
+                    id bigint PRIMARY KEY,
+                    title text NOT NULL,
+                    description text,
+                    learning_objectives text[] NOT NULL DEFAULT '{}',
+                    prompt_template text,
+                    course_id bigint,
+                    course_title text,
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                "CREATE INDEX topics_course_idx ON topics (course_id)",
+                """
+                CREATE TABLE session_contexts (
+                    session_id uuid PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+                    source text NOT NULL CHECK (source IN ('platform', 'catalog', 'none')),
+                    user_level text,
+                    completed_topics text[] NOT NULL DEFAULT '{}',
+                    struggles text[] NOT NULL DEFAULT '{}',
+                    course_title text,
+                    topic_title text,
+                    topic_description text,
+                    learning_objectives text[] NOT NULL DEFAULT '{}',
+                    prompt_template text,
+                    created_at timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                """
+                CREATE TABLE completion_outbox (
+                    id bigserial PRIMARY KEY,
+                    session_id uuid NOT NULL UNIQUE,
+                    payload jsonb NOT NULL,
+                    attempts integer NOT NULL DEFAULT 0,
+                    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+                    delivered_at timestamptz,
+                    last_error text,
+                    created_at timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                "CREATE INDEX completion_outbox_pending_idx ON completion_outbox (next_attempt_at) WHERE delivered_at IS NULL",
+                "CREATE INDEX messages_role_id_idx ON messages (role, id)",
+            ]
+        ),
     ]
 }
 

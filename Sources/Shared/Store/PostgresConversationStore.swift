@@ -14,16 +14,27 @@ public struct PostgresConversationStore: ConversationStore {
         self.timeout = timeout
     }
 
-    public func createSession(_ session: SessionRecord) async throws(StoreError) {
+    public func createSession(_ session: SessionRecord, context: SessionContext) async throws(StoreError) {
         let (client, logger) = (self.client, self.logger)
         try await run {
-            try await client.query(
-                """
-                INSERT INTO sessions (id, user_id, topic_id, course_id, status, started_at, last_activity_at)
-                VALUES (\(session.id), \(session.userID), \(session.topicID), \(session.courseID), \(session.status.rawValue), \(session.startedAt), \(session.startedAt))
-                """,
-                logger: logger
-            )
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query(
+                    """
+                    INSERT INTO sessions (id, user_id, topic_id, course_id, status, started_at, last_activity_at)
+                    VALUES (\(session.id), \(session.userID), \(session.topicID), \(session.courseID), \(session.status.rawValue), \(session.startedAt), \(session.startedAt))
+                    """,
+                    logger: logger
+                )
+                try await connection.query(
+                    """
+                    INSERT INTO session_contexts (session_id, source, user_level, completed_topics, struggles, course_title, topic_title,
+                                                  topic_description, learning_objectives, prompt_template)
+                    VALUES (\(session.id), \(context.source.rawValue), \(context.userLevel), \(context.completedTopics), \(context.struggles),
+                            \(context.courseTitle), \(context.topicTitle), \(context.topicDescription), \(context.learningObjectives), \(context.promptTemplate))
+                    """,
+                    logger: logger
+                )
+            }
         }
     }
 
@@ -31,12 +42,36 @@ public struct PostgresConversationStore: ConversationStore {
         let (client, logger) = (self.client, self.logger)
         return try await run {
             let rows = try await client.query(
-                "SELECT user_id, topic_id, course_id, status, started_at FROM sessions WHERE id = \(id)", logger: logger
+                "SELECT user_id, topic_id, course_id, status, started_at, completed_at FROM sessions WHERE id = \(id)", logger: logger
             )
-            for try await (userID, topicID, courseID, status, startedAt) in rows.decode((String, Int64?, Int64?, String, Date).self) {
+            for try await (userID, topicID, courseID, status, startedAt, completedAt) in rows.decode((String, Int64?, Int64?, String, Date, Date?).self) {
                 return SessionRecord(
                     id: id, userID: userID, topicID: topicID, courseID: courseID,
-                    status: SessionRecord.Status(rawValue: status) ?? .active, startedAt: startedAt
+                    status: SessionRecord.Status(rawValue: status) ?? .active, startedAt: startedAt, completedAt: completedAt
+                )
+            }
+            return nil
+        }
+    }
+
+    public func context(ofSession id: UUID) async throws(StoreError) -> SessionContext? {
+        let (client, logger) = (self.client, self.logger)
+        return try await run {
+            let rows = try await client.query(
+                """
+                SELECT source, user_level, completed_topics, struggles, course_title, topic_title, topic_description, learning_objectives, prompt_template
+                FROM session_contexts WHERE session_id = \(id)
+                """,
+                logger: logger
+            )
+            for try await row in rows {
+                let (source, level, completed, struggles, course, topic, description, objectives, template) = try row.decode(
+                    (String, String?, [String], [String], String?, String?, String?, [String], String?).self
+                )
+                return SessionContext(
+                    source: SessionContext.Source(rawValue: source) ?? .none, topicTitle: topic, topicDescription: description,
+                    courseTitle: course, learningObjectives: objectives, userLevel: level, completedTopics: completed, struggles: struggles,
+                    promptTemplate: template
                 )
             }
             return nil
@@ -114,10 +149,24 @@ public struct PostgresConversationStore: ConversationStore {
                 )
                 for try await (id, createdAt) in inserted.decode((Int64, Date).self) {
                     if turn.completesSession {
+                        // Completing the session and queueing the platform's notice are one
+                        // step: a session completes once, so it is noticed once.
                         try await connection.query(
                             """
-                            UPDATE sessions SET status = 'completed', completed_at = now(), last_activity_at = now()
-                            WHERE id = \(turn.sessionID) AND status = 'active'
+                            WITH completed AS (
+                                UPDATE sessions SET status = 'completed', completed_at = now(), last_activity_at = now()
+                                WHERE id = \(turn.sessionID) AND status = 'active'
+                                RETURNING id, user_id, topic_id, course_id, completed_at
+                            )
+                            INSERT INTO completion_outbox (session_id, payload)
+                            SELECT id, jsonb_build_object(
+                                'userId', CASE WHEN user_id ~ '^[0-9]{1,18}$' THEN to_jsonb(user_id::bigint) ELSE to_jsonb(user_id) END,
+                                'topicId', topic_id,
+                                'courseId', course_id,
+                                'completedAt', to_char(completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                                'sessionId', id
+                            )
+                            FROM completed WHERE \(turn.notifiesPlatform) AND topic_id IS NOT NULL
                             """,
                             logger: logger
                         )
@@ -142,6 +191,36 @@ public struct PostgresConversationStore: ConversationStore {
         }
     }
 
+    public func chatLogs(userID: String?, before: Int64?, limit: Int) async throws(StoreError) -> [ChatLogEntry] {
+        let (client, logger) = (self.client, self.logger)
+        return try await run {
+            let rows = try await client.query(
+                """
+                SELECT a.id, a.turn_id, a.session_id, s.user_id, u.content, a.content, a.model, a.created_at
+                FROM messages a
+                JOIN messages u ON u.turn_id = a.turn_id AND u.role = 'user'
+                JOIN sessions s ON s.id = a.session_id
+                WHERE a.role = 'assistant' AND (\(userID)::text IS NULL OR s.user_id = \(userID))
+                  AND (\(before)::bigint IS NULL OR a.id < \(before))
+                ORDER BY a.id DESC LIMIT \(limit)
+                """,
+                logger: logger
+            )
+            var entries: [ChatLogEntry] = []
+            for try await (id, turnID, sessionID, user, prompt, response, model, createdAt) in rows.decode(
+                (Int64, UUID, UUID, String, String, String, String?, Date).self
+            ) {
+                entries.append(
+                    ChatLogEntry(
+                        messageID: id, turnID: turnID, sessionID: sessionID, userID: user, prompt: prompt, response: response, model: model,
+                        timestamp: createdAt
+                    )
+                )
+            }
+            return entries
+        }
+    }
+
     /// Health checks must answer fast, so a ping waits at most 2 s.
     public func ping() async throws(StoreError) {
         let (client, logger) = (self.client, self.logger)
@@ -160,13 +239,8 @@ public struct PostgresConversationStore: ConversationStore {
         return messages
     }
 
-    /// Runs a database call with a time limit, mapping every failure to `StoreError`.
     @discardableResult
     private func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws(StoreError) -> T {
-        do {
-            return try await withTimeout(timeout, body)
-        } catch {
-            throw StoreError.wrapping(error)
-        }
+        try await storeCall(timeout: timeout, body)
     }
 }

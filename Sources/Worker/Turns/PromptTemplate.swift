@@ -1,22 +1,11 @@
-/// What a tutor prompt may mention about the learner and the topic. Every field is
-/// optional: a missing value renders as a neutral Portuguese phrase, never a crash.
-struct TutorContext: Sendable, Equatable {
-    var topicTitle: String?
-    var topicDescription: String?
-    var courseTitle: String?
-    var learningObjectives: [String] = []
-    /// `beginner`, `intermediate`, `advanced` (or already Portuguese).
-    var userLevel: String?
-    var completedTopics: [String] = []
-    var struggles: [String] = []
-}
+import Shared
 
 /// Fills a prompt template's placeholders (`{topic_title}`, `{topic_description}`,
 /// `{course_title}`, `{learning_objectives}`, `{user_level}`, `{completed_topics}`,
 /// `{struggles}`, `{completion_marker}`). An unknown placeholder stays as written —
 /// the completion marker itself looks like one, so only known names are replaced.
 enum PromptTemplate {
-    static func render(_ template: String, context: TutorContext, completionMarker: String) -> String {
+    static func render(_ template: String, context: SessionContext, completionMarker: String) -> String {
         let values: [String: String] = [
             "topic_title": context.topicTitle.nonEmpty ?? "o tema da conversa",
             "topic_description": context.topicDescription.nonEmpty ?? "sem descrição",
@@ -73,5 +62,3 @@ extension Optional where Wrapped == String {
         return value
     }
 }
-
-import Foundation

@@ -19,6 +19,8 @@ struct TurnHandler: Sendable {
     let cancellations: TurnCancellations
     /// The model writes it when the learner has mastered the topic; no client sees it.
     var completionMarker = PromptBuilder.defaultCompletionMarker
+    /// A learning platform is configured: completions of topic sessions go to its outbox.
+    var notifiesPlatform = false
 
     func reply(
         to turn: TurnEnvelope, logger: Logger, onProgress: @escaping @Sendable (GenerationProgress) async -> Void = { _ in }
@@ -42,6 +44,7 @@ struct TurnHandler: Sendable {
                 return failure(turn, code: "session_completed", "session \(turn.sessionID.lowercased) is \(session.status.rawValue) and takes no more messages")
             }
             let history = try await store.recentMessages(session: turn.sessionID, limit: prompts.maxHistory)
+            let context = try await store.context(ofSession: turn.sessionID) ?? SessionContext()
             // A marker the user typed must complete nothing: the model never sees it
             // (it could echo it back), and history keeps the message without it.
             var asked = turn
@@ -51,7 +54,7 @@ struct TurnHandler: Sendable {
             let partial = Locked("")
             let marker = completionMarker
             let filter = Locked(CompletionMarkerFilter(marker: marker))
-            let outcome = await generate(prompts.prompt(history: history, turn: asked), for: turn) { progress in
+            let outcome = await generate(prompts.prompt(history: history, turn: asked, context: context), for: turn) { progress in
                 switch progress {
                 case .text(let piece):
                     let shown = filter.withLock { $0.feed(piece) }
@@ -87,6 +90,7 @@ struct TurnHandler: Sendable {
                 record.replyContent = filter.value.visible(raw)
                 record.rawReply = raw
                 record.completesSession = !marker.isEmpty && raw.contains(marker)
+                record.notifiesPlatform = notifiesPlatform
                 if record.completesSession { logger.info("the learner completed the topic") }
                 record.model = result.completion.model
                 record.usage = result.completion.usage
@@ -101,7 +105,10 @@ struct TurnHandler: Sendable {
             }
             let completed = stored.isNew ? record.completesSession : try await store.session(id: turn.sessionID)?.status == .completed
             return .done(
-                done(turn, stored.message, usage: stored.isNew ? record.usage : TokenUsage(), cancelled: record.cancelled && stored.isNew, completed: completed)
+                done(
+                    turn, stored.message, usage: stored.isNew ? record.usage : TokenUsage(), cancelled: record.cancelled && stored.isNew,
+                    completed: completed, model: stored.isNew ? record.model : nil
+                )
             )
         } catch {
             throw .store(error)
@@ -152,12 +159,13 @@ struct TurnHandler: Sendable {
     }
 
     private func done(
-        _ turn: TurnEnvelope, _ message: ChatMessage, usage: TokenUsage = TokenUsage(), cancelled: Bool = false, completed: Bool = false
+        _ turn: TurnEnvelope, _ message: ChatMessage, usage: TokenUsage = TokenUsage(), cancelled: Bool = false, completed: Bool = false,
+        model: String? = nil
     ) -> ReplyEnvelope.Done {
         ReplyEnvelope.Done(
             sessionID: turn.sessionID, turnID: turn.turnID, message: message,
             status: completed ? SessionRecord.Status.completed.rawValue : SessionRecord.Status.active.rawValue,
-            completed: completed, usage: usage, cancelled: cancelled
+            completed: completed, usage: usage, cancelled: cancelled, model: model
         )
     }
 

@@ -1,0 +1,62 @@
+import Foundation
+import Hummingbird
+import Shared
+
+/// An HTTP error with a code a client can act on:
+/// `{"error":{"code","message","session_id"?,"turn_id"?}}`.
+struct GatewayHTTPError: HTTPResponseError {
+    var status: HTTPResponse.Status
+    var code: String
+    var message: String
+    var sessionID: UUID? = nil
+    var turnID: UUID? = nil
+
+    /// A refusal of the gateway's one error type, with the status its code means.
+    init(_ error: FrameError) {
+        self.init(status: Self.status(for: error.code), code: error.code, message: error.message, sessionID: error.sessionID, turnID: error.turnID)
+    }
+
+    init(status: HTTPResponse.Status, code: String, message: String, sessionID: UUID? = nil, turnID: UUID? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.sessionID = sessionID
+        self.turnID = turnID
+    }
+
+    static func status(for code: String) -> HTTPResponse.Status {
+        switch code {
+        case "malformed_request", "malformed_frame", "empty_content": .badRequest
+        case "missing_token", "invalid_token", "token_expired": .unauthorized
+        case "forbidden", "admin_required": .forbidden
+        case "session_not_found", "topic_not_found", "course_not_found", "turn_not_found": .notFound
+        case "session_completed", "cancelled": .conflict
+        case "content_too_long", "body_too_large": .contentTooLarge
+        case "too_many_pending": .tooManyRequests
+        case "unavailable", "overloaded": .serviceUnavailable
+        case "reply_timeout", "expired": .gatewayTimeout
+        case "platform_unavailable": .badGateway
+        case let code where code.hasPrefix("llm_"): .badGateway
+        default: .internalServerError
+        }
+    }
+
+    private struct Body: Encodable {
+        struct Detail: Encodable {
+            var code: String
+            var message: String
+            var session_id: String?
+            var turn_id: String?
+        }
+
+        var error: Detail
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = Body(error: .init(code: code, message: message, session_id: sessionID?.lowercased, turn_id: turnID?.lowercased))
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        if status == .serviceUnavailable || status == .tooManyRequests { headers[.retryAfter] = "2" }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: EnvelopeCoding.encode(body))))
+    }
+}

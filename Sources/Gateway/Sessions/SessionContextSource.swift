@@ -1,0 +1,89 @@
+import Shared
+
+/// Where a new session's learner and topic context comes from.
+protocol SessionContextSource: Sendable {
+    /// The context for `userID` on `topicID` within `courseID`; an empty context for a
+    /// free chat (no topic, no course).
+    func context(userID: String, topicID: Int64?, courseID: Int64?) async throws(FrameError) -> SessionContext
+}
+
+/// Context from the upstream learning platform (`PLATFORM_API_URL`); its three reads
+/// run at once, each with its own retries.
+struct PlatformContextSource: SessionContextSource {
+    let platform: any LearningPlatform
+
+    func context(userID: String, topicID: Int64?, courseID: Int64?) async throws(FrameError) -> SessionContext {
+        guard topicID != nil || courseID != nil else { return SessionContext() }
+        let platform = self.platform
+        async let learner = Self.result { () async throws(PlatformError) in try await platform.learnerContext(userID: userID) }
+        async let topic = Self.result { () async throws(PlatformError) -> PlatformTopic? in
+            guard let topicID else { return nil }
+            return try await platform.topic(id: topicID)
+        }
+        async let course = Self.result { () async throws(PlatformError) -> String? in
+            guard let courseID else { return nil }
+            return try await platform.courseTitle(userID: userID, courseID: courseID)
+        }
+        let (learnerResult, topicResult, courseResult) = await (learner, topic, course)
+        if case .failure(.notFound) = topicResult, let topicID {
+            throw FrameError(code: "topic_not_found", message: "the learning platform has no topic \(topicID)")
+        }
+        if case .failure(.notFound) = courseResult, let courseID {
+            throw FrameError(code: "course_not_found", message: "the learning platform has no course \(courseID) for this learner")
+        }
+        do {
+            let (learnerContext, found, courseTitle) = (try learnerResult.get(), try topicResult.get(), try courseResult.get())
+            return SessionContext(
+                source: .platform, topicTitle: found?.title, topicDescription: found?.description, courseTitle: courseTitle,
+                learningObjectives: found?.learningObjectives ?? [], userLevel: learnerContext.userLevel,
+                completedTopics: learnerContext.completedTopics, struggles: learnerContext.struggles, promptTemplate: found?.promptTemplate
+            )
+        } catch {
+            throw FrameError(code: "platform_unavailable", message: "the learning platform did not answer (\(error)); no session was started, try again")
+        }
+    }
+
+    private static func result<T: Sendable>(_ body: () async throws(PlatformError) -> T) async -> Result<T, PlatformError> {
+        do {
+            return .success(try await body())
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
+/// Context from the local topic catalog (`TOPICS_FILE`, loaded into the `topics`
+/// table by the workers): the topic, its course, and the topics this learner has
+/// completed in Parley. The learner's level is not known here.
+struct CatalogContextSource: SessionContextSource {
+    let catalog: any TopicCatalog
+
+    func context(userID: String, topicID: Int64?, courseID: Int64?) async throws(FrameError) -> SessionContext {
+        guard topicID != nil || courseID != nil else { return SessionContext() }
+        do {
+            var topic: CatalogTopic?
+            if let topicID {
+                topic = try await catalog.topic(id: topicID)
+                guard topic != nil else {
+                    throw FrameError(code: "topic_not_found", message: "there is no topic \(topicID) in the topic catalog")
+                }
+            }
+            var courseTitle = topic?.courseID == courseID ? topic?.courseTitle : nil
+            if let courseID, courseTitle == nil {
+                courseTitle = try await catalog.courseTitle(id: courseID)
+                guard courseTitle != nil else {
+                    throw FrameError(code: "course_not_found", message: "there is no course \(courseID) in the topic catalog")
+                }
+            }
+            return SessionContext(
+                source: .catalog, topicTitle: topic?.title, topicDescription: topic?.description, courseTitle: courseTitle ?? topic?.courseTitle,
+                learningObjectives: topic?.learningObjectives ?? [], completedTopics: try await catalog.completedTopicTitles(userID: userID),
+                promptTemplate: topic?.promptTemplate
+            )
+        } catch let error as FrameError {
+            throw error
+        } catch {
+            throw FrameError(code: "unavailable", message: "the database is unavailable; no session was started, try again shortly")
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A completion waiting to be sent to the learning platform.
+public struct OutboxEntry: Sendable, Equatable {
+    public var id: Int64
+    public var sessionID: UUID
+    /// The JSON body of `POST /api/v1/userprogress/complete-topic`.
+    public var payload: Data
+    /// Attempts so far, this one included.
+    public var attempts: Int
+}
+
+/// The `completion_outbox` table: rows are written in the transaction that completes a
+/// session (see `PostgresConversationStore.record`) and sent by `CompletionSender`.
+///
+/// A row is *claimed* before it is sent: its `next_attempt_at` moves a lease into the
+/// future, so that no other sender takes it while this one is sending. Claims use
+/// `FOR UPDATE SKIP LOCKED` and are committed at once; no transaction stays open
+/// during the HTTP call.
+public protocol CompletionOutbox: Sendable {
+    /// Claims up to `limit` rows that are due, for `lease`.
+    func claim(limit: Int, lease: Duration) async throws(StoreError) -> [OutboxEntry]
+    func markDelivered(_ id: Int64) async throws(StoreError)
+    /// Records the failure; the row is due again after `retryIn`.
+    func markFailed(_ id: Int64, error: String, retryIn: Duration) async throws(StoreError)
+    /// Rows not delivered yet.
+    func backlog() async throws(StoreError) -> Int
+}
+
+/// `CompletionOutbox` on PostgreSQL.
+public struct PostgresCompletionOutbox: CompletionOutbox {
+    private let client: PostgresClient
+    private let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    public func claim(limit: Int, lease: Duration) async throws(StoreError) -> [OutboxEntry] {
+        let (client, logger) = (self.client, self.logger)
+        let leaseMilliseconds = lease.wholeMilliseconds
+        return try await storeCall(timeout: .seconds(10)) {
+            let rows = try await client.query(
+                """
+                UPDATE completion_outbox
+                SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => \(Double(leaseMilliseconds) / 1000))
+                WHERE id IN (
+                    SELECT id FROM completion_outbox
+                    WHERE delivered_at IS NULL AND next_attempt_at <= now()
+                    ORDER BY next_attempt_at, id LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED
+                )
+                RETURNING id, session_id, payload::text, attempts
+                """,
+                logger: logger
+            )
+            var entries: [OutboxEntry] = []
+            for try await (id, sessionID, payload, attempts) in rows.decode((Int64, UUID, String, Int32).self) {
+                entries.append(OutboxEntry(id: id, sessionID: sessionID, payload: Data(payload.utf8), attempts: Int(attempts)))
+            }
+            return entries.sorted { $0.id < $1.id }
+        }
+    }
+
+    public func markDelivered(_ id: Int64) async throws(StoreError) {
+        let (client, logger) = (self.client, self.logger)
+        try await storeCall(timeout: .seconds(10)) {
+            try await client.query(
+                "UPDATE completion_outbox SET delivered_at = now(), last_error = NULL WHERE id = \(id)", logger: logger
+            )
+        }
+    }
+
+    public func markFailed(_ id: Int64, error: String, retryIn: Duration) async throws(StoreError) {
+        let (client, logger) = (self.client, self.logger)
+        let seconds = Double(retryIn.wholeMilliseconds) / 1000
+        try await storeCall(timeout: .seconds(10)) {
+            try await client.query(
+                """
+                UPDATE completion_outbox SET last_error = \(String(error.prefix(1000))), next_attempt_at = now() + make_interval(secs => \(seconds))
+                WHERE id = \(id) AND delivered_at IS NULL
+                """,
+                logger: logger
+            )
+        }
+    }
+
+    public func backlog() async throws(StoreError) -> Int {
+        let (client, logger) = (self.client, self.logger)
+        return try await storeCall(timeout: .seconds(5)) {
+            let rows = try await client.query("SELECT count(*) FROM completion_outbox WHERE delivered_at IS NULL", logger: logger)
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// The local topic catalog (the `topics` table, filled from `TOPICS_FILE`), used for
+/// session context when no learning platform is configured.
+public protocol TopicCatalog: Sendable {
+    func topic(id: Int64) async throws(StoreError) -> CatalogTopic?
+    /// The title of a course some topic belongs to; nil when no topic names it.
+    func courseTitle(id: Int64) async throws(StoreError) -> String?
+    /// Titles of the topics the user completed in Parley, oldest first.
+    func completedTopicTitles(userID: String) async throws(StoreError) -> [String]
+}
+
+/// `TopicCatalog` on PostgreSQL.
+public struct PostgresTopicCatalog: TopicCatalog {
+    private let client: PostgresClient
+    private let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    public func topic(id: Int64) async throws(StoreError) -> CatalogTopic? {
+        let (client, logger) = (self.client, self.logger)
+        return try await run {
+            let rows = try await client.query(
+                "SELECT title, description, learning_objectives, prompt_template, course_id, course_title FROM topics WHERE id = \(id)",
+                logger: logger
+            )
+            for try await (title, description, objectives, template, courseID, courseTitle) in rows.decode(
+                (String, String?, [String], String?, Int64?, String?).self
+            ) {
+                return CatalogTopic(
+                    id: id, title: title, description: description, learningObjectives: objectives, promptTemplate: template,
+                    courseID: courseID, courseTitle: courseTitle
+                )
+            }
+            return nil
+        }
+    }
+
+    public func courseTitle(id: Int64) async throws(StoreError) -> String? {
+        let (client, logger) = (self.client, self.logger)
+        return try await run {
+            let rows = try await client.query(
+                "SELECT course_title FROM topics WHERE course_id = \(id) AND course_title IS NOT NULL LIMIT 1", logger: logger
+            )
+            for try await title in rows.decode(String.self) { return title }
+            return nil
+        }
+    }
+
+    public func completedTopicTitles(userID: String) async throws(StoreError) -> [String] {
+        let (client, logger) = (self.client, self.logger)
+        return try await run {
+            let rows = try await client.query(
+                """
+                SELECT t.title FROM sessions s JOIN topics t ON t.id = s.topic_id
+                WHERE s.user_id = \(userID) AND s.status = 'completed'
+                GROUP BY t.id, t.title ORDER BY min(s.completed_at) LIMIT 50
+                """,
+                logger: logger
+            )
+            var titles: [String] = []
+            for try await title in rows.decode(String.self) { titles.append(title) }
+            return titles
+        }
+    }
+
+    /// Makes the table hold exactly `topics` (inserts, updates, deletes), in one
+    /// transaction; several workers doing it at once end with the same result.
+    public func replace(with topics: [CatalogTopic]) async throws(StoreError) {
+        let (client, logger) = (self.client, self.logger)
+        try await run {
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query("LOCK TABLE topics IN SHARE ROW EXCLUSIVE MODE", logger: logger)
+                let ids = topics.map(\.id)
+                try await connection.query("DELETE FROM topics WHERE NOT (id = ANY(\(ids)))", logger: logger)
+                for topic in topics {
+                    try await connection.query(
+                        """
+                        INSERT INTO topics (id, title, description, learning_objectives, prompt_template, course_id, course_title, updated_at)
+                        VALUES (\(topic.id), \(topic.title), \(topic.description), \(topic.learningObjectives), \(topic.promptTemplate),
+                                \(topic.courseID), \(topic.courseTitle), now())
+                        ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, description = EXCLUDED.description,
+                            learning_objectives = EXCLUDED.learning_objectives, prompt_template = EXCLUDED.prompt_template,
+                            course_id = EXCLUDED.course_id, course_title = EXCLUDED.course_title, updated_at = now()
+                        """,
+                        logger: logger
+                    )
+                }
+            }
+        }
+    }
+
+    @discardableResult
+    private func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws(StoreError) -> T {
+        try await storeCall(timeout: .seconds(10), body)
+    }
+}
+
+/// `TopicCatalog` in memory, for unit tests.
+public final class InMemoryTopicCatalog: TopicCatalog {
+    private let topics: [Int64: CatalogTopic]
+    private let completed: Mutex<[String: [String]]>
+
+    public init(_ topics: [CatalogTopic], completed: [String: [String]] = [:]) {
+        self.topics = Dictionary(topics.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        self.completed = Mutex(completed)
+    }
+
+    public func topic(id: Int64) async throws(StoreError) -> CatalogTopic? { topics[id] }
+
+    public func courseTitle(id: Int64) async throws(StoreError) -> String? {
+        topics.values.sorted { $0.id < $1.id }.first { $0.courseID == id }?.courseTitle
+    }
+
+    public func completedTopicTitles(userID: String) async throws(StoreError) -> [String] {
+        completed.withLock { $0[userID] ?? [] }
+    }
+}

@@ -1,0 +1,219 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+@testable import Shared
+@testable import Worker
+
+/// Topic sessions, the completion outbox and the learning platform client, against
+/// the real PostgreSQL and a local fake platform.
+@Suite("Training sessions (real database, fake platform)")
+struct TrainingIntegrationTests {
+    let logger = TestEnvironment.logger
+
+    func completion(of session: UUID, notifies: Bool = true) -> CompletedTurn {
+        var turn = CompletedTurn(
+            sessionID: session, turnID: UUID(), userContent: "eu domino", replyContent: "Parabéns!", rawReply: "Parabéns! {TOPIC_COMPLETED}",
+            model: "m", usage: TokenUsage(), latencyMilliseconds: 1
+        )
+        turn.completesSession = true
+        turn.notifiesPlatform = notifies
+        return turn
+    }
+
+    @Test func aSessionKeepsTheContextItStartedWith() async throws {
+        try await withIsolatedPostgres { client, _ in
+            try await Migrator().migrate(client, logger: logger)
+            let store = PostgresConversationStore(client: client, logger: logger)
+            let context = SessionContext(
+                source: .platform, topicTitle: "Frações", topicDescription: "somar", courseTitle: "Matemática", learningObjectives: ["a", "b"],
+                userLevel: "advanced", completedTopics: ["Números"], struggles: ["divisão"], promptTemplate: "Ensine {topic_title}"
+            )
+            let session = SessionRecord(id: UUID(), userID: "ana", topicID: 101, courseID: 1)
+            try await store.createSession(session, context: context)
+            #expect(try await store.context(ofSession: session.id) == context)
+            #expect(try await store.session(id: session.id)?.topicID == 101)
+        }
+    }
+
+    @Test func aCompletionQueuesOneNoticeInTheSameTransaction() async throws {
+        try await withIsolatedPostgres { client, _ in
+            try await Migrator().migrate(client, logger: logger)
+            let store = PostgresConversationStore(client: client, logger: logger)
+            let numeric = SessionRecord(id: UUID(), userID: "42", topicID: 101, courseID: 1)
+            let named = SessionRecord(id: UUID(), userID: "ana", topicID: 102)
+            let free = SessionRecord(id: UUID(), userID: "ana")
+            let quiet = SessionRecord(id: UUID(), userID: "ana", topicID: 103)
+            for session in [numeric, named, free, quiet] { try await store.createSession(session) }
+            let turn = completion(of: numeric.id)
+            _ = try await store.record(turn)
+            _ = try await store.record(turn)  // a redelivery of the same turn
+            _ = try await store.record(completion(of: numeric.id))  // another marker: the session is completed already
+            _ = try await store.record(completion(of: named.id))
+            _ = try await store.record(completion(of: free.id))  // no topic: nothing to tell
+            _ = try await store.record(completion(of: quiet.id, notifies: false))  // no platform configured
+            let outbox = PostgresCompletionOutbox(client: client, logger: logger)
+            #expect(try await outbox.backlog() == 2)
+            let entries = try await outbox.claim(limit: 10, lease: .seconds(60))
+            #expect(entries.map(\.sessionID) == [numeric.id, named.id])
+            let payloads = try entries.map { try #require(JSONSerialization.jsonObject(with: $0.payload) as? [String: Any]) }
+            #expect(payloads[0]["userId"] as? Int == 42)
+            #expect(payloads[0]["topicId"] as? Int == 101 && payloads[0]["courseId"] as? Int == 1)
+            #expect(payloads[0]["sessionId"] as? String == numeric.id.lowercased)
+            #expect((payloads[0]["completedAt"] as? String).flatMap { try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse($0) } != nil)
+            #expect(payloads[1]["userId"] as? String == "ana" && payloads[1]["courseId"] is NSNull)
+            #expect(try await store.session(id: numeric.id)?.status == .completed)
+            #expect(try await store.session(id: quiet.id)?.status == .completed)
+        }
+    }
+
+    @Test func aClaimedNoticeIsNotClaimedAgainUntilItsLeaseEnds() async throws {
+        try await withIsolatedPostgres { client, _ in
+            try await Migrator().migrate(client, logger: logger)
+            let store = PostgresConversationStore(client: client, logger: logger)
+            let session = SessionRecord(id: UUID(), userID: "ana", topicID: 101)
+            try await store.createSession(session)
+            _ = try await store.record(completion(of: session.id))
+            let outbox = PostgresCompletionOutbox(client: client, logger: logger)
+            let claims = try await withThrowingTaskGroup(of: [OutboxEntry].self) { group in
+                for _ in 0..<4 { group.addTask { try await outbox.claim(limit: 5, lease: .seconds(60)) } }
+                return try await group.reduce(into: [OutboxEntry]()) { $0 += $1 }
+            }
+            #expect(claims.count == 1)
+            try await outbox.markFailed(claims[0].id, error: "503", retryIn: .milliseconds(1))
+            try await Task.sleep(for: .milliseconds(20))
+            let again = try await outbox.claim(limit: 5, lease: .seconds(60))
+            #expect(again.map(\.attempts) == [2])
+            try await outbox.markDelivered(again[0].id)
+            #expect(try await outbox.backlog() == 0)
+        }
+    }
+
+    @Test func twoSendersDeliverEveryCompletionExactlyOnceThroughFailures() async throws {
+        let platform = FakePlatform(.init(completionFailuresLeft: 3))
+        try await platform.run { base in
+            try await withIsolatedPostgres { client, _ in
+                try await Migrator().migrate(client, logger: logger)
+                let store = PostgresConversationStore(client: client, logger: logger)
+                var sessions: [UUID] = []
+                for index in 0..<5 {
+                    let session = SessionRecord(id: UUID(), userID: "user-\(index)", topicID: 101)
+                    try await store.createSession(session)
+                    _ = try await store.record(completion(of: session.id))
+                    sessions.append(session.id)
+                }
+                let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+                let settings = PlatformSettings(baseURL: base, retryBase: .milliseconds(20), retryMaximum: .milliseconds(50), requestTimeout: .seconds(5))
+                let senders = (0..<2).map { _ in
+                    CompletionSender(
+                        outbox: PostgresCompletionOutbox(client: client, logger: logger),
+                        platform: HTTPLearningPlatform(client: httpClient, settings: settings, logger: logger), settings: settings, logger: logger
+                    )
+                }
+                let outbox = PostgresCompletionOutbox(client: client, logger: logger)
+                try await eventually(timeout: .seconds(20), "every completion is delivered") {
+                    await withTaskGroup(of: Void.self) { group in
+                        for sender in senders { group.addTask { await sender.sendDue() } }
+                    }
+                    return try await outbox.backlog() == 0
+                }
+                try await httpClient.shutdown()
+                #expect(platform.acceptedSessions.sorted() == sessions.map(\.lowercased).sorted())
+                #expect(platform.state.withLock { $0.completionCalls } == 5 + 3)
+                #expect(platform.state.withLock { $0.idempotencyKeys }.sorted() == sessions.map(\.lowercased).sorted())
+                let rows = try await client.query("SELECT sum(attempts), count(*) FILTER (WHERE last_error IS NULL) FROM completion_outbox")
+                for try await (attempts, clean) in rows.decode((Int64, Int64).self) {
+                    #expect(attempts == 8)
+                    #expect(clean == 5)
+                }
+            }
+        }
+    }
+
+    @Test func thePlatformClientRetriesReadsAndMapsNotFound() async throws {
+        var state = FakePlatform.State()
+        state.readFailuresLeft = 2
+        state.contexts["ana"] = ["userLevel": "intermediate", "completedTopicIds": [3, 5], "struggleTopics": [["title": "divisão"], "frações"]]
+        state.topics[101] = ["title": "Frações", "description": "somar", "learningObjectives": "somar\ncomparar", "promptTemplate": "Ensine {topic_title}"]
+        state.courses[1] = ["course": ["title": "Matemática"], "progress": 0.5]
+        let platform = FakePlatform(state)
+        try await platform.run { base in
+            let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+            let settings = PlatformSettings(baseURL: base, maxAttempts: 3, retryBase: .milliseconds(10), retryMaximum: .milliseconds(20))
+            let client = HTTPLearningPlatform(client: httpClient, settings: settings, logger: logger)
+            let learner = try await client.learnerContext(userID: "ana")
+            #expect(learner == LearnerContext(userLevel: "intermediate", completedTopics: ["3", "5"], struggles: ["divisão", "frações"]))
+            #expect(platform.state.withLock { $0.reads } == 3)
+            let topic = try await client.topic(id: 101)
+            #expect(topic == PlatformTopic(title: "Frações", description: "somar", promptTemplate: "Ensine {topic_title}", learningObjectives: ["somar", "comparar"]))
+            #expect(try await client.courseTitle(userID: "ana", courseID: 1) == "Matemática")
+            await #expect(throws: PlatformError.notFound) { try await client.topic(id: 999) }
+            #expect(try await client.learnerContext(userID: "new-learner") == LearnerContext())
+            platform.state.withLock { $0.readFailuresLeft = 10 }
+            await #expect {
+                _ = try await client.topic(id: 101)
+            } throws: { error in
+                if case .unavailable = error as? PlatformError { return true }
+                return false
+            }
+            #expect(platform.state.withLock { $0.readFailuresLeft } == 7)  // three attempts, then it gave up
+            try await httpClient.shutdown()
+        }
+    }
+
+    @Test func theCatalogIsReplacedAndReadBack() async throws {
+        try await withIsolatedPostgres { client, _ in
+            try await Migrator().migrate(client, logger: logger)
+            let catalog = PostgresTopicCatalog(client: client, logger: logger)
+            try await catalog.replace(with: [
+                CatalogTopic(id: 1, title: "old"), CatalogTopic(id: 2, title: "Frações", courseID: 7, courseTitle: "Matemática"),
+            ])
+            try await catalog.replace(with: [
+                CatalogTopic(id: 2, title: "Frações", learningObjectives: ["somar"], courseID: 7, courseTitle: "Matemática"),
+                CatalogTopic(id: 3, title: "Porcentagem"),
+            ])
+            #expect(try await catalog.topic(id: 1) == nil)
+            #expect(try await catalog.topic(id: 2)?.learningObjectives == ["somar"])
+            #expect(try await catalog.courseTitle(id: 7) == "Matemática")
+            #expect(try await catalog.courseTitle(id: 8) == nil)
+            let store = PostgresConversationStore(client: client, logger: logger)
+            let session = SessionRecord(id: UUID(), userID: "ana", topicID: 2)
+            try await store.createSession(session)
+            #expect(try await catalog.completedTopicTitles(userID: "ana").isEmpty)
+            _ = try await store.record(completion(of: session.id, notifies: false))
+            #expect(try await catalog.completedTopicTitles(userID: "ana") == ["Frações"])
+        }
+    }
+
+    @Test func chatLogsArePagedNewestFirstAndPerUser() async throws {
+        try await withIsolatedPostgres { client, _ in
+            try await Migrator().migrate(client, logger: logger)
+            let store = PostgresConversationStore(client: client, logger: logger)
+            for user in ["ana", "bia"] {
+                let session = SessionRecord(id: UUID(), userID: user)
+                try await store.createSession(session)
+                // An opening (no prompt) is not a log entry.
+                _ = try await store.record(
+                    CompletedTurn(sessionID: session.id, turnID: UUID(), userContent: nil, replyContent: "Olá", rawReply: "Olá", model: "m", usage: .init(), latencyMilliseconds: 1)
+                )
+                for index in 0..<5 {
+                    _ = try await store.record(
+                        CompletedTurn(
+                            sessionID: session.id, turnID: UUID(), userContent: "\(user) \(index)", replyContent: "r\(index)", rawReply: "r\(index)",
+                            model: "m", usage: .init(), latencyMilliseconds: 1
+                        )
+                    )
+                }
+            }
+            let first = try await store.chatLogs(userID: "ana", before: nil, limit: 3)
+            #expect(first.map(\.prompt) == ["ana 4", "ana 3", "ana 2"])
+            let second = try await store.chatLogs(userID: "ana", before: first.last?.messageID, limit: 3)
+            #expect(second.map(\.prompt) == ["ana 1", "ana 0"])
+            let everyone = try await store.chatLogs(userID: nil, before: nil, limit: 100)
+            #expect(everyone.count == 10)
+            #expect(everyone.first?.userID == "bia" && everyone.first?.response == "r4")
+        }
+    }
+}
