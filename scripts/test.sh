@@ -77,8 +77,9 @@ cleanup() {
     [[ -n "$CLEANED_UP" ]] && return 0
     CLEANED_UP=1
     set +e
-    # Finish stopping the servers even if another signal comes.
-    trap '' INT TERM
+    # Finish stopping the servers even if another signal comes, or the reader of our
+    # output went away (`bash scripts/test.sh | head`): a write must not kill us now.
+    trap '' INT TERM PIPE
     throwaway_servers_stop
 }
 
@@ -100,6 +101,7 @@ on_exit() {
 trap on_exit EXIT
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
+trap 'on_signal 141' PIPE  # the reader of our output went away (e.g. | head)
 
 start_servers() {
     throwaway_servers_start

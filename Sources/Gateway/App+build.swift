@@ -34,9 +34,9 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
     let contexts: any SessionContextSource =
         if let platform = settings.platform {
-            PlatformContextSource(platform: HTTPLearningPlatform(client: httpClient, settings: platform, logger: logger))
+            PlatformContextSource(platform: HTTPLearningPlatform(client: httpClient, settings: platform, logger: logger), logger: logger)
         } else {
-            CatalogContextSource(catalog: PostgresTopicCatalog(client: postgres, logger: logger))
+            CatalogContextSource(catalog: PostgresTopicCatalog(client: postgres, logger: logger), logger: logger)
         }
     let registry = SessionRegistry(store: store, contexts: contexts, logger: logger)
     let decoder = ClientFrameDecoder(maxContentCharacters: settings.maxContentCharacters)
@@ -52,7 +52,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
             authenticator: authenticator, adminKeys: settings.adminKeys, maxBodyBytes: settings.maxFrameBytes, defaultWait: settings.restWait,
             maxWait: settings.replyTimeout
         ),
-        contentDecoder: decoder
+        contentDecoder: decoder, logger: logger
     )
 
     let router = Router(context: BasicWebSocketRequestContext.self)

@@ -25,6 +25,7 @@ enum GatewayMain {
         )
         do {
             try await buildApplication(settings: settings, logger: logger).runService()
+            logger.info("stopped")
         } catch {
             logger.critical("stopped on an error", metadata: ["error": "\(error)"])
             exit(1)

@@ -35,7 +35,6 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
         cancellations: cancellations
     )
     handler.completionMarker = settings.completionMarker
-    handler.notifiesPlatform = settings.platform != nil
     let schemaReady = Gate()
     var processor = TurnProcessor(
         consumer: consumer, publisher: publisher, handler: handler, topology: topology, retryPause: settings.retryPause,

@@ -22,6 +22,7 @@ enum WorkerMain {
         )
         do {
             try await buildWorker(settings: settings, logger: logger).run()
+            logger.info("stopped")
         } catch {
             logger.critical("stopped on an error", metadata: ["error": "\(error)"])
             exit(1)

@@ -13,13 +13,14 @@ import Testing
 struct TrainingIntegrationTests {
     let logger = TestEnvironment.logger
 
-    func completion(of session: UUID, notifies: Bool = true) -> CompletedTurn {
+    let fromPlatform = SessionContext(source: .platform, topicTitle: "Equações")
+
+    func completion(of session: UUID) -> CompletedTurn {
         var turn = CompletedTurn(
             sessionID: session, turnID: UUID(), userContent: "eu domino", replyContent: "Parabéns!", rawReply: "Parabéns! {TOPIC_COMPLETED}",
             model: "m", usage: TokenUsage(), latencyMilliseconds: 1
         )
         turn.completesSession = true
-        turn.notifiesPlatform = notifies
         return turn
     }
 
@@ -43,50 +44,74 @@ struct TrainingIntegrationTests {
             try await Migrator().migrate(client, logger: logger)
             let store = PostgresConversationStore(client: client, logger: logger)
             let numeric = SessionRecord(id: UUID(), userID: "42", topicID: 101, courseID: 1)
-            let named = SessionRecord(id: UUID(), userID: "ana", topicID: 102)
+            let named = SessionRecord(id: UUID(), userID: "007", topicID: 102)
             let free = SessionRecord(id: UUID(), userID: "ana")
-            let quiet = SessionRecord(id: UUID(), userID: "ana", topicID: 103)
-            for session in [numeric, named, free, quiet] { try await store.createSession(session) }
+            let catalog = SessionRecord(id: UUID(), userID: "ana", topicID: 103)
+            for session in [numeric, named, free] { try await store.createSession(session, context: fromPlatform) }
+            try await store.createSession(catalog, context: SessionContext(source: .catalog, topicTitle: "Local"))
             let turn = completion(of: numeric.id)
             _ = try await store.record(turn)
             _ = try await store.record(turn)  // a redelivery of the same turn
             _ = try await store.record(completion(of: numeric.id))  // another marker: the session is completed already
             _ = try await store.record(completion(of: named.id))
             _ = try await store.record(completion(of: free.id))  // no topic: nothing to tell
-            _ = try await store.record(completion(of: quiet.id, notifies: false))  // no platform configured
+            _ = try await store.record(completion(of: catalog.id))  // a catalog topic is not the platform's
             let outbox = PostgresCompletionOutbox(client: client, logger: logger)
             #expect(try await outbox.backlog() == 2)
-            let entries = try await outbox.claim(limit: 10, lease: .seconds(60))
-            #expect(entries.map(\.sessionID) == [numeric.id, named.id])
-            let payloads = try entries.map { try #require(JSONSerialization.jsonObject(with: $0.payload) as? [String: Any]) }
+            let first = try #require(try await outbox.claim(lease: .seconds(60)))
+            let second = try #require(try await outbox.claim(lease: .seconds(60)))
+            #expect(try await outbox.claim(lease: .seconds(60)) == nil)
+            #expect([first.sessionID, second.sessionID] == [numeric.id, named.id])
+            let payloads = try [first, second].map { try #require(JSONSerialization.jsonObject(with: $0.payload) as? [String: Any]) }
             #expect(payloads[0]["userId"] as? Int == 42)
             #expect(payloads[0]["topicId"] as? Int == 101 && payloads[0]["courseId"] as? Int == 1)
             #expect(payloads[0]["sessionId"] as? String == numeric.id.lowercased)
             #expect((payloads[0]["completedAt"] as? String).flatMap { try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse($0) } != nil)
-            #expect(payloads[1]["userId"] as? String == "ana" && payloads[1]["courseId"] is NSNull)
+            // "007" is not a canonical number: it stays the string it is.
+            #expect(payloads[1]["userId"] as? String == "007" && payloads[1]["courseId"] is NSNull)
             #expect(try await store.session(id: numeric.id)?.status == .completed)
-            #expect(try await store.session(id: quiet.id)?.status == .completed)
+            #expect(try await store.session(id: catalog.id)?.status == .completed)
         }
     }
 
-    @Test func aClaimedNoticeIsNotClaimedAgainUntilItsLeaseEnds() async throws {
+    @Test func twoTurnsCompletingOneSessionAtOnceQueueOneNotice() async throws {
         try await withIsolatedPostgres { client, _ in
             try await Migrator().migrate(client, logger: logger)
             let store = PostgresConversationStore(client: client, logger: logger)
             let session = SessionRecord(id: UUID(), userID: "ana", topicID: 101)
-            try await store.createSession(session)
+            try await store.createSession(session, context: fromPlatform)
+            let turns = (0..<4).map { _ in completion(of: session.id) }
+            try await withThrowingTaskGroup(of: StoredReply.self) { group in
+                for turn in turns { group.addTask { try await store.record(turn) } }
+                for try await stored in group { #expect(stored.isNew) }
+            }
+            #expect(try await PostgresCompletionOutbox(client: client, logger: logger).backlog() == 1)
+        }
+    }
+
+    @Test func aClaimIsHeldUntilItsLeaseEndsAndThenTheNewHolderOwnsTheRow() async throws {
+        try await withIsolatedPostgres { client, _ in
+            try await Migrator().migrate(client, logger: logger)
+            let store = PostgresConversationStore(client: client, logger: logger)
+            let session = SessionRecord(id: UUID(), userID: "ana", topicID: 101)
+            try await store.createSession(session, context: fromPlatform)
             _ = try await store.record(completion(of: session.id))
             let outbox = PostgresCompletionOutbox(client: client, logger: logger)
-            let claims = try await withThrowingTaskGroup(of: [OutboxEntry].self) { group in
-                for _ in 0..<4 { group.addTask { try await outbox.claim(limit: 5, lease: .seconds(60)) } }
-                return try await group.reduce(into: [OutboxEntry]()) { $0 += $1 }
+            let claims = try await withThrowingTaskGroup(of: OutboxEntry?.self) { group in
+                for _ in 0..<4 { group.addTask { try await outbox.claim(lease: .milliseconds(300)) } }
+                return try await group.reduce(into: [OutboxEntry]()) { if let entry = $1 { $0.append(entry) } }
             }
             #expect(claims.count == 1)
-            try await outbox.markFailed(claims[0].id, error: "503", retryIn: .milliseconds(1))
-            try await Task.sleep(for: .milliseconds(20))
-            let again = try await outbox.claim(limit: 5, lease: .seconds(60))
-            #expect(again.map(\.attempts) == [2])
-            try await outbox.markDelivered(again[0].id)
+            let stale = claims[0]
+            try await eventually(timeout: .seconds(5), "the lease to end") { try await outbox.claim(lease: .seconds(60)) != nil }
+            // The first holder's late failure must not shorten the new holder's lease.
+            try await outbox.markFailed(stale, error: "late", retryIn: .zero)
+            #expect(try await outbox.claim(lease: .seconds(60)) == nil)
+            let rows = try await client.query("SELECT attempts, last_error FROM completion_outbox")
+            for try await (attempts, lastError) in rows.decode((Int32, String?).self) {
+                #expect(attempts == 2 && lastError == nil)
+            }
+            try await outbox.markDelivered(stale)  // delivered is delivered, whoever says it
             #expect(try await outbox.backlog() == 0)
         }
     }
@@ -98,35 +123,36 @@ struct TrainingIntegrationTests {
                 try await Migrator().migrate(client, logger: logger)
                 let store = PostgresConversationStore(client: client, logger: logger)
                 var sessions: [UUID] = []
-                for index in 0..<5 {
+                for index in 0..<6 {
                     let session = SessionRecord(id: UUID(), userID: "user-\(index)", topicID: 101)
-                    try await store.createSession(session)
+                    try await store.createSession(session, context: fromPlatform)
                     _ = try await store.record(completion(of: session.id))
                     sessions.append(session.id)
                 }
                 let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
                 let settings = PlatformSettings(baseURL: base, retryBase: .milliseconds(20), retryMaximum: .milliseconds(50), requestTimeout: .seconds(5))
-                let senders = (0..<2).map { _ in
+                let senders = (0..<3).map { _ in
                     CompletionSender(
                         outbox: PostgresCompletionOutbox(client: client, logger: logger),
                         platform: HTTPLearningPlatform(client: httpClient, settings: settings, logger: logger), settings: settings, logger: logger
                     )
                 }
                 let outbox = PostgresCompletionOutbox(client: client, logger: logger)
+                // Three senders race for the rows, round after round, until all are sent.
                 try await eventually(timeout: .seconds(20), "every completion is delivered") {
                     await withTaskGroup(of: Void.self) { group in
-                        for sender in senders { group.addTask { await sender.sendDue() } }
+                        for sender in senders { group.addTask { _ = await sender.sendNext() } }
                     }
                     return try await outbox.backlog() == 0
                 }
                 try await httpClient.shutdown()
                 #expect(platform.acceptedSessions.sorted() == sessions.map(\.lowercased).sorted())
-                #expect(platform.state.withLock { $0.completionCalls } == 5 + 3)
+                #expect(platform.state.withLock { $0.completionCalls } == 6 + 3)
                 #expect(platform.state.withLock { $0.idempotencyKeys }.sorted() == sessions.map(\.lowercased).sorted())
                 let rows = try await client.query("SELECT sum(attempts), count(*) FILTER (WHERE last_error IS NULL) FROM completion_outbox")
                 for try await (attempts, clean) in rows.decode((Int64, Int64).self) {
-                    #expect(attempts == 8)
-                    #expect(clean == 5)
+                    #expect(attempts == 9)
+                    #expect(clean == 6)
                 }
             }
         }
@@ -182,7 +208,7 @@ struct TrainingIntegrationTests {
             let session = SessionRecord(id: UUID(), userID: "ana", topicID: 2)
             try await store.createSession(session)
             #expect(try await catalog.completedTopicTitles(userID: "ana").isEmpty)
-            _ = try await store.record(completion(of: session.id, notifies: false))
+            _ = try await store.record(completion(of: session.id))
             #expect(try await catalog.completedTopicTitles(userID: "ana") == ["Frações"])
         }
     }

@@ -63,10 +63,16 @@ struct PromptBuilderContextTests {
     }
 
     @Test func aTopicTemplateWithoutTheMarkerGetsTheInstructionAppended() {
-        let context = SessionContext(topicTitle: "Frações", promptTemplate: "Ensine {topic_title} com exemplos.")
+        let context = SessionContext(source: .catalog, topicTitle: "Frações", promptTemplate: "Ensine {topic_title} com exemplos.")
         let system = builder.systemMessage(context: context)
         #expect(system.hasPrefix("Ensine Frações com exemplos.\n\n"))
         #expect(system.contains("escreva exatamente {TOPIC_COMPLETED}"))
+    }
+
+    @Test func aFreeChatKeepsAnOperatorsPromptAsWritten() {
+        let operators = PromptBuilder(systemPrompt: "You are a helpful assistant.", maxHistory: 5)
+        #expect(operators.systemMessage(context: SessionContext()) == "You are a helpful assistant.")
+        #expect(operators.systemMessage(context: SessionContext(source: .platform, topicTitle: "x")).contains("{TOPIC_COMPLETED}"))
     }
 
     @Test(arguments: ["", "   \n"])

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 
 @testable import Gateway
@@ -33,6 +34,7 @@ struct InMemoryLearningPlatform: LearningPlatform {
 
 @Suite("Session context sources")
 struct SessionContextSourceTests {
+    let logger = Logger(label: "test")
     let platform = InMemoryLearningPlatform(
         topics: [7: PlatformTopic(title: "Frações", description: "somar", promptTemplate: "T {topic_title}", learningObjectives: ["a"])],
         courses: [1: "Matemática"], learner: LearnerContext(userLevel: "advanced", completedTopics: ["3"], struggles: ["divisão"])
@@ -48,7 +50,7 @@ struct SessionContextSourceTests {
     }
 
     @Test func thePlatformsAnswersMakeTheContext() async throws {
-        let context = try await PlatformContextSource(platform: platform).context(userID: "ana", topicID: 7, courseID: 1)
+        let context = try await PlatformContextSource(platform: platform, logger: logger).context(userID: "ana", topicID: 7, courseID: 1)
         #expect(
             context == SessionContext(
                 source: .platform, topicTitle: "Frações", topicDescription: "somar", courseTitle: "Matemática", learningObjectives: ["a"],
@@ -59,15 +61,15 @@ struct SessionContextSourceTests {
 
     @Test func aFreeChatAsksThePlatformNothing() async throws {
         let down = InMemoryLearningPlatform(failure: .unavailable("down"))
-        #expect(try await PlatformContextSource(platform: down).context(userID: "ana", topicID: nil, courseID: nil) == SessionContext())
+        #expect(try await PlatformContextSource(platform: down, logger: logger).context(userID: "ana", topicID: nil, courseID: nil) == SessionContext())
     }
 
     @Test func unknownTopicsAndCoursesAndOutagesHaveTheirCodes() async {
-        let source = PlatformContextSource(platform: platform)
+        let source = PlatformContextSource(platform: platform, logger: logger)
         #expect(await code { () async throws(FrameError) in try await source.context(userID: "ana", topicID: 8, courseID: nil) } == "topic_not_found")
         #expect(await code { () async throws(FrameError) in try await source.context(userID: "ana", topicID: 7, courseID: 2) } == "course_not_found")
         for failure in [PlatformError.unavailable("503"), .rejected(status: 401, body: "bad key")] {
-            let down = PlatformContextSource(platform: InMemoryLearningPlatform(failure: failure))
+            let down = PlatformContextSource(platform: InMemoryLearningPlatform(failure: failure), logger: logger)
             #expect(await code { () async throws(FrameError) in try await down.context(userID: "ana", topicID: 7, courseID: nil) } == "platform_unavailable")
         }
     }
@@ -77,7 +79,7 @@ struct SessionContextSourceTests {
             [CatalogTopic(id: 101, title: "Frações", learningObjectives: ["somar"], courseID: 1, courseTitle: "Matemática"), CatalogTopic(id: 102, title: "Livre")],
             completed: ["ana": ["Números"]]
         )
-        let source = CatalogContextSource(catalog: catalog)
+        let source = CatalogContextSource(catalog: catalog, logger: logger)
         let context = try await source.context(userID: "ana", topicID: 101, courseID: nil)
         #expect(context == SessionContext(source: .catalog, topicTitle: "Frações", courseTitle: "Matemática", learningObjectives: ["somar"], completedTopics: ["Números"]))
         #expect(try await source.context(userID: "bia", topicID: 102, courseID: 1).courseTitle == "Matemática")
@@ -90,7 +92,7 @@ struct SessionContextSourceTests {
 struct RESTErrorTests {
     @Test(arguments: [
         ("malformed_request", 400), ("empty_content", 400), ("missing_token", 401), ("token_expired", 401), ("forbidden", 403),
-        ("admin_required", 403), ("session_not_found", 404), ("topic_not_found", 404), ("session_completed", 409),
+        ("admin_required", 403), ("session_not_found", 404), ("topic_not_found", 404), ("session_completed", 409), ("session_busy", 409),
         ("content_too_long", 413), ("too_many_pending", 429), ("platform_unavailable", 502), ("llm_unavailable", 502),
         ("llm_blocked", 502), ("unavailable", 503), ("overloaded", 503), ("reply_timeout", 504), ("expired", 504),
         ("something_new", 500),

@@ -192,7 +192,7 @@ struct SessionHubTests {
         // It did reach the queue after all: its reply arrives and frees the session.
         #expect(await hub.deliver(done(first))?.envelope.turnID == second.envelope.turnID)
         let sent = await frames(of: alice).map { ($0["type"] as? String ?? "") + "/" + ($0["code"] as? String ?? "") }
-        #expect(sent == ["error/unavailable", "reply/"])
+        #expect(sent == ["error/unconfirmed", "reply/"])
     }
 
     @Test func anUnconfirmedTurnWhoseReplyCameIsAccepted() async throws {

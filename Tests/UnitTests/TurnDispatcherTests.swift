@@ -79,7 +79,7 @@ struct TurnDispatcherTests {
         let failures = Array(repeating: AMQPError.connectionLost("gone"), count: 100)
         let (dispatcher, _, socket, turn) = try await setUp(ScriptedTurnPublisher(failing: failures), doubt: .milliseconds(300))
         await dispatcher.publish(startingWith: turn)
-        #expect(await frameTypes(socket) == ["error/unavailable"])
+        #expect(await frameTypes(socket) == ["error/unconfirmed"])
     }
 
     @Test func theTurnDeadlineComesBeforeTheReplyTimeout() throws {

@@ -43,7 +43,7 @@ def stack(request):
             _NOTES.append(
                 f"did not exit within {e2e.STOP_TIMEOUT:.0f} s of SIGTERM and were killed: " + ", ".join(s.needed_sigkill)
             )
-        if request.session.testsfailed or os.environ.get("PARLEY_E2E_KEEP_LOGS") == "1":
+        if request.session.testsfailed or s.needed_sigkill or os.environ.get("PARLEY_E2E_KEEP_LOGS") == "1":
             _NOTES.append(f"process logs kept in {s.tmp}")
         else:
             s.cleanup_tmp()

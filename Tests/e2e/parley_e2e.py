@@ -611,8 +611,6 @@ class Stack:
         order += [p for p in self.procs if p not in order]
         for proc in order:
             proc.terminate()
-        if self.platform:
-            self.platform.stop()
         deadline = time.monotonic() + STOP_TIMEOUT
         for proc in order:
             if proc.popen is None:
@@ -623,6 +621,9 @@ class Stack:
                 self.needed_sigkill.append(proc.name)
                 proc.popen.send_signal(signal.SIGKILL)
                 proc.popen.wait(timeout=STOP_TIMEOUT)
+        # Last: a worker may be finishing a request to the platform.
+        if self.platform:
+            self.platform.stop()
 
     def log_marks(self) -> dict[str, int]:
         """Where every log ends now (to show only what a test wrote)."""

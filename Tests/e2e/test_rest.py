@@ -139,6 +139,37 @@ def test_a_reply_slower_than_the_wait_is_a_504_and_still_stored(stack):
     assert history["messages"][-1]["content"] == reply_text(1, "devagar"), history
 
 
+def test_a_message_still_waiting_behind_another_when_the_wait_ends_is_withdrawn(stack):
+    user = e2e.unique("busy")
+    token = make_jwt(user)
+
+    async def scenario():
+        import asyncio
+
+        async with Sockets() as sockets:
+            client = await sockets.open(stack.ws_url(0), token, label="busy")
+            await client.send({"type": "start", "request_id": "r"})
+            session_id = (await client.expect("session", request_id="r"))["session_id"]
+            await client.expect("reply", 20, session_id=session_id)
+            await client.message("devagar [sim:ttft=3000]", session_id=session_id)
+            await client.expect("accepted", session_id=session_id)
+            status, body = await asyncio.to_thread(
+                stack.api, "POST", f"/api/sessions/{session_id}/message?wait=1", {"content": "fila"}, token
+            )
+            slow = await client.expect("reply", 20, session_id=session_id)
+            # Had the withdrawn message been sent, this would be the tutor's third answer.
+            await client.message("depois", session_id=session_id)
+            await client.expect_turn(session_id=session_id, content="depois", n=2)
+            return session_id, status, body, slow
+
+    session_id, status, body, slow = run(scenario())
+    assert status == 409 and error_code(body) == "session_busy", (status, body)
+    assert body["error"]["session_id"] == session_id and "not sent" in body["error"]["message"], body
+    assert slow["message"]["content"] == reply_text(1, "devagar"), slow
+    # The withdrawn message was never sent: nothing of it is stored.
+    assert "fila" not in [m.content for m in e2e.stored_messages(session_id)]
+
+
 def test_v1_chat_and_its_paged_logs(stack):
     user = e2e.unique("v1")
     token = make_jwt(user)

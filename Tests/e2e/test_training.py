@@ -69,9 +69,14 @@ def test_a_catalog_topic_session_takes_its_context_from_the_catalog(stack):
             await client.send({"type": "start", "topic_id": 201, "request_id": "c1"})
             session_id = (await client.expect("session", request_id="c1"))["session_id"]
             opening = await client.expect("reply", 20, session_id=session_id)
-            return session_id, opening
+            completed = await tutoring(client, session_id)
+            return session_id, opening, completed
 
-    session_id, opening = run(scenario())
+    session_id, opening, completed = run(scenario(), timeout=90)
+    # A catalog topic is not the platform's: its completion is not sent there.
+    assert completed["completed"] is True
+    assert psql(f"SELECT count(*) FROM completion_outbox WHERE session_id = {sql_literal(session_id)}") == [["0"]]
+    assert stack.platform.completions_for(session_id) == []
     assert opening["message"]["content"].startswith("Olá! Vamos começar sobre Variáveis e tipos."), opening
     row = context_row(session_id)
     assert row[:3] == ["catalog", "Variáveis e tipos", "Introdução à programação"], row
@@ -130,8 +135,8 @@ def test_a_failing_platform_gets_the_notice_exactly_once_after_retries(stack):
 
     async def scenario():
         async with Sockets() as sockets:
-            client = await sockets.open(stack.ws_url(1), make_jwt(user), label="flaky")
-            await client.send({"type": "start", "topic_id": 101, "course_id": 1, "request_id": "s"})
+            client = await sockets.open(stack.ws_url(0), make_jwt(user), label="flaky")
+            await client.send({"type": "start", "topic_id": 7001, "course_id": 70, "request_id": "s"})
             session_id = (await client.expect("session", request_id="s"))["session_id"]
             await client.expect("reply", 20, session_id=session_id)
             completed = await tutoring(client, session_id)
@@ -146,7 +151,7 @@ def test_a_failing_platform_gets_the_notice_exactly_once_after_retries(stack):
     )
     assert rows == [["4", "t"]], rows
     notices = stack.platform.completions_for(session_id)
-    assert len(notices) == 1 and notices[0]["topicId"] == 101 and notices[0]["courseId"] == 1, notices
+    assert len(notices) == 1 and notices[0]["topicId"] == 7001 and notices[0]["courseId"] == 70, notices
 
 
 def test_a_notice_pending_while_the_workers_stop_is_delivered_after_restart(stack):

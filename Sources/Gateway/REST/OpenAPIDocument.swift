@@ -1461,7 +1461,7 @@ enum OpenAPIDocument {
             }
           },
           "SessionConflict": {
-            "description": "`session_completed`: the session is completed (the learner mastered the topic) or abandoned and takes no more messages. `cancelled`: the turn was cancelled (e.g. by a WebSocket `cancel`) before an answer was started.",
+            "description": "`session_completed`: the session is completed (the learner mastered the topic) or abandoned and takes no more messages. `session_busy`: the wait ended while the message still waited behind the session's previous one; it was withdrawn and never sent — send it again later. `cancelled`: the turn was cancelled (e.g. by a WebSocket `cancel`) before an answer was started.",
             "content": {
               "application/json": {
                 "schema": {
@@ -1474,6 +1474,16 @@ enum OpenAPIDocument {
                       "error": {
                         "code": "session_completed",
                         "message": "session 9b2f6d1e-4c7a-4f0e-8d3b-2a61c5e8f013 is completed and takes no more messages",
+                        "session_id": "9b2f6d1e-4c7a-4f0e-8d3b-2a61c5e8f013"
+                      }
+                    }
+                  },
+                  "session_busy": {
+                    "summary": "Withdrawn: the session was busy",
+                    "value": {
+                      "error": {
+                        "code": "session_busy",
+                        "message": "the session's previous message was still being answered after 30 s; this one was not sent — send it again later",
                         "session_id": "9b2f6d1e-4c7a-4f0e-8d3b-2a61c5e8f013"
                       }
                     }
@@ -1642,7 +1652,7 @@ enum OpenAPIDocument {
             }
           },
           "TurnUnavailable": {
-            "description": "`unavailable`: the broker or the database is unreachable; nothing was accepted unless the message says it may still be answered (then it carries `turn_id`). `overloaded`: the turn queue is full; not accepted, retry later.",
+            "description": "`unavailable`: the broker or the database is unreachable; nothing was accepted. `overloaded`: the turn queue is full; not accepted, retry later.",
             "content": {
               "application/json": {
                 "schema": {

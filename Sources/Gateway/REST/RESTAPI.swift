@@ -12,6 +12,7 @@ struct RESTAPI: Sendable {
     let turns: TurnWaiter
     let reader: RESTRequestReader
     let contentDecoder: ClientFrameDecoder
+    let logger: Logger
 
     func register<Context: RequestContext>(on router: Router<Context>) {
         router.post("/api/sessions/start") { request, _ in try await startSession(request) }
@@ -21,7 +22,10 @@ struct RESTAPI: Sendable {
         router.get("/api/sessions/:id") { request, context in try await history(request, sessionID: context.parameters.get("id")) }
         router.post("/v1/chat") { request, _ in try await chat(request) }
         router.get("/v1/chat/logs") { request, _ in try await allLogs(request) }
-        router.get("/v1/chat/:user/logs") { request, context in try await userLogs(request, user: context.parameters.get("user")) }
+        router.get("/v1/chat/:user/logs") { request, context in
+            // Path parameters arrive percent-encoded (`jo%C3%A3o`).
+            try await userLogs(request, user: context.parameters.get("user").map { $0.removingPercentEncoding ?? $0 })
+        }
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
@@ -77,6 +81,7 @@ struct RESTAPI: Sendable {
                 let messages = try await store.messages(session: sessionID, afterID: page.cursor ?? 0, limit: page.limit + 1)
                 return (session, context, messages)
             } catch {
+                logger.warning("cannot read a session's history", metadata: ["session_id": "\(sessionID.lowercased)", "error": "\(error)"])
                 throw FrameError(code: "unavailable", message: "the database is unavailable; try again shortly")
             }
         }
@@ -134,6 +139,7 @@ struct RESTAPI: Sendable {
             do {
                 return try await store.chatLogs(userID: user, before: page.cursor, limit: page.limit + 1)
             } catch {
+                logger.warning("cannot read chat logs", metadata: ["user_id": "\(user ?? "*")", "error": "\(error)"])
                 throw FrameError(code: "unavailable", message: "the database is unavailable; try again shortly")
             }
         }

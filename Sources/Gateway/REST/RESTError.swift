@@ -30,11 +30,11 @@ struct GatewayHTTPError: HTTPResponseError {
         case "missing_token", "invalid_token", "token_expired": .unauthorized
         case "forbidden", "admin_required": .forbidden
         case "session_not_found", "topic_not_found", "course_not_found", "turn_not_found": .notFound
-        case "session_completed", "cancelled": .conflict
+        case "session_completed", "session_busy", "cancelled": .conflict
         case "content_too_long", "body_too_large": .contentTooLarge
         case "too_many_pending": .tooManyRequests
         case "unavailable", "overloaded": .serviceUnavailable
-        case "reply_timeout", "expired": .gatewayTimeout
+        case "reply_timeout", "expired", "unconfirmed": .gatewayTimeout
         case "platform_unavailable": .badGateway
         case let code where code.hasPrefix("llm_"): .badGateway
         default: .internalServerError

@@ -35,8 +35,10 @@ struct RESTRequestReader: Sendable {
     let maxWait: Duration
 
     func principal(_ request: Request) throws(GatewayHTTPError) -> Principal {
+        // Administrator keys only in the header: a query string ends up in access logs.
+        let headerToken = Authenticator.token(authorization: request.headers[.authorization], query: nil)
+        if let headerToken, adminKeys.contains(headerToken) { return Principal(userID: nil, isAdmin: true) }
         let token = Authenticator.token(authorization: request.headers[.authorization], query: request.uri.query)
-        if let token, adminKeys.contains(token) { return Principal(userID: nil, isAdmin: true) }
         do {
             let userID = try authenticator.userID(token: token, requestedUser: Authenticator.queryValue("user", in: request.uri.query))
             if case .off = authenticator.mode { return Principal(userID: userID, isAdmin: true) }
@@ -52,8 +54,10 @@ struct RESTRequestReader: Sendable {
         let buffer: ByteBuffer
         do {
             buffer = try await request.collectBody(upTo: maxBodyBytes)
-        } catch {
+        } catch let error as HTTPResponseError where error.status == .contentTooLarge {
             throw GatewayHTTPError(status: .contentTooLarge, code: "body_too_large", message: "the request body is larger than \(maxBodyBytes) bytes")
+        } catch {
+            throw malformed("the request body could not be read")
         }
         var bytes = Array(buffer: buffer)
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {

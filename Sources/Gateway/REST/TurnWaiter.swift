@@ -8,28 +8,34 @@ import Shared
 /// its reply reaches the session's sockets too.
 ///
 /// The turn is driven by a task of its own, not by the request: when the wait ends
-/// first (or the client goes away) the turn still completes and is stored, and the
-/// listener leaves the session once the turn has ended.
+/// after the broker took the turn (or the client goes away) the turn still completes
+/// and is stored, and the listener leaves the session once the turn has ended. When
+/// the wait ends while the turn still waits behind the session's previous one, it is
+/// withdrawn: nothing was sent, and the client is told so (`session_busy`).
 struct TurnWaiter: Sendable {
     let hub: SessionHub
     let dispatcher: TurnDispatcher
     let gatewayID: String
     let logger: Logger
 
-    /// The reply, or the error the turn ended with. `reply_timeout` when `wait` passes
-    /// first; the turn goes on.
     func send(
         _ kind: TurnEnvelope.Kind, content: String, clientMessageID: String? = nil, to sessionID: UUID, userID: String, wait: Duration
     ) async throws(FrameError) -> ReplyEnvelope.Done {
         let envelope = TurnEnvelope(
             kind: kind, sessionID: sessionID, userID: userID, content: content, clientMessageID: clientMessageID, gatewayID: gatewayID
         )
-        let (hub, dispatcher, logger) = (self.hub, self.dispatcher, self.logger)
+        var logger = self.logger
+        logger[metadataKey: "session_id"] = "\(sessionID.lowercased)"
+        logger[metadataKey: "turn_id"] = "\(envelope.turnID.lowercased)"
+        // Deltas are not needed here: a small outbox drops them and keeps the rest.
+        let listener = SocketOutbox(userID: userID, capacity: 64, logger: logger)
+        let accepted = Locked(false)
         // The request waits on this stream, which (unlike `Task.value`) stops waiting
         // when the request's task is cancelled.
         let (results, report) = AsyncStream.makeStream(of: Result<ReplyEnvelope.Done, FrameError>.self, bufferingPolicy: .bufferingNewest(1))
+        let (hub, dispatcher) = (self.hub, self.dispatcher)
         Task {
-            report.yield(await Self.drive(envelope, hub: hub, dispatcher: dispatcher, logger: logger))
+            report.yield(await Self.drive(envelope, listener: listener, accepted: accepted, hub: hub, dispatcher: dispatcher, logger: logger))
             report.finish()
         }
         let result: Result<ReplyEnvelope.Done, FrameError>?
@@ -41,39 +47,41 @@ struct TurnWaiter: Sendable {
         } catch {
             result = nil
         }
-        guard let result else {
-            logger.info(
-                "REST request stopped waiting; the turn goes on",
-                metadata: ["session_id": "\(sessionID.lowercased)", "turn_id": "\(envelope.turnID.lowercased)"]
-            )
+        if let result { return try result.get() }
+        if !accepted.value, await hub.cancel(envelope.turnID, from: listener) == .droppedWhileWaiting {
+            logger.info("REST request stopped waiting before its turn was sent; withdrawn")
             throw FrameError(
-                code: "reply_timeout",
-                message: "no reply within \(wait.wholeMilliseconds / 1000) s; the message was accepted and is still answered and stored — read it with GET /api/sessions/\(sessionID.lowercased)",
-                sessionID: sessionID, turnID: envelope.turnID
+                code: "session_busy",
+                message: "the session's previous message was still being answered after \(wait.wholeMilliseconds / 1000) s; this one was not sent — send it again later",
+                sessionID: sessionID
             )
         }
-        return try result.get()
+        logger.info("REST request stopped waiting; the turn goes on")
+        throw FrameError(
+            code: "reply_timeout",
+            message: "no reply within \(wait.wholeMilliseconds / 1000) s; the message was accepted and is still answered and stored — read it with GET /api/sessions/\(sessionID.lowercased)",
+            sessionID: sessionID, turnID: envelope.turnID
+        )
     }
 
     /// Submits the turn as a listener of its session, publishes it when the session
     /// is free, and waits for its end.
     private static func drive(
-        _ envelope: TurnEnvelope, hub: SessionHub, dispatcher: TurnDispatcher, logger: Logger
+        _ envelope: TurnEnvelope, listener: SocketOutbox, accepted: Locked<Bool>, hub: SessionHub, dispatcher: TurnDispatcher, logger: Logger
     ) async -> Result<ReplyEnvelope.Done, FrameError> {
-        // Deltas are not needed here: a small outbox drops them and keeps the rest.
-        let listener = SocketOutbox(userID: envelope.userID, capacity: 64, logger: logger)
         defer { listener.finish() }
         do {
             try await hub.attach(listener, to: envelope.sessionID)
         } catch {
+            logger.warning("cannot route the session's replies here", metadata: ["error": "\(error)"])
             return .failure(FrameError(code: "unavailable", message: "the message broker is unavailable; nothing was sent, try again shortly"))
         }
         let outcome: Result<ReplyEnvelope.Done, FrameError>
         do {
-            if let publishNow = try await hub.submit(PendingTurn(envelope: envelope, origin: listener)) {
+            if let publishNow = try await hub.submit(PendingTurn(envelope: envelope, origin: listener, announcesAcceptance: true)) {
                 await dispatcher.publish(startingWith: publishNow)
             }
-            outcome = await Self.outcome(of: envelope.turnID, from: listener)
+            outcome = await Self.outcome(of: envelope.turnID, from: listener, accepted: accepted)
         } catch {
             outcome = .failure(error)
         }
@@ -81,11 +89,19 @@ struct TurnWaiter: Sendable {
         return outcome
     }
 
-    /// Reads the listener's frames until the turn's reply or its final error.
-    private static func outcome(of turnID: UUID, from listener: SocketOutbox) async -> Result<ReplyEnvelope.Done, FrameError> {
+    /// Reads the listener's frames until the turn's reply or its final error. An
+    /// `unconfirmed` publish is not final: the turn may still be answered, and the
+    /// hub ends it with its reply or `reply_timeout`.
+    private static func outcome(
+        of turnID: UUID, from listener: SocketOutbox, accepted: Locked<Bool>
+    ) async -> Result<ReplyEnvelope.Done, FrameError> {
         for await frame in listener.frames {
             listener.didWrite()
             switch frame {
+            case .accepted(_, let id, _) where id == turnID:
+                accepted.withLock { $0 = true }
+            case .error("unconfirmed", _, let context) where context.turnID == turnID:
+                accepted.withLock { $0 = true }
             case .reply(let done) where done.turnID == turnID:
                 return .success(done)
             case .error(let code, let message, let context) where context.turnID == turnID:

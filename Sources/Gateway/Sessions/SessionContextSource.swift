@@ -1,3 +1,4 @@
+import Logging
 import Shared
 
 /// Where a new session's learner and topic context comes from.
@@ -11,6 +12,7 @@ protocol SessionContextSource: Sendable {
 /// run at once, each with its own retries.
 struct PlatformContextSource: SessionContextSource {
     let platform: any LearningPlatform
+    let logger: Logger
 
     func context(userID: String, topicID: Int64?, courseID: Int64?) async throws(FrameError) -> SessionContext {
         guard topicID != nil || courseID != nil else { return SessionContext() }
@@ -39,7 +41,17 @@ struct PlatformContextSource: SessionContextSource {
                 completedTopics: learnerContext.completedTopics, struggles: learnerContext.struggles, promptTemplate: found?.promptTemplate
             )
         } catch {
-            throw FrameError(code: "platform_unavailable", message: "the learning platform did not answer (\(error)); no session was started, try again")
+            // The details (URLs, upstream bodies) are for the operator, not the client.
+            let metadata: Logger.Metadata = [
+                "user_id": "\(userID)", "topic_id": "\(topicID.map(String.init) ?? "-")", "course_id": "\(courseID.map(String.init) ?? "-")",
+                "error": "\(error)",
+            ]
+            if case .rejected = error {
+                logger.error("the learning platform refused a context read (check PLATFORM_API_KEY and PLATFORM_API_URL)", metadata: metadata)
+            } else {
+                logger.warning("the learning platform did not answer a context read", metadata: metadata)
+            }
+            throw FrameError(code: "platform_unavailable", message: "the learning platform did not answer; no session was started, try again")
         }
     }
 
@@ -57,6 +69,7 @@ struct PlatformContextSource: SessionContextSource {
 /// completed in Parley. The learner's level is not known here.
 struct CatalogContextSource: SessionContextSource {
     let catalog: any TopicCatalog
+    let logger: Logger
 
     func context(userID: String, topicID: Int64?, courseID: Int64?) async throws(FrameError) -> SessionContext {
         guard topicID != nil || courseID != nil else { return SessionContext() }
@@ -83,6 +96,7 @@ struct CatalogContextSource: SessionContextSource {
         } catch let error as FrameError {
             throw error
         } catch {
+            logger.warning("cannot read the topic catalog", metadata: ["user_id": "\(userID)", "error": "\(error)"])
             throw FrameError(code: "unavailable", message: "the database is unavailable; no session was started, try again shortly")
         }
     }

@@ -2,10 +2,19 @@ import Foundation
 import Logging
 import Shared
 
-/// A turn a socket sent, not yet answered.
+/// A turn a socket (or a REST request) sent, not yet answered.
 struct PendingTurn: Sendable {
     var envelope: TurnEnvelope
     var origin: SocketOutbox
+    /// Whether the origin hears `accepted` when the broker confirmed the turn. A
+    /// WebSocket client sent no message for a session's opening, so hears none then.
+    var announcesAcceptance: Bool
+
+    init(envelope: TurnEnvelope, origin: SocketOutbox, announcesAcceptance: Bool? = nil) {
+        self.envelope = envelope
+        self.origin = origin
+        self.announcesAcceptance = announcesAcceptance ?? (envelope.kind == .message)
+    }
 }
 
 /// How the broker took a turn.
@@ -254,7 +263,7 @@ actor SessionHub {
             turn.origin.send(.error(code: frame.code, message: frame.message, context: context))
             return await advance(sessionID)
         case .uncertain where current.earlyReply != nil, .confirmed:
-            if envelope.kind == .message {
+            if turn.announcesAcceptance {
                 turn.origin.send(.accepted(sessionID: sessionID, turnID: envelope.turnID, clientMessageID: envelope.clientMessageID))
             }
         case .uncertain:
@@ -262,8 +271,8 @@ actor SessionHub {
             // reply timeout, so that a later turn cannot overtake it.
             turn.origin.send(
                 .error(
-                    code: "unavailable",
-                    message: "the message broker did not confirm your message; it may still be answered (watch for turn_id), or send it again",
+                    code: "unconfirmed",
+                    message: "the message broker did not confirm your message; it may still be answered (watch for turn_id) — sending it again may answer it twice",
                     context: context
                 )
             )

@@ -16,7 +16,7 @@ struct SessionRegistry: Sendable {
         do {
             try await store.createSession(session, context: context)
         } catch {
-            logger.error("could not create a session", metadata: ["error": "\(error)"])
+            logger.error("could not create a session", metadata: ["user_id": "\(userID)", "topic_id": "\(topicID.map(String.init) ?? "-")", "error": "\(error)"])
             throw FrameError(code: "unavailable", message: "the database is unavailable; no session was started, try again shortly")
         }
         logger.info(
@@ -36,6 +36,7 @@ struct SessionRegistry: Sendable {
         do {
             session = try await store.session(id: sessionID)
         } catch {
+            logger.warning("cannot read a session", metadata: ["session_id": "\(sessionID.lowercased)", "error": "\(error)"])
             throw FrameError(code: "unavailable", message: "the database is unavailable; try again shortly")
         }
         guard let session else {

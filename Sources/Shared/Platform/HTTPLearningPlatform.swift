@@ -102,32 +102,35 @@ public struct HTTPLearningPlatform: LearningPlatform {
         return request
     }
 
-    /// One request; the body of a 2xx answer, or the error it amounts to.
+    /// One request; the body of a 2xx answer, or the error it amounts to. The time
+    /// limit covers the whole exchange, body included (a stalled body is a failure).
     private func send(_ request: HTTPClientRequest) async throws(PlatformError) -> Data {
-        let response: HTTPClientResponse
-        let body: ByteBuffer
+        let (client, logger, limit) = (self.client, self.logger, settings.requestTimeout)
+        let response: (status: Int, body: ByteBuffer)
         do {
-            let deadline = NIODeadline.now() + .milliseconds(Int64(settings.requestTimeout.wholeMilliseconds))
-            response = try await client.execute(request, deadline: deadline, logger: logger)
-            body = try await response.body.collect(upTo: 4 << 20)
+            response = try await withTimeout(limit) {
+                let head = try await client.execute(request, timeout: .milliseconds(Int64(limit.wholeMilliseconds)), logger: logger)
+                return (Int(head.status.code), try await head.body.collect(upTo: 4 << 20))
+            }
+        } catch is TimeoutError {
+            throw .unavailable("\(request.method) \(request.url): no whole answer within \(limit.wholeMilliseconds) ms")
         } catch {
             throw .unavailable("\(request.method) \(request.url): \(error)")
         }
-        let status = Int(response.status.code)
-        switch status {
+        switch response.status {
         case 200..<300:
-            return Data(buffer: body)
+            return Data(buffer: response.body)
         case 404:
             throw .notFound
         case 408, 429, 500...:
-            throw .unavailable("\(request.method) \(request.url) answered \(status)")
+            throw .unavailable("\(request.method) \(request.url) answered \(response.status)")
         default:
-            throw .rejected(status: status, body: String(buffer: body).prefix(300).description)
+            throw .rejected(status: response.status, body: String(buffer: response.body).prefix(300).description)
         }
     }
 
     private static func escape(_ segment: String) -> String {
-        segment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? segment
+        segment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/."))) ?? segment
     }
 }
 

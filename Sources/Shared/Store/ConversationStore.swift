@@ -49,9 +49,6 @@ public struct CompletedTurn: Sendable {
     public var cancelled: Bool
     /// The reply carried the completion marker: the session becomes `completed`.
     public var completesSession = false
-    /// With `completesSession`: queue the completion for the learning platform (in the
-    /// same transaction; only for sessions on a topic).
-    public var notifiesPlatform = false
 
     public init(
         sessionID: UUID, turnID: UUID, userContent: String?, replyContent: String, rawReply: String,

@@ -106,6 +106,13 @@ public enum ParleyMigrations {
                 "CREATE INDEX messages_role_id_idx ON messages (role, id)",
             ]
         ),
+        Migration(
+            version: 4, name: "outbox claims",
+            statements: [
+                // Who holds a row's lease: only the holder may record a failure.
+                "ALTER TABLE completion_outbox ADD COLUMN claim_token uuid"
+            ]
+        ),
     ]
 }
 

@@ -150,7 +150,8 @@ public struct PostgresConversationStore: ConversationStore {
                 for try await (id, createdAt) in inserted.decode((Int64, Date).self) {
                     if turn.completesSession {
                         // Completing the session and queueing the platform's notice are one
-                        // step: a session completes once, so it is noticed once.
+                        // step: a session completes once, so it is noticed once. Only
+                        // sessions whose topic came from the platform are its business.
                         try await connection.query(
                             """
                             WITH completed AS (
@@ -159,14 +160,16 @@ public struct PostgresConversationStore: ConversationStore {
                                 RETURNING id, user_id, topic_id, course_id, completed_at
                             )
                             INSERT INTO completion_outbox (session_id, payload)
-                            SELECT id, jsonb_build_object(
-                                'userId', CASE WHEN user_id ~ '^[0-9]{1,18}$' THEN to_jsonb(user_id::bigint) ELSE to_jsonb(user_id) END,
-                                'topicId', topic_id,
-                                'courseId', course_id,
-                                'completedAt', to_char(completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                                'sessionId', id
+                            SELECT c.id, jsonb_build_object(
+                                'userId', CASE WHEN c.user_id ~ '^(0|[1-9][0-9]{0,17})$' THEN to_jsonb(c.user_id::bigint) ELSE to_jsonb(c.user_id) END,
+                                'topicId', c.topic_id,
+                                'courseId', c.course_id,
+                                'completedAt', to_char(c.completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                                'sessionId', c.id
                             )
-                            FROM completed WHERE \(turn.notifiesPlatform) AND topic_id IS NOT NULL
+                            FROM completed c JOIN session_contexts x ON x.session_id = c.id
+                            WHERE x.source = 'platform' AND c.topic_id IS NOT NULL
+                            ON CONFLICT (session_id) DO NOTHING
                             """,
                             logger: logger
                         )
@@ -194,18 +197,35 @@ public struct PostgresConversationStore: ConversationStore {
     public func chatLogs(userID: String?, before: Int64?, limit: Int) async throws(StoreError) -> [ChatLogEntry] {
         let (client, logger) = (self.client, self.logger)
         return try await run {
-            let rows = try await client.query(
-                """
-                SELECT a.id, a.turn_id, a.session_id, s.user_id, u.content, a.content, a.model, a.created_at
-                FROM messages a
-                JOIN messages u ON u.turn_id = a.turn_id AND u.role = 'user'
-                JOIN sessions s ON s.id = a.session_id
-                WHERE a.role = 'assistant' AND (\(userID)::text IS NULL OR s.user_id = \(userID))
-                  AND (\(before)::bigint IS NULL OR a.id < \(before))
-                ORDER BY a.id DESC LIMIT \(limit)
-                """,
-                logger: logger
-            )
+            let before = before ?? Int64.max
+            // Two statements, so that each has the plan that suits it: one user's
+            // sessions first, or every answer newest first.
+            let rows: PostgresRowSequence
+            if let userID {
+                rows = try await client.query(
+                    """
+                    SELECT a.id, a.turn_id, a.session_id, s.user_id, u.content, a.content, a.model, a.created_at
+                    FROM sessions s
+                    JOIN messages a ON a.session_id = s.id AND a.role = 'assistant'
+                    JOIN messages u ON u.turn_id = a.turn_id AND u.role = 'user'
+                    WHERE s.user_id = \(userID) AND a.id < \(before)
+                    ORDER BY a.id DESC LIMIT \(limit)
+                    """,
+                    logger: logger
+                )
+            } else {
+                rows = try await client.query(
+                    """
+                    SELECT a.id, a.turn_id, a.session_id, s.user_id, u.content, a.content, a.model, a.created_at
+                    FROM messages a
+                    JOIN messages u ON u.turn_id = a.turn_id AND u.role = 'user'
+                    JOIN sessions s ON s.id = a.session_id
+                    WHERE a.role = 'assistant' AND a.id < \(before)
+                    ORDER BY a.id DESC LIMIT \(limit)
+                    """,
+                    logger: logger
+                )
+            }
             var entries: [ChatLogEntry] = []
             for try await (id, turnID, sessionID, user, prompt, response, model, createdAt) in rows.decode(
                 (Int64, UUID, UUID, String, String, String, String?, Date).self
@@ -224,11 +244,7 @@ public struct PostgresConversationStore: ConversationStore {
     /// Health checks must answer fast, so a ping waits at most 2 s.
     public func ping() async throws(StoreError) {
         let (client, logger) = (self.client, self.logger)
-        do {
-            try await withTimeout(.seconds(2)) { try await client.query("SELECT 1", logger: logger) }
-        } catch {
-            throw StoreError.wrapping(error)
-        }
+        try await storeCall(timeout: .seconds(2)) { try await client.query("SELECT 1", logger: logger) }
     }
 
     private static func messages(from rows: PostgresRowSequence) async throws -> [ChatMessage] {

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// A completion waiting to be sent to the learning platform.
+/// A completion waiting to be sent to the learning platform, claimed by one sender.
 public struct OutboxEntry: Sendable, Equatable {
     public var id: Int64
     public var sessionID: UUID
@@ -10,21 +10,24 @@ public struct OutboxEntry: Sendable, Equatable {
     public var payload: Data
     /// Attempts so far, this one included.
     public var attempts: Int
+    /// The claim: only its holder records a failure.
+    public var claim: UUID
 }
 
 /// The `completion_outbox` table: rows are written in the transaction that completes a
 /// session (see `PostgresConversationStore.record`) and sent by `CompletionSender`.
 ///
 /// A row is *claimed* before it is sent: its `next_attempt_at` moves a lease into the
-/// future, so that no other sender takes it while this one is sending. Claims use
-/// `FOR UPDATE SKIP LOCKED` and are committed at once; no transaction stays open
-/// during the HTTP call.
+/// future and it gets a claim token, so no other sender takes it while this one sends.
+/// Claims use `FOR UPDATE SKIP LOCKED` and are committed at once; no transaction stays
+/// open during the HTTP call.
 public protocol CompletionOutbox: Sendable {
-    /// Claims up to `limit` rows that are due, for `lease`.
-    func claim(limit: Int, lease: Duration) async throws(StoreError) -> [OutboxEntry]
-    func markDelivered(_ id: Int64) async throws(StoreError)
-    /// Records the failure; the row is due again after `retryIn`.
-    func markFailed(_ id: Int64, error: String, retryIn: Duration) async throws(StoreError)
+    /// Claims the oldest due row, if any, for `lease`.
+    func claim(lease: Duration) async throws(StoreError) -> OutboxEntry?
+    func markDelivered(_ entry: OutboxEntry) async throws(StoreError)
+    /// Records the failure; the row is due again after `retryIn` — unless another
+    /// sender has claimed it since (the lease ran out), which then owns it.
+    func markFailed(_ entry: OutboxEntry, error: String, retryIn: Duration) async throws(StoreError)
     /// Rows not delivered yet.
     func backlog() async throws(StoreError) -> Int
 }
@@ -39,49 +42,49 @@ public struct PostgresCompletionOutbox: CompletionOutbox {
         self.logger = logger
     }
 
-    public func claim(limit: Int, lease: Duration) async throws(StoreError) -> [OutboxEntry] {
+    public func claim(lease: Duration) async throws(StoreError) -> OutboxEntry? {
         let (client, logger) = (self.client, self.logger)
-        let leaseMilliseconds = lease.wholeMilliseconds
+        let seconds = Double(lease.wholeMilliseconds) / 1000
         return try await storeCall(timeout: .seconds(10)) {
             let rows = try await client.query(
                 """
                 UPDATE completion_outbox
-                SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => \(Double(leaseMilliseconds) / 1000))
-                WHERE id IN (
+                SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => \(seconds)), claim_token = gen_random_uuid()
+                WHERE id = (
                     SELECT id FROM completion_outbox
                     WHERE delivered_at IS NULL AND next_attempt_at <= now()
-                    ORDER BY next_attempt_at, id LIMIT \(limit)
+                    ORDER BY next_attempt_at, id LIMIT 1
                     FOR UPDATE SKIP LOCKED
                 )
-                RETURNING id, session_id, payload::text, attempts
+                RETURNING id, session_id, payload::text, attempts, claim_token
                 """,
                 logger: logger
             )
-            var entries: [OutboxEntry] = []
-            for try await (id, sessionID, payload, attempts) in rows.decode((Int64, UUID, String, Int32).self) {
-                entries.append(OutboxEntry(id: id, sessionID: sessionID, payload: Data(payload.utf8), attempts: Int(attempts)))
+            for try await (id, sessionID, payload, attempts, claim) in rows.decode((Int64, UUID, String, Int32, UUID).self) {
+                return OutboxEntry(id: id, sessionID: sessionID, payload: Data(payload.utf8), attempts: Int(attempts), claim: claim)
             }
-            return entries.sorted { $0.id < $1.id }
+            return nil
         }
     }
 
-    public func markDelivered(_ id: Int64) async throws(StoreError) {
+    public func markDelivered(_ entry: OutboxEntry) async throws(StoreError) {
         let (client, logger) = (self.client, self.logger)
         try await storeCall(timeout: .seconds(10)) {
             try await client.query(
-                "UPDATE completion_outbox SET delivered_at = now(), last_error = NULL WHERE id = \(id)", logger: logger
+                "UPDATE completion_outbox SET delivered_at = now(), last_error = NULL WHERE id = \(entry.id) AND delivered_at IS NULL",
+                logger: logger
             )
         }
     }
 
-    public func markFailed(_ id: Int64, error: String, retryIn: Duration) async throws(StoreError) {
+    public func markFailed(_ entry: OutboxEntry, error: String, retryIn: Duration) async throws(StoreError) {
         let (client, logger) = (self.client, self.logger)
         let seconds = Double(retryIn.wholeMilliseconds) / 1000
         try await storeCall(timeout: .seconds(10)) {
             try await client.query(
                 """
                 UPDATE completion_outbox SET last_error = \(String(error.prefix(1000))), next_attempt_at = now() + make_interval(secs => \(seconds))
-                WHERE id = \(id) AND delivered_at IS NULL
+                WHERE id = \(entry.id) AND claim_token = \(entry.claim) AND delivered_at IS NULL
                 """,
                 logger: logger
             )

@@ -35,13 +35,14 @@ struct PromptBuilder: Sendable {
         return messages
     }
 
-    /// The topic's template, or the configured prompt. A topic template that does not
-    /// mention `{completion_marker}` gets the marker instruction appended: without it
-    /// the session could never complete.
+    /// The topic's template, or the configured prompt. For a session on a topic, a
+    /// template that does not mention `{completion_marker}` gets the marker
+    /// instruction appended: without it the session could never complete. A free chat
+    /// keeps an operator's prompt as written.
     func systemMessage(context: SessionContext) -> String {
         var template = context.promptTemplate?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         if template.isEmpty { template = systemPrompt }
-        if !completionMarker.isEmpty, !template.contains("{completion_marker}") {
+        if !completionMarker.isEmpty, context.source != .none, !template.contains("{completion_marker}") {
             template += "\n\n" + Self.markerInstruction
         }
         return PromptTemplate.render(template, context: context, completionMarker: completionMarker)

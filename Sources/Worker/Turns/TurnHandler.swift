@@ -19,8 +19,6 @@ struct TurnHandler: Sendable {
     let cancellations: TurnCancellations
     /// The model writes it when the learner has mastered the topic; no client sees it.
     var completionMarker = PromptBuilder.defaultCompletionMarker
-    /// A learning platform is configured: completions of topic sessions go to its outbox.
-    var notifiesPlatform = false
 
     func reply(
         to turn: TurnEnvelope, logger: Logger, onProgress: @escaping @Sendable (GenerationProgress) async -> Void = { _ in }
@@ -90,7 +88,6 @@ struct TurnHandler: Sendable {
                 record.replyContent = filter.value.visible(raw)
                 record.rawReply = raw
                 record.completesSession = !marker.isEmpty && raw.contains(marker)
-                record.notifiesPlatform = notifiesPlatform
                 if record.completesSession { logger.info("the learner completed the topic") }
                 record.model = result.completion.model
                 record.usage = result.completion.usage
