@@ -56,6 +56,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
     )
 
     let router = Router(context: BasicWebSocketRequestContext.self)
+    router.add(middleware: HTTPMetricsMiddleware())
     router.get("/health") { _, _ -> Response in
         let report = await HealthReport.collect([
             "database": {

@@ -33,6 +33,10 @@ struct ConnectionHandler: Sendable {
         let outbox = SocketOutbox(userID: userID, capacity: outboxCapacity, logger: logger)
         logger[metadataKey: "socket_id"] = "\(outbox.id)"
         logger.info("socket connected")
+        ParleyMetrics.wsConnects.increment()
+        let connections = ParleyMetrics.wsConnections.meter()
+        connections.increment()
+        defer { connections.decrement() }
         var readError: (any Error)?
         await withDiscardingTaskGroup { group in
             group.addTask {
@@ -49,6 +53,8 @@ struct ConnectionHandler: Sendable {
             do {
                 for try await message in inbound.messages(maxSize: maxFrameBytes) {
                     guard case .text(let text) = message else {
+                        ParleyMetrics.framesReceived.increment(by: 1, [("type", "invalid")])
+                        ParleyMetrics.framesRejected.increment(by: 1, [("reason", "unsupported_frame")])
                         outbox.send(.error(code: "unsupported_frame", message: "send text frames (JSON or plain text), not binary"))
                         continue
                     }
@@ -67,7 +73,15 @@ struct ConnectionHandler: Sendable {
 
     private func handle(_ text: String, socket: inout Socket, logger: Logger) async {
         do throws(FrameError) {
-            switch try decoder.decode(text) {
+            let frame: ClientFrame
+            do {
+                frame = try decoder.decode(text)
+            } catch {
+                ParleyMetrics.framesReceived.increment(by: 1, [("type", "invalid")])
+                throw error
+            }
+            ParleyMetrics.framesReceived.increment(by: 1, [("type", frame.kind)])
+            switch frame {
             case .start(let requestID, let topicID, let courseID):
                 let sessionID = try await startSession(topicID: topicID, courseID: courseID, requestID: requestID, socket: &socket, logger: logger)
                 try await submit(.start, content: "", clientMessageID: nil, to: sessionID, socket: socket, logger: logger)
@@ -101,6 +115,7 @@ struct ConnectionHandler: Sendable {
             }
         } catch {
             logger.info("frame refused", metadata: ["code": "\(error.code)"])
+            ParleyMetrics.framesRejected.increment(by: 1, [("reason", error.code)])
             socket.outbox.send(
                 .error(code: error.code, message: error.message, context: .init(requestID: error.requestID, clientMessageID: error.clientMessageID))
             )

@@ -99,6 +99,7 @@ private func workerRouter(
     store: PostgresConversationStore, publisher: AMQPPublisher, consumer: AMQPConsumer, postgres: PostgresClient, logger: Logger
 ) -> Router<BasicRequestContext> {
     let router = Router()
+    router.add(middleware: HTTPMetricsMiddleware())
     router.get("/health") { _, _ -> Response in
         let report = await HealthReport.collect([
             "database": {

@@ -4,9 +4,13 @@ import Shared
 
 /// `parley-worker`: consumes turns, calls the LLM, stores the conversation,
 /// publishes replies. Configuration comes from the environment (see README).
+/// `parley-worker migrate` only prepares the database and exits (`MigrateCommand`).
 @main
 enum WorkerMain {
     static func main() async {
+        if CommandLine.arguments.dropFirst().first == "migrate" {
+            exit(await MigrateCommand.run())
+        }
         let settings = settingsOrExit(of: "parley-worker") { environment throws(ConfigurationError) in
             try WorkerSettings(environment: environment)
         }

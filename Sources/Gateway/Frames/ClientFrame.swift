@@ -10,6 +10,18 @@ enum ClientFrame: Equatable, Sendable {
     case cancel(turnID: UUID, sessionID: UUID?)
 }
 
+extension ClientFrame {
+    /// The `type` label of `parley_gateway_frames_received_total`.
+    var kind: String {
+        switch self {
+        case .start: "start"
+        case .message: "message"
+        case .resume: "resume"
+        case .cancel: "cancel"
+        }
+    }
+}
+
 /// A frame the gateway refuses, with the code the client sees.
 /// The gateway's one error type: WebSocket clients get it as an `error` frame, REST
 /// clients as a JSON error with the matching HTTP status (`RESTError`).

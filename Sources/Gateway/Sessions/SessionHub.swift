@@ -66,6 +66,9 @@ actor SessionHub {
     private struct InFlight {
         var turn: PendingTurn
         var published = false
+        /// When the broker took it: the start of the turn's latency.
+        var publishedAt: ContinuousClock.Instant?
+        var sentFirstDelta = false
         var deadline: ContinuousClock.Instant?
         /// A reply that overtook the broker's confirm of its own turn.
         var earlyReply: ReplyEnvelope?
@@ -261,6 +264,7 @@ actor SessionHub {
         case .refused(let error):
             let frame = error.clientFrame
             turn.origin.send(.error(code: frame.code, message: frame.message, context: context))
+            ParleyMetrics.turnErrors.increment(by: 1, [("code", frame.code)])
             return await advance(sessionID)
         case .uncertain where current.earlyReply != nil, .confirmed:
             if turn.announcesAcceptance {
@@ -269,6 +273,7 @@ actor SessionHub {
         case .uncertain:
             // It may be in the queue: keep the session blocked until its reply or the
             // reply timeout, so that a later turn cannot overtake it.
+            ParleyMetrics.turnErrors.increment(by: 1, [("code", "unconfirmed")])
             turn.origin.send(
                 .error(
                     code: "unconfirmed",
@@ -278,6 +283,7 @@ actor SessionHub {
             )
         }
         current.published = true
+        current.publishedAt = .now
         current.deadline = ContinuousClock.now.advanced(by: replyTimeout)
         let early = current.earlyReply
         let earlyStream = current.earlyStream
@@ -307,10 +313,16 @@ actor SessionHub {
         }
         switch reply {
         case .delta(let delta):
+            if isCurrent, session.current?.sentFirstDelta == false {
+                sessions[sessionID]?.current?.sentFirstDelta = true
+                if let publishedAt = session.current?.publishedAt { ParleyMetrics.timeToFirstDelta.record(publishedAt.duration(to: .now)) }
+            }
             broadcast(.delta(delta), in: sessionID)
+            ParleyMetrics.repliesDelivered.increment(by: 1, [("kind", "delta")])
             return nil
         case .reset(let reset):
             broadcast(.reset(reset), in: sessionID)
+            ParleyMetrics.repliesDelivered.increment(by: 1, [("kind", "reset")])
             return nil
         case .done(let done):
             guard !session.answered.contains(reply.turnID) else {
@@ -318,9 +330,13 @@ actor SessionHub {
                 return nil
             }
             broadcast(.reply(done), in: sessionID)
+            ParleyMetrics.repliesDelivered.increment(by: 1, [("kind", "done")])
+            if isCurrent, let publishedAt = session.current?.publishedAt { ParleyMetrics.turnLatency.record(publishedAt.duration(to: .now)) }
             if done.completed { completeSession(sessionID) }
         case .error(let failure):
             guard !session.answered.contains(reply.turnID) else { return nil }
+            ParleyMetrics.repliesDelivered.increment(by: 1, [("kind", "error")])
+            ParleyMetrics.turnErrors.increment(by: 1, [("code", failure.code)])
             let clientMessageID = isCurrent ? session.current?.turn.envelope.clientMessageID : nil
             broadcast(
                 .error(code: failure.code, message: failure.message, context: .init(sessionID: sessionID, turnID: failure.turnID, clientMessageID: clientMessageID)),
@@ -341,6 +357,7 @@ actor SessionHub {
         for sessionID in overdue {
             guard let envelope = sessions[sessionID]?.current?.turn.envelope else { continue }
             logger.warning("no reply in time", metadata: ["session_id": "\(sessionID.lowercased)", "turn_id": "\(envelope.turnID.lowercased)"])
+            ParleyMetrics.turnErrors.increment(by: 1, [("code", "reply_timeout")])
             broadcast(
                 .error(
                     code: "reply_timeout", message: "no reply arrived in time; the message was accepted and may still be answered later",

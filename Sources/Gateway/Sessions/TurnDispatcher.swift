@@ -20,6 +20,7 @@ struct TurnDispatcher: Sendable {
         while var turn = next {
             turn.envelope.deadline = Date().addingTimeInterval(turnLifetime.timeInterval)
             let outcome = await publishResolvingDoubt(turn)
+            ParleyMetrics.turnsPublished.increment(by: 1, [("outcome", outcome.label)])
             next = await hub.published(turn, outcome: outcome)
         }
     }
@@ -51,6 +52,17 @@ struct TurnDispatcher: Sendable {
                 logger.warning("turn publish unconfirmed; publishing it again", metadata: metadata)
                 try? await Task.sleep(for: backoff.next())
             }
+        }
+    }
+}
+
+extension PublishOutcome {
+    /// The `outcome` label of `parley_gateway_turns_published_total`.
+    var label: String {
+        switch self {
+        case .confirmed: "confirmed"
+        case .refused: "refused"
+        case .uncertain: "uncertain"
         }
     }
 }

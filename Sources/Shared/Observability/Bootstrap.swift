@@ -12,7 +12,7 @@ public func bootstrapObservability(logLevel: Logger.Level) {
         handler.logLevel = logLevel
         return handler
     }
-    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: PrometheusMetricsFactory.defaultRegistry))
+    MetricsSystem.bootstrap(ParleyMetricsFactory(registry: PrometheusMetricsFactory.defaultRegistry))
 }
 
 /// `/metrics`: the Prometheus text format.

@@ -27,9 +27,14 @@ struct CompletionSender: Service {
         guard startAfter.isOpen else { return }
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             if await !sendNext() {
+                await sampleBacklog()
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pollInterval) }
             }
         }
+    }
+
+    private func sampleBacklog() async {
+        if let backlog = try? await outbox.backlog() { ParleyMetrics.outboxBacklog.set(backlog) }
     }
 
     /// Claims and sends one due row. Returns false when none was due (or the outbox
@@ -56,9 +61,11 @@ struct CompletionSender: Service {
         do {
             try await platform.completeTopic(payload: entry.payload, idempotencyKey: entry.sessionID.lowercased)
             logger.info("the learning platform took the topic completion")
+            ParleyMetrics.outboxAttempts.increment(by: 1, [("outcome", "delivered")])
         } catch .rejected(status: 409, _) {
             // The platform has it already (a repeat after a crash, same Idempotency-Key).
             logger.info("the learning platform already had the topic completion (409)")
+            ParleyMetrics.outboxAttempts.increment(by: 1, [("outcome", "duplicate")])
         } catch {
             await recordFailure(entry, error, logger: logger)
             return
@@ -70,6 +77,7 @@ struct CompletionSender: Service {
     /// schedule and logged as an error for an operator to look at.
     private func recordFailure(_ entry: OutboxEntry, _ error: PlatformError, logger: Logger) async {
         let delay: Duration
+        ParleyMetrics.outboxAttempts.increment(by: 1, [("outcome", error.isRefusal ? "refused" : "failed")])
         if case .rejected = error {
             delay = settings.retryMaximum
             logger.error("the learning platform refused a topic completion; retrying slowly", metadata: ["error": "\(error)"])
@@ -108,5 +116,13 @@ struct CompletionSender: Service {
                 try? await Task.sleep(for: pause)
             }
         }
+    }
+}
+
+extension PlatformError {
+    /// The platform said no (4xx): trying again will not help by itself.
+    var isRefusal: Bool {
+        if case .rejected = self { return true }
+        return false
     }
 }

@@ -26,6 +26,7 @@ struct TurnHandler: Sendable {
         do {
             if let stored = try await store.reply(forTurn: turn.turnID) {
                 logger.info("turn was answered before; replying from the database")
+                ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "replayed")])
                 let completed = try await store.session(id: turn.sessionID)?.status == .completed
                 return .done(done(turn, stored, completed: completed))
             }
@@ -97,6 +98,7 @@ struct TurnHandler: Sendable {
                 record.attempts = result.attempts
             }
             let stored = try await store.record(record)
+            if stored.isNew, record.completesSession { ParleyMetrics.topicCompletions.increment() }
             if !stored.isNew {
                 logger.info("another attempt stored this turn first; replying with its answer")
             }

@@ -53,11 +53,19 @@ struct TurnProcessor: Service {
         } catch {
             logger.error("undecodable turn; dead-lettering it", metadata: ["error": "\(error)", "message_id": "\(delivery.messageID)"])
             await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: false) }
+            ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "dead_lettered")])
             return
         }
         logger[metadataKey: "session_id"] = "\(turn.sessionID)"
         logger[metadataKey: "turn_id"] = "\(turn.turnID)"
         if delivery.redelivered { logger[metadataKey: "redelivered"] = "true" }
+        let inFlight = ParleyMetrics.workerTurnsInFlight.meter()
+        inFlight.increment()
+        let started = ContinuousClock.now
+        defer {
+            inFlight.decrement()
+            ParleyMetrics.workerTurnDuration.record(started.duration(to: .now))
+        }
 
         var backoff = Backoff(initial: retryPause, maximum: maxOutagePause)
         let deltas = DeltaStream(turn: turn, publisher: publisher, topology: topology, coalescer: coalescer, logger: logger)
@@ -71,6 +79,7 @@ struct TurnProcessor: Service {
                 try await publish(reply)
                 await settle(delivery, logger: logger) { try await consumer.ack(delivery) }
                 logger.info("turn answered", metadata: ["reply": "\(reply.kind)"])
+                ParleyMetrics.workerTurns.increment(by: 1, [("outcome", Self.outcome(of: reply))])
                 return
             } catch let failure where Self.isOutage(failure) {
                 // The database or the broker is down: keep the turn (unacked, so it
@@ -82,6 +91,7 @@ struct TurnProcessor: Service {
                 }
                 guard !Task.isShuttingDownGracefully, !Task.isCancelled else {
                     await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: true) }
+                    ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "retried")])
                     return
                 }
                 guard !turn.isExpired() else {
@@ -93,6 +103,7 @@ struct TurnProcessor: Service {
                     )
                     try? await publish(expired)
                     await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: false) }
+                    ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "expired")])
                     return
                 }
                 let pause = backoff.next()
@@ -102,6 +113,18 @@ struct TurnProcessor: Service {
                 await retryLater(delivery, turn: turn, because: "\(error)", logger: logger)
                 return
             }
+        }
+    }
+
+    /// The `outcome` label of a turn that was answered with `reply`.
+    static func outcome(of reply: ReplyEnvelope) -> String {
+        switch reply {
+        case .done(let done) where done.cancelled: "cancelled"
+        case .done: "answered"
+        case .error(let failure) where failure.code == "cancelled": "cancelled"
+        case .error(let failure) where failure.code == "expired": "expired"
+        case .error: "failed"
+        case .delta, .reset: "answered"
         }
     }
 
@@ -130,10 +153,12 @@ struct TurnProcessor: Service {
             )
             try? await publish(failure)
             await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: false) }
+            ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "dead_lettered")])
         } else {
             logger.warning("turn failed; requeueing it after a pause", metadata: ["error": "\(reason)", "deliveries": "\(previousDeliveries + 1)"])
             try? await Task.sleep(for: retryPause)
             await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: true) }
+            ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "retried")])
         }
     }
 

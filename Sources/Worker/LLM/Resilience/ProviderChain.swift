@@ -44,8 +44,14 @@ struct ProviderChain: Sendable {
         var lastError = LLMError.unavailable("no provider configured")
         var attempts = 0
         let textSent = Locked(false)
+        var previousProvider: String?
         for slot in slots {
             var metadata: Logger.Metadata = ["provider": "\(slot.model.provider)", "model": "\(slot.model.model)"]
+            let labels = [("provider", slot.model.provider), ("model", slot.model.model)]
+            if let previousProvider {
+                ParleyMetrics.llmFallbacks.increment(by: 1, [("from", previousProvider), ("to", slot.model.provider)])
+            }
+            previousProvider = slot.model.provider
             guard slot.breaker.allowsRequest() else {
                 logger.warning("provider skipped: circuit open", metadata: metadata)
                 lastError = .circuitOpen(provider: slot.model.provider)
@@ -67,12 +73,17 @@ struct ProviderChain: Sendable {
                         await onProgress(.text(piece))
                     }
                     slot.breaker.recordSuccess()
+                    Self.record(attemptOf: labels, started: started, firstText: firstText.value, outcome: "ok")
+                    ParleyMetrics.llmTokens.increment(by: completion.usage.promptTokens, labels + [("kind", "prompt")])
+                    ParleyMetrics.llmTokens.increment(by: completion.usage.completionTokens, labels + [("kind", "completion")])
                     return GenerationResult(
                         completion: completion, provider: slot.model.provider,
                         timeToFirstToken: firstText.value.map { started.duration(to: $0) }, attempts: attempts
                     )
                 } catch {
                     if case .cancelled = error { throw error }
+                    Self.record(attemptOf: labels, started: started, firstText: firstText.value, outcome: "error")
+                    ParleyMetrics.llmErrors.increment(by: 1, [("provider", slot.model.provider), ("code", error.code)])
                     lastError = error
                     metadata["error"] = "\(error)"
                     metadata["attempt"] = "\(attempt)"
@@ -82,6 +93,7 @@ struct ProviderChain: Sendable {
                         break
                     }
                     logger.warning("provider failed; retrying", metadata: metadata.merging(["delay": "\(delay)"]) { $1 })
+                    ParleyMetrics.llmRetries.increment(by: 1, labels)
                     do {
                         try await sleep(delay)
                     } catch {
@@ -92,6 +104,11 @@ struct ProviderChain: Sendable {
             guard lastError.allowsFallback else { throw lastError }
         }
         throw lastError
+    }
+
+    private static func record(attemptOf labels: [(String, String)], started: ContinuousClock.Instant, firstText: ContinuousClock.Instant?, outcome: String) {
+        ParleyMetrics.llmRequestDuration.record(started.duration(to: .now), labels + [("outcome", outcome)])
+        if let firstText { ParleyMetrics.llmTimeToFirstToken.record(started.duration(to: firstText), labels) }
     }
 
     private func run(
