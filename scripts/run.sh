@@ -11,10 +11,11 @@
 #   PARLEY_BUILD (debug | release), PARLEY_AUTH (off when unset),
 #   OPENAI_API_KEY / GEMINI_API_KEY (when neither is set, the simulator answers),
 #   TOPICS_FILE (config/topics.example.json), PLATFORM_API_URL (unset: the catalog
-#   gives topic context and no completion is sent upstream).
+#   gives topic context and no completion is sent upstream),
+#   PROMETHEUS_PORT (9090; Prometheus scrapes the gateway, the workers and RabbitMQ).
 #
 # Data and logs stay in .state/ of the checkout from one run to the next:
-#   .state/rabbitmq  .state/postgres  .state/logs/NAME.log  .state/pids/NAME.pid
+#   .state/rabbitmq  .state/postgres  .state/prometheus  .state/logs/NAME.log  .state/pids/NAME.pid
 set -euo pipefail
 
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -140,6 +141,44 @@ require_free_port() {
     fi
 }
 
+# ---------------------------------------------------------------- local Prometheus
+# Prometheus from Debian's package scrapes the gateway, the workers and RabbitMQ's
+# plugin with the job names of prometheus.yml (compose), so the Grafana dashboard in
+# grafana/dashboards works against it too. Its data stays in .state/prometheus.
+
+PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+PROMETHEUS_DIR="$STATE_DIR/prometheus"
+PROMETHEUS_STARTED=""
+
+start_prometheus() {
+    local i workers=""
+    # One left over from an earlier run that was killed before it could clean up.
+    prometheus_stop "$PROMETHEUS_DIR"
+    require_free_port "$PROMETHEUS_PORT" PROMETHEUS_PORT
+    for ((i = 1; i <= WORKERS; i++)); do
+        workers+="${workers:+,}127.0.0.1:$((WORKER_PORT_BASE + i))"
+    done
+    prometheus_write_config "$PROMETHEUS_DIR/prometheus.yml" "127.0.0.1:$PROMETHEUS_PORT" \
+        "127.0.0.1:$GATEWAY_PORT" "$workers" "127.0.0.1:$RABBITMQ_PROMETHEUS_PORT"
+    PROMETHEUS_STARTED=1
+    prometheus_start "$PROMETHEUS_DIR" "$PROMETHEUS_PORT" "$PROMETHEUS_DIR/prometheus.yml"
+}
+
+stop_prometheus() {
+    [[ -n "$PROMETHEUS_STARTED" ]] && prometheus_stop "$PROMETHEUS_DIR"
+    return 0
+}
+
+# The banner's lines about metrics (print_banner shows them).
+prometheus_banner_lines() {
+    cat <<EOF
+  Prometheus  http://127.0.0.1:$PROMETHEUS_PORT   (targets: /targets; config $PROMETHEUS_DIR/prometheus.yml)
+  Grafana     not packaged for Debian: import grafana/dashboards/parley-overview.json into any
+              Grafana with this Prometheus as its data source, or run \`docker compose up\`
+              (docs/operations.md lists every metric and panel)
+EOF
+}
+
 # ---------------------------------------------------------------- whole system
 
 shutdown_all() {
@@ -152,8 +191,10 @@ shutdown_all() {
     ((${#APP_PIDS[@]} > 0)) || [[ -n "$SERVERS_STARTED" ]] || return 0
     local workers=() i
     for ((i = 1; i <= WORKERS; i++)); do workers+=("worker-$i"); done
-    # Gateway first (stop accepting), then workers (finish or release their turns),
-    # then the simulator they may still be talking to, then the servers.
+    # Prometheus first (it only reads), then the gateway (stop accepting), then workers
+    # (finish or release their turns), then the simulator they may still be talking
+    # to, then the servers.
+    stop_prometheus
     stop_apps_named gateway "${workers[@]}"
     stop_apps_named llm-sim
     if [[ -n "$SERVERS_STARTED" ]]; then
@@ -255,6 +296,7 @@ print_banner() {
   RabbitMQ    $AMQP_URL   (prometheus http://127.0.0.1:$RABBITMQ_PROMETHEUS_PORT/metrics)
               bash scripts/lib/rabbitmq.sh ctl .state/rabbitmq list_queues
   PostgreSQL  psql $DATABASE_URL
+$(prometheus_banner_lines)
   Logs        $LOG_DIR/{gateway,worker-N,llm-sim}.log
 
   Ctrl-C stops everything.
@@ -287,6 +329,7 @@ main() {
     stop_leftover_apps
     start_servers
     start_apps
+    start_prometheus
     print_banner
     watch_apps
 }

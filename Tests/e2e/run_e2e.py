@@ -70,6 +70,8 @@ def main() -> int:
         fail("psql (the PostgreSQL client) is not on PATH")
     ensure_module("pytest", "pytest")
     ensure_module("websockets", "websockets")
+    ensure_module("yaml", "pyyaml")
+    ensure_module("check_jsonschema", "check-jsonschema")
 
     # No bytecode or plugin state in the repository; only pytest's own plugins (hermetic).
     environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")

@@ -17,6 +17,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 #   libcurl4-openssl-dev  libcurl for Foundation's networking on Linux
 #   postgresql            server binaries under /usr/lib/postgresql/<version>/bin, psql
 #   curl                  health checks
+#   prometheus            scrapes the local system (run.sh) and checks the dashboards
+#                         (the end-to-end suite); with promtool. --no-install-recommends
+#                         (below) leaves out prometheus-node-exporter.
 # python3 itself comes with the machine (pyenv's CPython); python3-venv is not needed
 # because `websockets` is installed into that interpreter with pip.
 PARLEY_SYSTEM_PACKAGES=(
@@ -26,6 +29,7 @@ PARLEY_SYSTEM_PACKAGES=(
     libcurl4-openssl-dev
     postgresql
     curl
+    prometheus
 )
 
 # ensure_system_packages — apt-get install the packages above that dpkg lacks.

@@ -14,3 +14,5 @@ source "$_parley_lib/rabbitmq.sh"
 source "$_parley_lib/postgres.sh"
 # shellcheck source=throwaway.sh
 source "$_parley_lib/throwaway.sh"
+# shellcheck source=prometheus.sh
+source "$_parley_lib/prometheus.sh"
