@@ -65,7 +65,7 @@ start_app() {
 }
 
 app_alive() {
-    [[ -e "/proc/$1" ]] && ! _pid_is_zombie "$1"
+    pid_running "$1"
 }
 
 # The first app that is no longer running: prints its index, or fails.

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 /// `parley-llm-sim`: a local stand-in for an LLM provider, for tests, benchmarks and
 /// the offline demo. It speaks OpenAI's chat completions and Google Gemini's
@@ -42,8 +43,15 @@ enum LLMSimMain {
                 "fault_rate": "\(settings.faultRate)", "seed": "\(settings.seed)",
             ]
         )
+        // A stand-in: on SIGTERM it may drop connections after a short grace.
+        var configuration = ServiceGroupConfiguration(
+            services: [.init(service: buildApplication(settings: settings, logger: logger))], logger: logger
+        )
+        configuration.gracefulShutdownSignals = [.sigterm, .sigint]
+        configuration.maximumGracefulShutdownDuration = .seconds(2)
         do {
-            try await buildApplication(settings: settings, logger: logger).runService()
+            try await ServiceGroup(configuration: configuration).run()
+            logger.info("stopped")
         } catch {
             logger.critical("stopped on an error", metadata: ["error": "\(error)"])
             exit(1)

@@ -112,18 +112,20 @@ read_pid() {
 wait_pid_gone() {
     local pid="$1" timeout_s="$2"
     local deadline=$((SECONDS + timeout_s))
-    while [[ -e "/proc/$pid" ]] && ! _pid_is_zombie "$pid"; do
+    while pid_running "$pid"; do
         ((SECONDS >= deadline)) && return 1
         sleep 0.1
     done
     return 0
 }
 
-# A zombie has exited already; only its parent's wait() is missing.
-_pid_is_zombie() {
+# pid_running PID — the process exists and has not exited. A zombie has exited
+# already (only its parent's wait() is missing). One read of its state: checking
+# existence and state separately races with the reaping of the process in between.
+pid_running() {
     local state
     state="$(awk '/^State:/ {print $2}' "/proc/$1/status" 2>/dev/null)" || return 1
-    [[ "$state" == Z ]]
+    [[ -n "$state" && "$state" != Z ]]
 }
 
 # now_ms — milliseconds since the epoch (bash 5's EPOCHREALTIME, no fork).

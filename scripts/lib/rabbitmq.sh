@@ -202,8 +202,8 @@ _rabbitmq_launch() {
     env "${RMQ_ENV[@]}" "$sbin/rabbitmqctl" -n "$RMQ_NODENAME" -q wait "$dir/rabbitmq.pid" \
         --timeout "$RABBITMQ_START_TIMEOUT" >"$dir/log/wait.log" 2>&1 &
     waiter=$!
-    while [[ -e "/proc/$waiter" ]] && ! _pid_is_zombie "$waiter"; do
-        if ! [[ -e "/proc/$launcher" ]] || _pid_is_zombie "$launcher"; then
+    while pid_running "$waiter"; do
+        if ! pid_running "$launcher"; then
             kill "$waiter" 2>/dev/null || true
             break
         fi
