@@ -150,11 +150,15 @@ PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 PROMETHEUS_DIR="$STATE_DIR/prometheus"
 PROMETHEUS_STARTED=""
 
-start_prometheus() {
-    local i workers=""
-    # One left over from an earlier run that was killed before it could clean up.
+# Before anything starts: one left over from an earlier run that was killed before it
+# could clean up goes, and the port must be free (e.g. not a packaged prometheus.service).
+check_prometheus_port() {
     prometheus_stop "$PROMETHEUS_DIR"
     require_free_port "$PROMETHEUS_PORT" PROMETHEUS_PORT
+}
+
+start_prometheus() {
+    local i workers=""
     for ((i = 1; i <= WORKERS; i++)); do
         workers+="${workers:+,}127.0.0.1:$((WORKER_PORT_BASE + i))"
     done
@@ -226,6 +230,7 @@ start_apps() {
     for ((i = 1; i <= WORKERS; i++)); do
         require_free_port $((WORKER_PORT_BASE + i)) "worker-$i"
     done
+    check_prometheus_port
 
     if [[ -z "${PARLEY_AUTH:-}" ]]; then
         export PARLEY_AUTH=off

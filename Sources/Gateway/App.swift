@@ -12,6 +12,7 @@ enum GatewayMain {
             try GatewaySettings(environment: environment)
         }
         bootstrapObservability(logLevel: settings.logLevel)
+        ParleyMetrics.registerGatewaySeries()
         let logger = Logger(label: "parley-gateway")
         if case .off = settings.authentication {
             logger.warning("authentication is OFF (PARLEY_AUTH=off): any client may act as any user; never do this in production")

@@ -50,14 +50,16 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
         client: postgres, catalog: settings.topics.map { (PostgresTopicCatalog(client: postgres, logger: logger), $0) }, done: schemaReady,
         logger: logger
     )
+    let outbox = PostgresCompletionOutbox(client: postgres, logger: logger)
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
         .init(service: postgres),
         .init(service: migrations, successTerminationBehavior: .ignore),
         .init(service: HTTPClientService(client: httpClient)),
+        .init(service: OutboxBacklogSampler(outbox: outbox, startAfter: schemaReady, logger: logger)),
     ]
     if let platform = settings.platform {
         let sender = CompletionSender(
-            outbox: PostgresCompletionOutbox(client: postgres, logger: logger),
+            outbox: outbox,
             platform: HTTPLearningPlatform(client: httpClient, settings: platform, logger: logger), settings: platform,
             pollInterval: settings.outboxPollInterval, startAfter: schemaReady, logger: logger
         )

@@ -15,6 +15,7 @@ enum WorkerMain {
             try WorkerSettings(environment: environment)
         }
         bootstrapObservability(logLevel: settings.logLevel)
+        ParleyMetrics.registerWorkerSeries(providers: settings.configuredModels)
         let logger = Logger(label: "parley-worker")
         logger.info(
             "starting",
@@ -24,6 +25,9 @@ enum WorkerMain {
                 "concurrency": "\(settings.concurrency)", "http_port": "\(settings.httpPort)",
             ]
         )
+        if settings.sendsARealKeyToTheSimulator {
+            logger.warning("OPENAI_API_KEY is set but OPENAI_BASE_URL points at the simulator (llm-sim): set OPENAI_BASE_URL to use the real provider")
+        }
         do {
             try await buildWorker(settings: settings, logger: logger).run()
             logger.info("stopped")

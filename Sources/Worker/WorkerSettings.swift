@@ -127,6 +127,23 @@ struct WorkerSettings: Sendable {
         return value
     }
 
+    /// The chain's providers and their models, as the metrics label them.
+    var configuredModels: [(provider: String, model: String)] {
+        providers.compactMap { provider in
+            switch provider {
+            case .openai: openAI.map { ("openai", $0.model) }
+            case .gemini: gemini.map { ("gemini", $0.model) }
+            }
+        }
+    }
+
+    /// Whether OpenAI's base URL points at the compose simulator while a real-looking
+    /// key is set: the key would go to the simulator (compose defaults the URL to it).
+    var sendsARealKeyToTheSimulator: Bool {
+        guard let openAI else { return false }
+        return openAI.baseURL.contains("llm-sim") && openAI.apiKey != "sim"
+    }
+
     /// For the start-up log line: the chain and its models, no secrets.
     var providerSummary: String {
         providers.map { provider in

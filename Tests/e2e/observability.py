@@ -297,13 +297,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def local_scrape_config(repo_config: dict, targets: dict[str, list[str]], interval: str = "1s") -> dict:
+def local_scrape_config(repo_config: dict, targets: dict[str, list[str]], interval: str = "2s") -> dict:
     """prometheus.yml with its jobs (names, paths) kept and their targets replaced by
     local ones: `targets` maps every job name of prometheus.yml to HOST:PORT strings."""
     jobs = [job["job_name"] for job in repo_config.get("scrape_configs", [])]
     unknown = sorted(set(jobs) - set(targets))
     assert not unknown, f"prometheus.yml has jobs the test cannot place locally: {unknown} (known: {sorted(targets)})"
     config: dict[str, Any] = {
+        # The timeout is the whole interval: RabbitMQ's per-object page of a node that
+        # has seen many tests' queues can take more than a second.
         "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
         "scrape_configs": [],
     }

@@ -66,8 +66,9 @@ actor SessionHub {
     private struct InFlight {
         var turn: PendingTurn
         var published = false
-        /// When the broker took it: the start of the turn's latency.
-        var publishedAt: ContinuousClock.Instant?
+        /// When it was handed to the broker (it becomes current just before): the
+        /// start of the turn's latency, also when its reply overtakes the confirm.
+        let sentAt = ContinuousClock.now
         var sentFirstDelta = false
         var deadline: ContinuousClock.Instant?
         /// A reply that overtook the broker's confirm of its own turn.
@@ -273,7 +274,6 @@ actor SessionHub {
         case .uncertain:
             // It may be in the queue: keep the session blocked until its reply or the
             // reply timeout, so that a later turn cannot overtake it.
-            ParleyMetrics.turnErrors.increment(by: 1, [("code", "unconfirmed")])
             turn.origin.send(
                 .error(
                     code: "unconfirmed",
@@ -283,7 +283,6 @@ actor SessionHub {
             )
         }
         current.published = true
-        current.publishedAt = .now
         current.deadline = ContinuousClock.now.advanced(by: replyTimeout)
         let early = current.earlyReply
         let earlyStream = current.earlyStream
@@ -315,7 +314,7 @@ actor SessionHub {
         case .delta(let delta):
             if isCurrent, session.current?.sentFirstDelta == false {
                 sessions[sessionID]?.current?.sentFirstDelta = true
-                if let publishedAt = session.current?.publishedAt { ParleyMetrics.timeToFirstDelta.record(publishedAt.duration(to: .now)) }
+                if let sentAt = session.current?.sentAt { ParleyMetrics.timeToFirstDelta.record(sentAt.duration(to: .now)) }
             }
             broadcast(.delta(delta), in: sessionID)
             ParleyMetrics.repliesDelivered.increment(by: 1, [("kind", "delta")])
@@ -331,12 +330,14 @@ actor SessionHub {
             }
             broadcast(.reply(done), in: sessionID)
             ParleyMetrics.repliesDelivered.increment(by: 1, [("kind", "done")])
-            if isCurrent, let publishedAt = session.current?.publishedAt { ParleyMetrics.turnLatency.record(publishedAt.duration(to: .now)) }
+            if isCurrent, let sentAt = session.current?.sentAt { ParleyMetrics.turnLatency.record(sentAt.duration(to: .now)) }
             if done.completed { completeSession(sessionID) }
         case .error(let failure):
             guard !session.answered.contains(reply.turnID) else { return nil }
             ParleyMetrics.repliesDelivered.increment(by: 1, [("kind", "error")])
-            ParleyMetrics.turnErrors.increment(by: 1, [("code", failure.code)])
+            // Counted once, by the gateway whose turn it is (other gateways with sockets
+            // of the session see the error too).
+            if isCurrent { ParleyMetrics.turnErrors.increment(by: 1, [("code", failure.code)]) }
             let clientMessageID = isCurrent ? session.current?.turn.envelope.clientMessageID : nil
             broadcast(
                 .error(code: failure.code, message: failure.message, context: .init(sessionID: sessionID, turnID: failure.turnID, clientMessageID: clientMessageID)),

@@ -57,14 +57,14 @@ public enum ParleyMetrics {
         "parley_http_requests_total", .counter, "HTTP requests answered, by route, method and status."
     )
     public static let httpDuration = ParleyMetric(
-        "parley_http_request_duration_seconds", .histogram, "HTTP request duration, by route and method.", buckets: slow
+        "parley_http_request_duration_seconds", .histogram, "HTTP request duration, by route and method.", buckets: fast + [30, 60, 120]
     )
 
     // MARK: Worker
 
     public static let workerTurns = ParleyMetric(
         "parley_worker_turns_total", .counter,
-        "Turns a worker finished, by outcome (answered, replayed, failed, cancelled, expired, dead_lettered, retried)."
+        "Turn deliveries a worker settled, by outcome (answered, failed, cancelled, expired, dead_lettered, retried)."
     )
     public static let workerTurnsInFlight = ParleyMetric("parley_worker_turns_in_flight", .gauge, "Turns this worker is working on now.")
     public static let workerTurnDuration = ParleyMetric(
@@ -86,7 +86,7 @@ public enum ParleyMetrics {
     public static let llmErrors = ParleyMetric("parley_llm_errors_total", .counter, "Failed LLM attempts, by provider and code.")
     public static let topicCompletions = ParleyMetric("parley_topic_completions_total", .counter, "Sessions completed by the completion marker.")
     public static let outboxBacklog = ParleyMetric(
-        "parley_outbox_backlog", .gauge, "Topic completions not yet delivered to the learning platform (sampled by each sender)."
+        "parley_outbox_backlog", .gauge, "Topic completions not yet delivered to the learning platform (every worker samples the same table)."
     )
     public static let outboxAttempts = ParleyMetric(
         "parley_outbox_delivery_attempts_total", .counter, "Completion deliveries tried, by outcome (delivered, duplicate, failed, refused)."
@@ -97,6 +97,38 @@ public enum ParleyMetrics {
         timeToFirstDelta, httpRequests, httpDuration, workerTurns, workerTurnsInFlight, workerTurnDuration, llmRequestDuration,
         llmTimeToFirstToken, llmTokens, llmRetries, llmFallbacks, llmErrors, topicCompletions, outboxBacklog, outboxAttempts,
     ]
+}
+
+extension ParleyMetrics {
+    /// Creates the gateway's series at zero, so that the first event of a counter
+    /// counts in `rate()` and dashboards show 0 rather than no data.
+    public static func registerGatewaySeries() {
+        wsConnections.set(0)
+        wsConnects.increment(by: 0)
+        for type in ["start", "message", "resume", "cancel", "invalid"] { framesReceived.increment(by: 0, [("type", type)]) }
+        for outcome in ["confirmed", "refused", "uncertain"] { turnsPublished.increment(by: 0, [("outcome", outcome)]) }
+        for kind in ["delta", "reset", "done", "error"] { repliesDelivered.increment(by: 0, [("kind", kind)]) }
+        _ = Timer(label: turnLatency.name)
+        _ = Timer(label: timeToFirstDelta.name)
+    }
+
+    /// Creates the worker's series at zero (see `registerGatewaySeries`), the LLM
+    /// ones for each configured provider and model.
+    public static func registerWorkerSeries(providers: [(provider: String, model: String)]) {
+        for outcome in ["answered", "failed", "cancelled", "expired", "dead_lettered", "retried"] {
+            workerTurns.increment(by: 0, [("outcome", outcome)])
+        }
+        workerTurnsInFlight.set(0)
+        _ = Timer(label: workerTurnDuration.name)
+        topicCompletions.increment(by: 0)
+        outboxBacklog.set(0)
+        for outcome in ["delivered", "duplicate", "failed", "refused"] { outboxAttempts.increment(by: 0, [("outcome", outcome)]) }
+        for (provider, model) in providers {
+            let labels = [("provider", provider), ("model", model)]
+            for kind in ["prompt", "completion"] { llmTokens.increment(by: 0, labels + [("kind", kind)]) }
+            llmRetries.increment(by: 0, labels)
+        }
+    }
 }
 
 extension ParleyMetric {

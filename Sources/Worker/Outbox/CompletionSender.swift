@@ -27,14 +27,9 @@ struct CompletionSender: Service {
         guard startAfter.isOpen else { return }
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             if await !sendNext() {
-                await sampleBacklog()
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pollInterval) }
             }
         }
-    }
-
-    private func sampleBacklog() async {
-        if let backlog = try? await outbox.backlog() { ParleyMetrics.outboxBacklog.set(backlog) }
     }
 
     /// Claims and sends one due row. Returns false when none was due (or the outbox

@@ -26,7 +26,6 @@ struct TurnHandler: Sendable {
         do {
             if let stored = try await store.reply(forTurn: turn.turnID) {
                 logger.info("turn was answered before; replying from the database")
-                ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "replayed")])
                 let completed = try await store.session(id: turn.sessionID)?.status == .completed
                 return .done(done(turn, stored, completed: completed))
             }

@@ -44,19 +44,19 @@ struct ProviderChain: Sendable {
         var lastError = LLMError.unavailable("no provider configured")
         var attempts = 0
         let textSent = Locked(false)
-        var previousProvider: String?
+        var lastTried: String?
         for slot in slots {
             var metadata: Logger.Metadata = ["provider": "\(slot.model.provider)", "model": "\(slot.model.model)"]
             let labels = [("provider", slot.model.provider), ("model", slot.model.model)]
-            if let previousProvider {
-                ParleyMetrics.llmFallbacks.increment(by: 1, [("from", previousProvider), ("to", slot.model.provider)])
-            }
-            previousProvider = slot.model.provider
             guard slot.breaker.allowsRequest() else {
                 logger.warning("provider skipped: circuit open", metadata: metadata)
                 lastError = .circuitOpen(provider: slot.model.provider)
                 continue
             }
+            if let lastTried {
+                ParleyMetrics.llmFallbacks.increment(by: 1, [("from", lastTried), ("to", slot.model.provider)])
+            }
+            lastTried = slot.model.provider
             var attempt = 0
             while true {
                 attempt += 1
@@ -73,16 +73,17 @@ struct ProviderChain: Sendable {
                         await onProgress(.text(piece))
                     }
                     slot.breaker.recordSuccess()
-                    Self.record(attemptOf: labels, started: started, firstText: firstText.value, outcome: "ok")
-                    ParleyMetrics.llmTokens.increment(by: completion.usage.promptTokens, labels + [("kind", "prompt")])
-                    ParleyMetrics.llmTokens.increment(by: completion.usage.completionTokens, labels + [("kind", "completion")])
+                    record(attemptOf: labels, started: started, firstText: firstText.value, outcome: "ok")
+                    // A server's own count, which a broken one might send negative.
+                    ParleyMetrics.llmTokens.increment(by: max(0, completion.usage.promptTokens), labels + [("kind", "prompt")])
+                    ParleyMetrics.llmTokens.increment(by: max(0, completion.usage.completionTokens), labels + [("kind", "completion")])
                     return GenerationResult(
                         completion: completion, provider: slot.model.provider,
                         timeToFirstToken: firstText.value.map { started.duration(to: $0) }, attempts: attempts
                     )
                 } catch {
                     if case .cancelled = error { throw error }
-                    Self.record(attemptOf: labels, started: started, firstText: firstText.value, outcome: "error")
+                    record(attemptOf: labels, started: started, firstText: firstText.value, outcome: "error")
                     ParleyMetrics.llmErrors.increment(by: 1, [("provider", slot.model.provider), ("code", error.code)])
                     lastError = error
                     metadata["error"] = "\(error)"
@@ -106,9 +107,11 @@ struct ProviderChain: Sendable {
         throw lastError
     }
 
-    private static func record(attemptOf labels: [(String, String)], started: ContinuousClock.Instant, firstText: ContinuousClock.Instant?, outcome: String) {
+    /// One attempt's metrics. Time to first token exists only for a stream: a whole
+    /// answer's "first text" is its end.
+    private func record(attemptOf labels: [(String, String)], started: ContinuousClock.Instant, firstText: ContinuousClock.Instant?, outcome: String) {
         ParleyMetrics.llmRequestDuration.record(started.duration(to: .now), labels + [("outcome", outcome)])
-        if let firstText { ParleyMetrics.llmTimeToFirstToken.record(started.duration(to: firstText), labels) }
+        if streaming, let firstText { ParleyMetrics.llmTimeToFirstToken.record(started.duration(to: firstText), labels) }
     }
 
     private func run(
