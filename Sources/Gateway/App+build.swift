@@ -40,6 +40,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         }
     let registry = SessionRegistry(store: store, contexts: contexts, logger: logger)
     let decoder = ClientFrameDecoder(maxContentCharacters: settings.maxContentCharacters)
+    let restTurns = RESTTurnTasks()
     let connections = ConnectionHandler(
         hub: hub, store: store, registry: registry, dispatcher: dispatcher, decoder: decoder,
         gatewayID: settings.gatewayID, maxFrameBytes: settings.maxFrameBytes, outboxCapacity: settings.outboxCapacity,
@@ -47,7 +48,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
     )
     let authenticator = Authenticator(mode: settings.authentication)
     let rest = RESTAPI(
-        registry: registry, store: store, turns: TurnWaiter(hub: hub, dispatcher: dispatcher, gatewayID: settings.gatewayID, logger: logger),
+        registry: registry, store: store, turns: TurnWaiter(hub: hub, dispatcher: dispatcher, tasks: restTurns, gatewayID: settings.gatewayID, logger: logger),
         reader: RESTRequestReader(
             authenticator: authenticator, adminKeys: settings.adminKeys, maxBodyBytes: settings.maxFrameBytes, defaultWait: settings.restWait,
             maxWait: settings.replyTimeout
@@ -100,7 +101,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "parley-gateway"),
         logger: logger
     )
-    app.addServices(postgres, HTTPClientService(client: httpClient), publisher, replies, ReplyRouter(consumer: replies, hub: hub, dispatcher: dispatcher, logger: logger))
+    app.addServices(postgres, HTTPClientService(client: httpClient), publisher, replies, ReplyRouter(consumer: replies, hub: hub, dispatcher: dispatcher, logger: logger), restTurns)
     return app
 }
 

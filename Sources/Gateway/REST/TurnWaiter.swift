@@ -7,7 +7,7 @@ import Shared
 /// same path as a WebSocket turn: the session's order, the broker, any worker, and
 /// its reply reaches the session's sockets too.
 ///
-/// The turn is driven by a task of its own, not by the request: when the wait ends
+/// The turn is driven by a task of its own (in `RESTTurnTasks`), not by the request: when the wait ends
 /// after the broker took the turn (or the client goes away) the turn still completes
 /// and is stored, and the listener leaves the session once the turn has ended. When
 /// the wait ends while the turn still waits behind the session's previous one, it is
@@ -15,6 +15,7 @@ import Shared
 struct TurnWaiter: Sendable {
     let hub: SessionHub
     let dispatcher: TurnDispatcher
+    let tasks: RESTTurnTasks
     let gatewayID: String
     let logger: Logger
 
@@ -33,10 +34,13 @@ struct TurnWaiter: Sendable {
         // The request waits on this stream, which (unlike `Task.value`) stops waiting
         // when the request's task is cancelled.
         let (results, report) = AsyncStream.makeStream(of: Result<ReplyEnvelope.Done, FrameError>.self, bufferingPolicy: .bufferingNewest(1))
-        let (hub, dispatcher) = (self.hub, self.dispatcher)
-        Task {
-            report.yield(await Self.drive(envelope, listener: listener, accepted: accepted, hub: hub, dispatcher: dispatcher, logger: logger))
+        let (hub, dispatcher, turnLogger) = (self.hub, self.dispatcher, logger)
+        let started = tasks.start {
+            report.yield(await Self.drive(envelope, listener: listener, accepted: accepted, hub: hub, dispatcher: dispatcher, logger: turnLogger))
             report.finish()
+        }
+        guard started else {
+            throw FrameError(code: "unavailable", message: "the gateway is shutting down; nothing was sent, try again")
         }
         let result: Result<ReplyEnvelope.Done, FrameError>?
         do {
