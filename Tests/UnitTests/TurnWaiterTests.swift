@@ -1,0 +1,122 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import Gateway
+@testable import Shared
+
+@Suite("REST turn waiter")
+struct TurnWaiterTests {
+    let session = UUID()
+    let logger = Logger(label: "test")
+
+    struct Parts {
+        let waiter: TurnWaiter
+        let hub: SessionHub
+        let publisher: ScriptedTurnPublisher
+    }
+
+    /// A waiter on an in-memory hub and a scripted broker, its turn tasks running.
+    func withWaiter(_ publisher: ScriptedTurnPublisher = ScriptedTurnPublisher(failing: []), doubt: Duration = .seconds(5), _ body: (Parts) async throws -> Void) async throws {
+        let hub = SessionHub(subscriptions: RecordingSubscriptions(), maxWaitingTurns: 4, replyTimeout: .seconds(60), logger: logger)
+        var dispatcher = TurnDispatcher(hub: hub, publisher: publisher, turnLifetime: .seconds(50), logger: logger)
+        dispatcher.doubtResolutionTime = doubt
+        let tasks = RESTTurnTasks()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await tasks.run() }
+            defer { group.cancelAll() }
+            try await body(Parts(waiter: TurnWaiter(hub: hub, dispatcher: dispatcher, tasks: tasks, gatewayID: "g", logger: logger), hub: hub, publisher: publisher))
+        }
+    }
+
+    func done(_ turnID: UUID, _ text: String = "olá") -> ReplyEnvelope {
+        .done(
+            .init(
+                sessionID: session, turnID: turnID, message: ChatMessage(id: 1, role: .assistant, content: text, timestamp: Date()),
+                status: "active", completed: false, usage: TokenUsage()
+            )
+        )
+    }
+
+    /// The turn the broker received, once it has.
+    func published(_ publisher: ScriptedTurnPublisher, count: Int = 1) async throws -> TurnEnvelope {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+        while ContinuousClock.now < deadline {
+            if let turn = publisher.published.withLock({ $0.count >= count ? $0[count - 1] : nil }) { return turn }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw CancellationError()
+    }
+
+    func code(_ body: () async throws(FrameError) -> ReplyEnvelope.Done) async -> FrameError? {
+        do {
+            _ = try await body()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func theReplyOfTheTurnIsTheAnswerAndTheListenerLeaves() async throws {
+        try await withWaiter { parts in
+            async let answer = parts.waiter.send(.message, content: "oi", to: session, userID: "alice", wait: .seconds(5))
+            let turn = try await published(parts.publisher)
+            _ = await parts.hub.deliver(done(turn.turnID))
+            let reply = try await answer
+            #expect(reply.turnID == turn.turnID && reply.message.content == "olá")
+            try await waitUntil { await !parts.hub.isTracking(session: session) }
+        }
+    }
+
+    @Test func aWaitEndingAfterTheBrokerTookTheTurnIsATimeoutAndTheTurnGoesOn() async throws {
+        try await withWaiter { parts in
+            let error = await code { () async throws(FrameError) in
+                try await parts.waiter.send(.message, content: "oi", to: session, userID: "alice", wait: .milliseconds(200))
+            }
+            let turn = try await published(parts.publisher)
+            #expect(error?.code == "reply_timeout" && error?.turnID == turn.turnID && error?.sessionID == session)
+            // Still followed: the session stays bound until the reply arrives.
+            #expect(await parts.hub.isTracking(session: session))
+            _ = await parts.hub.deliver(done(turn.turnID))
+            try await waitUntil { await !parts.hub.isTracking(session: session) }
+        }
+    }
+
+    @Test func aTurnStillWaitingBehindAnotherWhenTheWaitEndsIsWithdrawnUnsent() async throws {
+        try await withWaiter { parts in
+            let socket = SocketOutbox(userID: "alice", capacity: 50, logger: logger)
+            try await parts.hub.attach(socket, to: session)
+            let first = PendingTurn(envelope: TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: "1", gatewayID: "g"), origin: socket)
+            if let now = try await parts.hub.submit(first) { await parts.waiter.dispatcher.publish(startingWith: now) }
+            let error = await code { () async throws(FrameError) in
+                try await parts.waiter.send(.message, content: "2", to: session, userID: "alice", wait: .milliseconds(200))
+            }
+            #expect(error?.code == "session_busy" && error?.turnID == nil)
+            // The first turn's reply frees the session: nothing else is published.
+            _ = await parts.hub.deliver(done(first.envelope.turnID))
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(parts.publisher.published.withLock { $0.map(\.content) } == ["1"])
+        }
+    }
+
+    @Test func anUnconfirmedPublishIsWaitedThrough() async throws {
+        let publisher = ScriptedTurnPublisher(failing: Array(repeating: AMQPError.connectionLost("gone"), count: 1000))
+        try await withWaiter(publisher, doubt: .milliseconds(100)) { parts in
+            async let answer = parts.waiter.send(.message, content: "oi", to: session, userID: "alice", wait: .seconds(5))
+            let turn = try await published(parts.publisher)
+            // Let the dispatcher give up re-publishing: the listener hears `unconfirmed`.
+            try await Task.sleep(for: .milliseconds(400))
+            _ = await parts.hub.deliver(done(turn.turnID, "apesar de tudo"))
+            #expect(try await answer.message.content == "apesar de tudo")
+        }
+    }
+
+    func waitUntil(_ condition: () async -> Bool) async throws {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+        while ContinuousClock.now < deadline {
+            if await condition() { return }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        Issue.record("condition not met within 5 s")
+    }
+}
