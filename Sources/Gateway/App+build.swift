@@ -101,7 +101,10 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "parley-gateway"),
         logger: logger
     )
-    app.addServices(postgres, HTTPClientService(client: httpClient), publisher, replies, ReplyRouter(consumer: replies, hub: hub, dispatcher: dispatcher, logger: logger), restTurns)
+    app.addServices(postgres, HTTPClientService(client: httpClient), publisher, replies, ReplyRouter(
+            consumer: replies, hub: hub, dispatcher: dispatcher,
+            recovery: ReplyRecovery(hub: hub, store: store, dispatcher: dispatcher, logger: logger), logger: logger
+        ), restTurns)
     return app
 }
 

@@ -4,11 +4,14 @@ import ServiceLifecycle
 import Shared
 
 /// Consumes this gateway's reply queue and hands each envelope to the hub, which
-/// fans it out to the session's sockets. Also expires turns whose reply is overdue.
+/// fans it out to the session's sockets. Also expires turns whose reply is overdue,
+/// and after a reconnect of the queue looks for replies it may have missed
+/// (`ReplyRecovery`).
 struct ReplyRouter: Service {
     let consumer: AMQPConsumer
     let hub: SessionHub
     let dispatcher: TurnDispatcher
+    let recovery: ReplyRecovery
     let logger: Logger
 
     func run() async {
@@ -29,12 +32,28 @@ struct ReplyRouter: Service {
         }
     }
 
+    /// Every second: expires overdue turns; after a reconnect (a new connection
+    /// generation, past the first) recovers stored replies, at once and again 5 s
+    /// later, when the new queue's bindings are surely in place.
     private func expireOverdueTurns() async {
+        var generation = consumer.connectionGeneration
+        var recoverAgainAt: ContinuousClock.Instant?
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: .seconds(1))
             } catch {
                 return
+            }
+            let current = consumer.connectionGeneration
+            if current != generation {
+                if generation > 0 {
+                    await recovery.recover()
+                    recoverAgainAt = .now.advanced(by: .seconds(5))
+                }
+                generation = current
+            } else if let at = recoverAgainAt, at <= .now {
+                recoverAgainAt = nil
+                await recovery.recover()
             }
             for turn in await hub.expireOverdueTurns(now: .now) {
                 await dispatcher.publish(startingWith: turn)

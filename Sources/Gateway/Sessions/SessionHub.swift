@@ -348,6 +348,14 @@ actor SessionHub {
         return isCurrent ? await advance(sessionID) : nil
     }
 
+    /// The turns in the broker or with a worker now, by session.
+    func turnsInFlight() -> [(sessionID: UUID, turnID: UUID)] {
+        sessions.compactMap { sessionID, session in
+            guard let current = session.current, current.published else { return nil }
+            return (sessionID, current.turn.envelope.turnID)
+        }
+    }
+
     /// Ends turns whose reply did not come in time; returns the turns now free to publish.
     func expireOverdueTurns(now: ContinuousClock.Instant = .now) async -> [PendingTurn] {
         var next: [PendingTurn] = []

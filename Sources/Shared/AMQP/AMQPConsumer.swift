@@ -27,6 +27,10 @@ public final class AMQPConsumer: Service, Sendable {
 
     public var isConnected: Bool { connection.isConnected }
     public var lastError: String { connection.lastError }
+    /// Counts the connections made so far: a change means the consumer reconnected
+    /// (an exclusive queue was then declared anew, and messages sent to the old one
+    /// in between are gone).
+    public var connectionGeneration: Int { role.currentGeneration }
 
     public func run() async {
         connection.start()
@@ -131,6 +135,8 @@ final class ConsumerRole: AMQPConnectionRole, @unchecked Sendable {
         self.prefetch = prefetch
         self.continuation = deliveries
     }
+
+    var currentGeneration: Int { generation.load(ordering: .acquiring) }
 
     func remember(_ binding: AMQPBinding) { _ = bindings.withLock { $0.insert(binding) } }
     func forget(_ binding: AMQPBinding) { _ = bindings.withLock { $0.remove(binding) } }

@@ -1,0 +1,51 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import Gateway
+@testable import Shared
+
+@Suite("Reply recovery after a reconnect")
+struct ReplyRecoveryTests {
+    let logger = Logger(label: "test")
+
+    @Test func storedRepliesOfTurnsInFlightAreDeliveredOnceAndTheOthersWait() async throws {
+        let store = InMemoryConversationStore()
+        let hub = SessionHub(subscriptions: RecordingSubscriptions(), maxWaitingTurns: 4, replyTimeout: .seconds(60), logger: logger)
+        let publisher = ScriptedTurnPublisher(failing: [])
+        let dispatcher = TurnDispatcher(hub: hub, publisher: publisher, turnLifetime: .seconds(50), logger: logger)
+        let socket = SocketOutbox(userID: "alice", capacity: 50, logger: logger)
+        var turns: [PendingTurn] = []
+        for _ in 0..<2 {
+            let session = SessionRecord(id: UUID(), userID: "alice", topicID: 1)
+            try await store.createSession(session)
+            try await hub.attach(socket, to: session.id)
+            let turn = PendingTurn(envelope: TurnEnvelope(kind: .message, sessionID: session.id, userID: "alice", content: "oi", gatewayID: "g"), origin: socket)
+            if let now = try await hub.submit(turn) { await dispatcher.publish(startingWith: now) }
+            turns.append(turn)
+        }
+        // The first turn was answered (and completed its session) while the queue was
+        // being replaced: its reply is stored, never delivered. The second is still
+        // being generated.
+        var answered = CompletedTurn(
+            sessionID: turns[0].envelope.sessionID, turnID: turns[0].envelope.turnID, userContent: "oi", replyContent: "Parabéns!",
+            rawReply: "Parabéns! {TOPIC_COMPLETED}", model: "m", usage: .init(), latencyMilliseconds: 1
+        )
+        answered.completesSession = true
+        _ = try await store.record(answered)
+        let recovery = ReplyRecovery(hub: hub, store: store, dispatcher: dispatcher, logger: logger)
+        #expect(await recovery.recover() == 1)
+        #expect(await recovery.recover() == 0)
+        #expect(await hub.turnsInFlight().map(\.turnID) == [turns[1].envelope.turnID])
+        socket.finish()
+        var replies: [[String: Any]] = []
+        for await frame in socket.frames {
+            let json = (try? JSONSerialization.jsonObject(with: Data(frame.text.utf8)) as? [String: Any]) ?? [:]
+            if json["type"] as? String == "reply" { replies.append(json) }
+        }
+        #expect(replies.count == 1)
+        #expect(replies.first?["turn_id"] as? String == turns[0].envelope.turnID.lowercased)
+        #expect(replies.first?["completed"] as? Bool == true)
+        #expect((replies.first?["message"] as? [String: Any])?["content"] as? String == "Parabéns!")
+    }
+}
