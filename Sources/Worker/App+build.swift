@@ -65,20 +65,23 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
         )
         services.append(.init(service: sender))
     }
-    return ServiceGroup(
-        configuration: .init(
-            services: services + [
-                .init(service: publisher),
-                .init(service: consumer),
-                .init(service: control),
-                .init(service: ControlListener(consumer: control, cancellations: cancellations, logger: logger)),
-                .init(service: processor),
-                .init(service: http),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        )
+    var configuration = ServiceGroupConfiguration(
+        services: services + [
+            .init(service: publisher),
+            .init(service: consumer),
+            .init(service: control),
+            .init(service: ControlListener(consumer: control, cancellations: cancellations, logger: logger)),
+            .init(service: processor),
+            .init(service: http),
+        ],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger
     )
+    // A turn still running then is cancelled; its delivery was not acked, so the
+    // broker gives it to another worker (which answers it once: replies are stored
+    // per turn).
+    configuration.maximumGracefulShutdownDuration = settings.shutdownTimeout
+    return ServiceGroup(configuration: configuration)
 }
 
 /// The providers of `LLM_PROVIDER` and `LLM_FALLBACK`, in order, each behind its own

@@ -36,6 +36,8 @@ struct WorkerSettings: Sendable {
     /// The topic catalog of `TOPICS_FILE`, written to the `topics` table at start-up.
     var topics: [CatalogTopic]?
     var outboxPollInterval: Duration
+    /// How long a SIGTERM waits for the turns in flight before cancelling them.
+    var shutdownTimeout: Duration
 
     init(environment: EnvironmentReader) throws(ConfigurationError) {
         workerID = environment.string("WORKER_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
@@ -96,6 +98,7 @@ struct WorkerSettings: Sendable {
         platform = try PlatformSettings(environment: environment)
         topics = try environment.string("TOPICS_FILE").map { path throws(ConfigurationError) in try TopicCatalogFile.load(path: path) }
         outboxPollInterval = .milliseconds(try environment.int("OUTBOX_POLL_MS", default: 1000, range: 10...600_000))
+        shutdownTimeout = try environment.seconds("SHUTDOWN_TIMEOUT_SECONDS", default: .seconds(25), range: 1...3600)
     }
 
     private static func provider(_ text: String, variable: String) throws(ConfigurationError) -> Provider {

@@ -537,6 +537,8 @@ class Stack:
             PLATFORM_RETRY_BASE_MS="100",
             PLATFORM_RETRY_MAX_MS="400",
             OUTBOX_POLL_MS="100",
+            # Within the harness's STOP_TIMEOUT: turns still running are cancelled.
+            SHUTDOWN_TIMEOUT_SECONDS="7",
         )
         proc = self._add(
             Proc(f"worker {worker_id}", [self._binary("parley-worker")], environment, self.tmp / f"{worker_id}.log",
