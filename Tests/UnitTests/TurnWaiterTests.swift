@@ -92,9 +92,8 @@ struct TurnWaiterTests {
                 try await parts.waiter.send(.message, content: "2", to: session, userID: "alice", wait: .milliseconds(200))
             }
             #expect(error?.code == "session_busy" && error?.turnID == nil)
-            // The first turn's reply frees the session: nothing else is published.
-            _ = await parts.hub.deliver(done(first.envelope.turnID))
-            try await Task.sleep(for: .milliseconds(50))
+            // The first turn's reply frees the session, and no turn is next in line.
+            #expect(await parts.hub.deliver(done(first.envelope.turnID)) == nil)
             #expect(parts.publisher.published.withLock { $0.map(\.content) } == ["1"])
         }
     }
@@ -104,8 +103,9 @@ struct TurnWaiterTests {
         try await withWaiter(publisher, doubt: .milliseconds(100)) { parts in
             async let answer = parts.waiter.send(.message, content: "oi", to: session, userID: "alice", wait: .seconds(5))
             let turn = try await published(parts.publisher)
-            // Let the dispatcher give up re-publishing: the listener hears `unconfirmed`.
-            try await Task.sleep(for: .milliseconds(400))
+            // Once the dispatcher gives up re-publishing, the hub counts the turn as in
+            // flight (it may be in the queue) and the listener has heard `unconfirmed`.
+            try await waitUntil { await parts.hub.turnsInFlight().contains { $0.turnID == turn.turnID } }
             _ = await parts.hub.deliver(done(turn.turnID, "apesar de tudo"))
             #expect(try await answer.message.content == "apesar de tudo")
         }
