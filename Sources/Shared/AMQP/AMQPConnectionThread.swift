@@ -200,14 +200,7 @@ final class AMQPConnectionThread: @unchecked Sendable {
     private func serve(_ wire: AMQPWire) -> AMQPError? {
         do throws(AMQPError) {
             while !isStopping {
-                for command in takeCommands() {
-                    do throws(AMQPError) {
-                        try command.run(wire)
-                    } catch {
-                        command.fail(error)
-                        throw error
-                    }
-                }
+                try run(takeCommands(), on: wire)
                 // The first read waits 1 ms rather than not at all: only a real
                 // deadline lets rabbitmq-c notice that the broker's heartbeats stopped
                 // (with an immediate deadline it never compares against them).
@@ -223,6 +216,22 @@ final class AMQPConnectionThread: @unchecked Sendable {
             return nil
         } catch {
             return error
+        }
+    }
+
+    /// Runs a batch of commands in order. When one fails the connection is treated as
+    /// broken: that command gets its error, and the ones behind it, never run and so
+    /// never sent, get `notConnected` — every command ends, one way or the other.
+    private func run(_ batch: [Command], on wire: AMQPWire) throws(AMQPError) {
+        for (index, command) in batch.enumerated() {
+            do throws(AMQPError) {
+                try command.run(wire)
+            } catch {
+                command.fail(error)
+                let unrun = AMQPError.notConnected("the connection failed before this command was sent (\(error))")
+                for later in batch[(index + 1)...] { later.fail(unrun) }
+                throw error
+            }
         }
     }
 
