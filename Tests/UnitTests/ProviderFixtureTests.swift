@@ -5,6 +5,7 @@ import HTTPTypes
 import HummingbirdTesting
 import Logging
 import NIOCore
+import NIOHTTP1
 import Synchronization
 import Testing
 
@@ -237,5 +238,32 @@ struct ProviderFixtureTests {
     @Test(arguments: [("1s", 1000), ("6m0s", 360_000), ("1h2m3.5s", 3_723_500), ("250ms", 250), ("x", -1), ("5", -1)])
     func retryHintsInGoDurationFormat(text: String, milliseconds: Int) {
         #expect(RetryHint.goDuration(text) == (milliseconds < 0 ? nil : .milliseconds(milliseconds)))
+    }
+
+    /// A hostile or buggy endpoint must not trap the worker: numbers too large for a
+    /// Duration are capped at a day (the retry policy then refuses to wait that long),
+    /// negatives mean now, and what is not a number is no hint.
+    @Test(arguments: [
+        ("1e300", Duration.longestUntrusted), ("inf", .longestUntrusted), ("-inf", .zero), ("-5", .zero), ("nan", nil),
+        ("2.5", .milliseconds(2500)), ("1e18", .longestUntrusted),
+    ] as [(String, Duration?)])
+    func retryAfterOutOfRangeIsClampedNotATrap(value: String, expected: Duration?) {
+        var headers = NIOHTTP1.HTTPHeaders()
+        headers.add(name: "Retry-After", value: value)
+        #expect(RetryHint.from(headers) == expected)
+    }
+
+    @Test(arguments: [
+        ("99999999999999999999h", Duration.longestUntrusted), ("1e400s", nil), ("1e300s", nil), ("1.5e3s", nil),
+    ] as [(String, Duration?)])
+    func hugeGoDurationsAreClamped(text: String, expected: Duration?) {
+        #expect(RetryHint.goDuration(text) == expected)
+    }
+
+    @Test(arguments: [
+        ("1e400s", Duration.longestUntrusted), ("infs", .longestUntrusted), ("nans", nil), ("-3s", .zero), ("0.5s", .milliseconds(500)),
+    ] as [(String, Duration?)])
+    func hugeGeminiRetryDelaysAreClamped(text: String, expected: Duration?) {
+        #expect(RetryHint.protobufDuration(text) == expected)
     }
 }

@@ -100,8 +100,8 @@ private final class StreamProgressClock: Sendable {
 enum RetryHint {
     static func from(_ headers: HTTPHeaders, now: Date = Date()) -> Duration? {
         if let value = headers.first(name: "retry-after")?.trimmingCharacters(in: .whitespaces) {
-            if let seconds = Double(value) { return .milliseconds(Int64(seconds * 1000)) }
-            if let date = httpDate(value) { return .milliseconds(Int64(max(0, date.timeIntervalSince(now)) * 1000)) }
+            if let seconds = Double(value) { return .seconds(untrusted: seconds) }
+            if let date = httpDate(value) { return .seconds(untrusted: date.timeIntervalSince(now)) }
         }
         if let value = headers.first(name: "x-ratelimit-reset-requests") { return goDuration(value) }
         return nil
@@ -138,13 +138,13 @@ enum RetryHint {
             sawUnit = true
         }
         guard sawUnit, number.isEmpty else { return nil }
-        return .milliseconds(Int64(total * 1000))
+        return .seconds(untrusted: total)
     }
 
     /// Google's `RetryInfo.retryDelay`, a protobuf Duration in JSON: `"2s"`, `"0.5s"`.
     static func protobufDuration(_ text: String) -> Duration? {
         guard text.hasSuffix("s"), let seconds = Double(text.dropLast()) else { return nil }
-        return .milliseconds(Int64(seconds * 1000))
+        return .seconds(untrusted: seconds)
     }
 
     private static func httpDate(_ text: String) -> Date? {
