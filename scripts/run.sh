@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 # Runs the whole Parley system on this machine: RabbitMQ, PostgreSQL, the gateway,
-# a pool of workers and (without an LLM key) the LLM simulator. Ctrl-C stops it all.
+# a pool of workers and (without an LLM key) the LLM simulator. Ctrl-C stops it all,
+# also when the output goes through a pipe whose reader Ctrl-C kills as well.
 #
 #   bash scripts/run.sh
+#   bash scripts/run.sh 2>&1 | tee run.log
 #
 # Settings (environment):
 #   RABBITMQ_PORT (5672), RABBITMQ_PROMETHEUS_PORT (15692), POSTGRES_PORT (5432),
@@ -85,7 +87,7 @@ report_dead_app() {
     name="${APP_NAMES[$i]}"
     wait "${APP_PIDS[$i]}" 2>/dev/null || status=$?
     log "$name exited (status $status); last lines of $LOG_DIR/$name.log:"
-    tail -n 40 "$LOG_DIR/$name.log" | sed 's/^/    /' >&2
+    tail -n 40 "$LOG_DIR/$name.log" | sed 's/^/    /' >&2 2>/dev/null || true
 }
 
 # stop_apps_named NAME... — SIGTERM the named apps, wait up to STOP_TIMEOUT s, then SIGKILL.
@@ -185,13 +187,28 @@ EOF
 
 # ---------------------------------------------------------------- whole system
 
+# On INT, TERM, HUP or PIPE: leave; the EXIT trap (shutdown_all) stops everything.
+# Ctrl-C reaches every process of the foreground job: with `run.sh | tee run.log` tee
+# dies too, and the log line below is a write to a pipe without a reader. Unless
+# SIGPIPE is ignored first, that write kills the shell, which then runs its EXIT trap
+# only as far as the next write. Ignored, the write fails (EPIPE) and log goes on.
+on_signal() {
+    local name="$1" status="$2"
+    trap '' INT TERM HUP PIPE
+    log "stopping ($name received)"
+    exit "$status"
+}
+
 shutdown_all() {
     [[ -n "$SHUT_DOWN" ]] && return 0
     SHUT_DOWN=1
     set +e
-    # A second Ctrl-C must not cut the orderly stop short (it takes ~20 s at most);
-    # commands started from here on inherit the ignored signals too.
-    trap '' INT TERM
+    # A second Ctrl-C must not cut the orderly stop short (it takes ~20 s at most), and
+    # neither must a write to a closed pipe (its reader went away, e.g. `| tee` after
+    # Ctrl-C, or `| head`): log tolerates the failed write. Commands started from here
+    # on inherit the ignored signals too, so pg_ctl, rabbitmqctl and friends are not
+    # killed by a write to that pipe either.
+    trap '' INT TERM HUP PIPE
     ((${#APP_PIDS[@]} > 0)) || [[ -n "$SERVERS_STARTED" ]] || return 0
     local workers=() i
     for ((i = 1; i <= WORKERS; i++)); do workers+=("worker-$i"); done
@@ -327,7 +344,13 @@ main() {
     cd "$REPO_ROOT"
     mkdir -p "$LOG_DIR" "$PID_DIR"
     trap shutdown_all EXIT
-    trap 'log "stopping (signal received)"; exit 0' INT TERM
+    # Ctrl-C and SIGTERM are the normal way to stop (status 0). SIGHUP: the terminal
+    # went away. SIGPIPE: the reader of our output went away (say `| head`), noticed
+    # at our next write; stop rather than run on unseen.
+    trap 'on_signal SIGINT 0' INT
+    trap 'on_signal SIGTERM 0' TERM
+    trap 'on_signal SIGHUP 129' HUP
+    trap 'on_signal SIGPIPE 141' PIPE
 
     ensure_system_packages
     build
@@ -339,4 +362,8 @@ main() {
     watch_apps
 }
 
-main "$@"
+# Sourced (the end-to-end suite's Tests/e2e/test_run_script.py does, to swap the servers
+# for fakes), it only defines its functions.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi

@@ -7,9 +7,14 @@
 [[ -n "${_PARLEY_COMMON_SH:-}" ]] && return 0
 _PARLEY_COMMON_SH=1
 
-# log MESSAGE... — one line on stderr, so stdout stays free for values.
+# log MESSAGE... — one line on stderr, so stdout stays free for values. It never fails:
+# when stderr is gone (the reader of a pipe exited, e.g. `run.sh | tee` after Ctrl-C,
+# or the terminal closed) the line is lost and the write error is not shown, so a
+# script under `set -e` goes on, with its cleanup in particular. That only helps once
+# SIGPIPE is ignored or trapped: by default the failed write kills the shell
+# (run.sh and test.sh trap it).
 log() {
-    printf '[parley] %s\n' "$*" >&2
+    printf '[parley] %s\n' "$*" >&2 2>/dev/null || true
 }
 
 # die MESSAGE... — log an error and leave the script with status 1.
