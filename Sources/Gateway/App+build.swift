@@ -29,7 +29,8 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         maxWaitingTurns: settings.maxWaitingTurnsPerSession, replyTimeout: settings.replyTimeout, logger: logger
     )
     let dispatcher = TurnDispatcher(
-        hub: hub, publisher: BrokerTurnPublisher(publisher: publisher, topology: topology), turnLifetime: settings.turnLifetime, logger: logger
+        hub: hub, publisher: BrokerTurnPublisher(publisher: publisher, topology: topology),
+        ledger: PostgresTurnLedger(client: postgres, logger: logger, timeout: .seconds(2)), turnLifetime: settings.turnLifetime, logger: logger
     )
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
     let contexts: any SessionContextSource =

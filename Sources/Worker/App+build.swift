@@ -28,7 +28,8 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
     let cancellations = TurnCancellations()
     var handler = TurnHandler(
-        store: store, generator: providerChain(settings: settings, httpClient: httpClient, logger: logger),
+        store: store, holding: TurnHolding(ledger: PostgresTurnLedger(client: postgres, logger: logger)),
+        generator: providerChain(settings: settings, httpClient: httpClient, logger: logger),
         prompts: PromptBuilder(
             systemPrompt: settings.systemPrompt, maxHistory: settings.maxConversationHistory, completionMarker: settings.completionMarker
         ),

@@ -56,6 +56,49 @@ struct PostgresIntegrationTests {
         }
     }
 
+    /// A statement the server refuses is not an outage, also inside a transaction
+    /// (where PostgresNIO wraps the server's error): a turn must not be retried in place
+    /// for minutes as if the database were down.
+    @Test func aRefusedStatementInATransactionIsAQueryFailureNotAnOutage() async throws {
+        try await withIsolatedPostgres { client, _ in
+            try await Migrator().migrate(client, logger: TestEnvironment.logger)
+            let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger)
+            // A turn of a session that does not exist: the foreign key refuses it (23503).
+            let turn = CompletedTurn(
+                sessionID: UUID(), turnID: UUID(), userContent: "oi", replyContent: "olá", rawReply: "olá",
+                model: "m", usage: TokenUsage(), latencyMilliseconds: 5
+            )
+            do {
+                _ = try await store.record(turn)
+                Issue.record("PostgreSQL stored a turn of no session")
+            } catch StoreError.queryFailed(let why) {
+                #expect(why.hasPrefix("23503"), "\(why)")
+            } catch {
+                Issue.record("classified as \(error)")
+            }
+        }
+    }
+
+    /// A NUL character from a network peer (a model's answer, the platform's titles) is
+    /// stored without it: PostgreSQL text cannot hold U+0000, and refusing the turn would
+    /// only fail it on every redelivery.
+    @Test func aNulFromAPeerIsStoredWithoutIt() async throws {
+        try await withIsolatedPostgres { client, _ in
+            try await Migrator().migrate(client, logger: TestEnvironment.logger)
+            let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger)
+            let session = SessionRecord(id: UUID(), userID: "alice")
+            try await store.createSession(session, context: SessionContext(source: .platform, topicTitle: "Fra\u{0}ções"))
+            let turn = CompletedTurn(
+                sessionID: session.id, turnID: UUID(), userContent: "oi\u{0}tudo bem", replyContent: "o\u{0}lá", rawReply: "o\u{0}lá",
+                model: "m", usage: TokenUsage(), latencyMilliseconds: 5
+            )
+            let stored = try await store.record(turn)
+            #expect(stored.message.content == "olá")
+            #expect(try await store.recentMessages(session: session.id, limit: 10).map(\.content) == ["oitudo bem", "olá"])
+            #expect(try await store.context(ofSession: session.id)?.topicTitle == "Frações")
+        }
+    }
+
     @Test func historyIsTheNewestMessagesOldestFirst() async throws {
         try await withIsolatedPostgres { client, _ in
             try await Migrator().migrate(client, logger: TestEnvironment.logger)

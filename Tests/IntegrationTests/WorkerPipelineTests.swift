@@ -45,7 +45,7 @@ struct WorkerPipelineTests {
             let processor = TurnProcessor(
                 consumer: turns, publisher: publisher,
                 handler: TurnHandler(
-                    store: store,
+                    store: store, holding: TurnHolding(ledger: PostgresTurnLedger(client: client, logger: TestEnvironment.logger)),
                     generator: ProviderChain(
                         slots: [.init(model: model, breaker: CircuitBreaker())], policy: RetryPolicy(maxAttempts: 1), streaming: true,
                         logger: TestEnvironment.logger

@@ -32,6 +32,8 @@ struct ClientFrameTests {
         (#"{"type":"message","content":7}"#, "malformed_frame"),
         (#"{"type":"message","content":"x","session_id":"nope"}"#, "malformed_frame"),
         (#"{"type":"message","content":"   "}"#, "empty_content"),
+        (#"{"type":"message","content":"oi\u0000tudo"}"#, "invalid_content"),
+        ("oi\u{0}tudo", "invalid_content"),
         (#"{"type":"message","content":"12345678901"}"#, "content_too_long"),
         ("12345678901", "content_too_long"),
         (#"{"type":"start","topic_id":"five"}"#, "malformed_frame"),

@@ -13,7 +13,7 @@ struct ReplyRecoveryTests {
         let store = InMemoryConversationStore()
         let hub = SessionHub(subscriptions: RecordingSubscriptions(), maxWaitingTurns: 4, replyTimeout: .seconds(60), logger: logger)
         let publisher = ScriptedTurnPublisher(failing: [])
-        let dispatcher = TurnDispatcher(hub: hub, publisher: publisher, turnLifetime: .seconds(50), logger: logger)
+        let dispatcher = TurnDispatcher(hub: hub, publisher: publisher, ledger: InMemoryTurnLedger(), turnLifetime: .seconds(50), logger: logger)
         let socket = SocketOutbox(userID: "alice", capacity: 50, logger: logger)
         var turns: [PendingTurn] = []
         for _ in 0..<2 {

@@ -31,7 +31,9 @@ final class ScriptedTurnPublisher: TurnPublishing {
 struct TurnDispatcherTests {
     let session = UUID()
 
-    func setUp(_ publisher: ScriptedTurnPublisher, doubt: Duration = .seconds(5)) async throws -> (TurnDispatcher, SessionHub, SocketOutbox, PendingTurn) {
+    func setUp(
+        _ publisher: ScriptedTurnPublisher, doubt: Duration = .seconds(5), ledger: any TurnLedger = InMemoryTurnLedger()
+    ) async throws -> (TurnDispatcher, SessionHub, SocketOutbox, PendingTurn) {
         let hub = SessionHub(subscriptions: RecordingSubscriptions(), maxWaitingTurns: 4, replyTimeout: .seconds(60), logger: Logger(label: "test"))
         let socket = SocketOutbox(userID: "alice", capacity: 50, logger: Logger(label: "test"))
         try await hub.attach(socket, to: session)
@@ -40,7 +42,7 @@ struct TurnDispatcherTests {
             origin: socket
         )
         _ = try await hub.submit(turn)
-        var dispatcher = TurnDispatcher(hub: hub, publisher: publisher, turnLifetime: .seconds(50), logger: Logger(label: "test"))
+        var dispatcher = TurnDispatcher(hub: hub, publisher: publisher, ledger: ledger, turnLifetime: .seconds(50), logger: Logger(label: "test"))
         dispatcher.doubtResolutionTime = doubt
         return (dispatcher, hub, socket, turn)
     }
@@ -82,10 +84,46 @@ struct TurnDispatcherTests {
         #expect(await frameTypes(socket) == ["error/unconfirmed"])
     }
 
+    @Test func aTurnTakesItsPlaceInTheSessionsOrderBeforeItIsPublished() async throws {
+        let ledger = InMemoryTurnLedger()
+        let (dispatcher, _, _, turn) = try await setUp(ScriptedTurnPublisher(failing: []), ledger: ledger)
+        await dispatcher.publish(startingWith: turn)
+        let entry = try #require(ledger.entry(turn.envelope.turnID))
+        #expect(entry.state == .queued && entry.seq == 1)
+        #expect(abs(entry.deadline.timeIntervalSince(Date().addingTimeInterval(50))) < 5)
+    }
+
+    @Test func aTurnTheBrokerRefusedIsWithdrawnSoTheNextOneNeedNotWait() async throws {
+        let ledger = InMemoryTurnLedger()
+        let (dispatcher, _, _, turn) = try await setUp(ScriptedTurnPublisher(failing: [.nacked(exchange: "t", routingKey: "turn")]), ledger: ledger)
+        await dispatcher.publish(startingWith: turn)
+        #expect(ledger.entry(turn.envelope.turnID)?.state == .withdrawn)
+    }
+
+    @Test func aTurnIsStillAcceptedWhenTheLedgerIsDown() async throws {
+        let publisher = ScriptedTurnPublisher(failing: [])
+        let (dispatcher, _, socket, turn) = try await setUp(publisher, ledger: FailingLedger())
+        await dispatcher.publish(startingWith: turn)
+        #expect(publisher.published.withLock { $0.count } == 1)
+        #expect(await frameTypes(socket) == ["accepted"])
+    }
+
     @Test func theTurnDeadlineComesBeforeTheReplyTimeout() throws {
         let settings = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "REPLY_TIMEOUT_SECONDS": "180"]))
         #expect(settings.turnLifetime == .seconds(170))
         let short = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "REPLY_TIMEOUT_SECONDS": "8"]))
         #expect(short.turnLifetime == .seconds(4))
     }
+}
+
+/// A ledger whose database is down.
+struct FailingLedger: TurnLedger {
+    func register(_ turn: TurnEnvelope) async throws(StoreError) { throw .unavailable("down") }
+    func withdraw(turnID: UUID) async throws(StoreError) { throw .unavailable("down") }
+    func claim(_ turn: TurnEnvelope, attempt: UUID, takeover: Bool, holdFor: Duration) async throws(StoreError) -> TurnClaim {
+        throw .unavailable("down")
+    }
+    func renew(turnID: UUID, attempt: UUID, holdFor: Duration) async throws(StoreError) -> Bool { throw .unavailable("down") }
+    func settle(turnID: UUID, attempt: UUID, as state: TurnLedgerState) async throws(StoreError) -> Bool { throw .unavailable("down") }
+    func release(turnID: UUID, attempt: UUID) async throws(StoreError) { throw .unavailable("down") }
 }

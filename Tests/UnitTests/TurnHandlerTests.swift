@@ -47,12 +47,18 @@ extension ProviderChain {
 
 @Suite("Turn handler")
 struct TurnHandlerTests {
-    let store = InMemoryConversationStore()
+    let ledger: InMemoryTurnLedger
+    let store: InMemoryConversationStore
     let logger = Logger(label: "test")
+
+    init() {
+        ledger = InMemoryTurnLedger()
+        store = InMemoryConversationStore(ledger: ledger)
+    }
 
     func handler(_ model: any ChatModel, history: Int = 20) -> TurnHandler {
         TurnHandler(
-            store: store, generator: .single(model), prompts: PromptBuilder(systemPrompt: "sys {completion_marker}", maxHistory: history),
+            store: store, holding: TurnHolding(ledger: ledger), generator: .single(model), prompts: PromptBuilder(systemPrompt: "sys {completion_marker}", maxHistory: history),
             cancellations: TurnCancellations()
         )
     }
@@ -120,6 +126,22 @@ struct TurnHandlerTests {
         }
         #expect(failure.code == "llm_unavailable")
         #expect(try await store.recentMessages(session: sessionID, limit: 10).isEmpty)
+    }
+
+    /// The provider's own words (its URL, an account, a request id) are for the logs.
+    @Test(arguments: [
+        LLMError.unavailable("connect to http://internal-llm.corp:8443/v1 failed"), .rejected(status: 400, message: "org-secret-42: bad key"),
+        .rateLimited(retryAfter: nil, message: "org-secret-42 over quota"), .malformedResponse("body from http://internal-llm.corp"),
+    ])
+    func aModelFailureTellsTheClientNoProviderText(error: LLMError) async throws {
+        let sessionID = try await session()
+        let reply = try await handler(ScriptedModel(failure: error)).reply(to: message("oi", in: sessionID), logger: logger)
+        guard case .error(let failure) = reply else {
+            Issue.record("expected an error reply, got \(reply)")
+            return
+        }
+        #expect(failure.code == error.code)
+        #expect(!failure.message.contains("internal-llm") && !failure.message.contains("org-secret"), "\(failure.message)")
     }
 
     @Test func unknownAndForeignSessionsAreRefusedWithoutTheModel() async throws {

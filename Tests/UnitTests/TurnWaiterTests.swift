@@ -19,7 +19,7 @@ struct TurnWaiterTests {
     /// A waiter on an in-memory hub and a scripted broker, its turn tasks running.
     func withWaiter(_ publisher: ScriptedTurnPublisher = ScriptedTurnPublisher(failing: []), doubt: Duration = .seconds(5), _ body: (Parts) async throws -> Void) async throws {
         let hub = SessionHub(subscriptions: RecordingSubscriptions(), maxWaitingTurns: 4, replyTimeout: .seconds(60), logger: logger)
-        var dispatcher = TurnDispatcher(hub: hub, publisher: publisher, turnLifetime: .seconds(50), logger: logger)
+        var dispatcher = TurnDispatcher(hub: hub, publisher: publisher, ledger: InMemoryTurnLedger(), turnLifetime: .seconds(50), logger: logger)
         dispatcher.doubtResolutionTime = doubt
         let tasks = RESTTurnTasks()
         try await withThrowingTaskGroup(of: Void.self) { group in

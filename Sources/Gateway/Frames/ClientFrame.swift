@@ -110,11 +110,19 @@ struct ClientFrameDecoder: Sendable {
         }
     }
 
-    /// Trimmed content within the limit, or `empty_content` / `content_too_long`.
+    /// Trimmed content within the limit, or `empty_content` / `content_too_long` /
+    /// `invalid_content`.
     func checkedContent(_ content: String, clientMessageID: String?) throws(FrameError) -> String {
         let trimmed = content.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else {
             throw FrameError(code: "empty_content", message: "the message is empty", clientMessageID: clientMessageID)
+        }
+        // PostgreSQL text cannot hold U+0000: refused here, it never reaches a worker.
+        guard !trimmed.unicodeScalars.contains("\u{0}") else {
+            throw FrameError(
+                code: "invalid_content", message: "the message contains a NUL character (U+0000), which cannot be stored; remove it",
+                clientMessageID: clientMessageID
+            )
         }
         guard trimmed.count <= maxContentCharacters else {
             throw FrameError(

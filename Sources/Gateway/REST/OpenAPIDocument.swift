@@ -1267,7 +1267,7 @@ enum OpenAPIDocument {
             }
           },
           "BadContent": {
-            "description": "`malformed_request`: the body is not valid JSON, a field is missing or has the wrong type, or a path or query parameter is bad (bad UUID, bad `wait`). `empty_content`: the message is empty.",
+            "description": "`malformed_request`: the body is not valid JSON, a field is missing or has the wrong type, or a path or query parameter is bad (bad UUID, bad `wait`). `empty_content`: the message is empty. `invalid_content`: the message contains a NUL character (U+0000).",
             "content": {
               "application/json": {
                 "schema": {
@@ -1289,6 +1289,15 @@ enum OpenAPIDocument {
                       "error": {
                         "code": "empty_content",
                         "message": "the message is empty"
+                      }
+                    }
+                  },
+                  "invalid_content": {
+                    "summary": "A NUL character in the message",
+                    "value": {
+                      "error": {
+                        "code": "invalid_content",
+                        "message": "the message contains a NUL character (U+0000), which cannot be stored; remove it"
                       }
                     }
                   }

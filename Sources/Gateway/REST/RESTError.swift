@@ -26,7 +26,7 @@ struct GatewayHTTPError: HTTPResponseError {
 
     static func status(for code: String) -> HTTPResponse.Status {
         switch code {
-        case "malformed_request", "malformed_frame", "empty_content": .badRequest
+        case "malformed_request", "malformed_frame", "empty_content", "invalid_content": .badRequest
         case "missing_token", "invalid_token", "token_expired": .unauthorized
         case "forbidden", "admin_required": .forbidden
         case "session_not_found", "topic_not_found", "course_not_found", "turn_not_found": .notFound

@@ -7,6 +7,9 @@ import Shared
 struct TurnDispatcher: Sendable {
     let hub: SessionHub
     let publisher: any TurnPublishing
+    /// Where each turn takes its place in its session's order before it is published:
+    /// workers generate a session's turns in that order, whichever gateway sent them.
+    let ledger: any TurnLedger
     /// How long a worker may take for a turn, from its publication; kept shorter than
     /// the hub's reply timeout so that no worker still works on a turn when the hub
     /// gives up on it and releases the session's next one.
@@ -19,10 +22,32 @@ struct TurnDispatcher: Sendable {
         var next = first
         while var turn = next {
             turn.envelope.deadline = Date().addingTimeInterval(turnLifetime.timeInterval)
-            let outcome = await publishResolvingDoubt(turn)
+            let outcome = await registerAndPublish(turn)
             ParleyMetrics.turnsPublished.increment(by: 1, [("outcome", outcome.label)])
             next = await hub.published(turn, outcome: outcome)
         }
+    }
+
+    private func registerAndPublish(_ turn: PendingTurn) async -> PublishOutcome {
+        let metadata: Logger.Metadata = ["session_id": "\(turn.envelope.sessionID.lowercased)", "turn_id": "\(turn.envelope.turnID.lowercased)"]
+        do {
+            try await ledger.register(turn.envelope)
+        } catch {
+            // The database is down (or not migrated yet): the turn is still accepted —
+            // the broker keeps it, and this gateway's own order holds — and the worker
+            // that takes it enters it in the ledger (docs/decisions.md).
+            logger.warning("turn not entered in its session's order; publishing it anyway", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+        }
+        let outcome = await publishResolvingDoubt(turn)
+        if case .refused = outcome {
+            // Certainly not in the queue: the session's next turn must not wait for it.
+            do {
+                try await ledger.withdraw(turnID: turn.envelope.turnID)
+            } catch {
+                logger.warning("a refused turn stays in its session's order until its deadline", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            }
+        }
+        return outcome
     }
 
     /// A publish written but not confirmed (connection lost, confirm timeout) may or

@@ -64,7 +64,7 @@ public enum ParleyMetrics {
 
     public static let workerTurns = ParleyMetric(
         "parley_worker_turns_total", .counter,
-        "Turn deliveries a worker settled, by outcome (answered, failed, cancelled, expired, dead_lettered, retried)."
+        "Turn deliveries a worker settled, by outcome (answered, failed, cancelled, expired, dead_lettered, retried, superseded, duplicate)."
     )
     public static let workerTurnsInFlight = ParleyMetric("parley_worker_turns_in_flight", .gauge, "Turns this worker is working on now.")
     public static let workerTurnDuration = ParleyMetric(
@@ -115,7 +115,7 @@ extension ParleyMetrics {
     /// Creates the worker's series at zero (see `registerGatewaySeries`), the LLM
     /// ones for each configured provider and model.
     public static func registerWorkerSeries(providers: [(provider: String, model: String)]) {
-        for outcome in ["answered", "failed", "cancelled", "expired", "dead_lettered", "retried"] {
+        for outcome in ["answered", "failed", "cancelled", "expired", "dead_lettered", "retried", "superseded", "duplicate"] {
             workerTurns.increment(by: 0, [("outcome", outcome)])
         }
         workerTurnsInFlight.set(0)

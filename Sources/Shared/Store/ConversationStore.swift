@@ -49,6 +49,9 @@ public struct CompletedTurn: Sendable {
     public var cancelled: Bool
     /// The reply carried the completion marker: the session becomes `completed`.
     public var completesSession = false
+    /// The attempt that holds the turn in the `TurnLedger`: the reply is stored only
+    /// while it still does (nil: not fenced).
+    public var attempt: UUID?
 
     public init(
         sessionID: UUID, turnID: UUID, userContent: String?, replyContent: String, rawReply: String,
@@ -117,7 +120,9 @@ public protocol ConversationStore: Sendable {
     func recentMessages(session: UUID, limit: Int) async throws(StoreError) -> [ChatMessage]
     /// Messages with id greater than `afterID`, oldest first.
     func messages(session: UUID, afterID: Int64, limit: Int) async throws(StoreError) -> [ChatMessage]
-    /// Stores the user message and the reply of one turn, exactly once per turn id.
+    /// Stores the user message and the reply of one turn, exactly once per turn id,
+    /// and marks the turn answered in the ledger. Throws `superseded` when
+    /// `turn.attempt` no longer holds the turn and no reply is stored yet.
     func record(_ turn: CompletedTurn) async throws(StoreError) -> StoredReply
     /// Answered prompts (turns with a user message), newest first, older than the
     /// message id `before`; every user's when `userID` is nil.

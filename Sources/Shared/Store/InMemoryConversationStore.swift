@@ -13,8 +13,12 @@ public final class InMemoryConversationStore: ConversationStore {
 
     private let state = Mutex(State())
     private let failure = Mutex<StoreError?>(nil)
+    private let ledger: InMemoryTurnLedger?
 
-    public init() {}
+    /// With `ledger`, `record` stores a fenced turn only while its attempt holds it.
+    public init(ledger: InMemoryTurnLedger? = nil) {
+        self.ledger = ledger
+    }
 
     /// Makes every call fail with `error` (nil to recover).
     public func failEveryCall(with error: StoreError?) {
@@ -66,10 +70,12 @@ public final class InMemoryConversationStore: ConversationStore {
 
     public func record(_ turn: CompletedTurn) async throws(StoreError) -> StoredReply {
         try check()
-        return state.withLock { state in
+        let fenced = turn.attempt.map { attempt in ledger?.markAnswered(turn.turnID, by: attempt) ?? true } ?? true
+        return try state.withLock { state throws(StoreError) in
             if let existing = state.messages.first(where: { $0.turn == turn.turnID && $0.message.role == .assistant }) {
                 return StoredReply(message: existing.message, isNew: false)
             }
+            guard fenced else { throw .superseded(turnID: turn.turnID) }
             if let userContent = turn.userContent {
                 let user = ChatMessage(id: state.nextID, role: .user, content: userContent, timestamp: Date())
                 state.nextID += 1

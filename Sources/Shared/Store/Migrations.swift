@@ -113,6 +113,29 @@ public enum ParleyMigrations {
                 "ALTER TABLE completion_outbox ADD COLUMN claim_token uuid"
             ]
         ),
+        Migration(
+            version: 5, name: "turn ledger",
+            statements: [
+                // Every turn in its session's order, and the attempt generating it
+                // (TurnLedger, docs/decisions.md "Turn order across gateways").
+                """
+                CREATE TABLE turns (
+                    turn_id uuid PRIMARY KEY,
+                    session_id uuid NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+                    seq bigint NOT NULL,
+                    state text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'answered', 'failed', 'withdrawn')),
+                    deadline timestamptz NOT NULL,
+                    holder uuid,
+                    held_until timestamptz,
+                    attempts integer NOT NULL DEFAULT 0,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    settled_at timestamptz,
+                    CONSTRAINT turns_session_seq_key UNIQUE (session_id, seq)
+                )
+                """,
+                "CREATE INDEX turns_queued_idx ON turns (session_id, seq) WHERE state = 'queued'",
+            ]
+        ),
     ]
 }
 

@@ -15,7 +15,7 @@ public struct PostgresConversationStore: ConversationStore {
     }
 
     public func createSession(_ session: SessionRecord, context: SessionContext) async throws(StoreError) {
-        let (client, logger) = (self.client, self.logger)
+        let (client, logger, context) = (self.client, self.logger, context.storable)
         try await run {
             try await client.withTransaction(logger: logger) { connection in
                 try await connection.query(
@@ -122,9 +122,16 @@ public struct PostgresConversationStore: ConversationStore {
     }
 
     public func record(_ turn: CompletedTurn) async throws(StoreError) -> StoredReply {
-        let (client, logger) = (self.client, self.logger)
+        let (client, logger, turn) = (self.client, self.logger, turn.storable)
         return try await run {
             try await client.withTransaction(logger: logger) { connection -> StoredReply in
+                if let attempt = turn.attempt, try await !Self.markAnswered(turn.turnID, by: attempt, on: connection, logger: logger) {
+                    // Another attempt holds the turn, or answered it already.
+                    if let existing = try await Self.storedReply(of: turn.turnID, on: connection, logger: logger) {
+                        return StoredReply(message: existing, isNew: false)
+                    }
+                    throw StoreError.superseded(turnID: turn.turnID)
+                }
                 if let userContent = turn.userContent {
                     try await connection.query(
                         """
@@ -182,16 +189,36 @@ public struct PostgresConversationStore: ConversationStore {
                     return StoredReply(message: message, isNew: true)
                 }
                 // Another attempt of this turn committed first: answer with its reply.
-                let existing = try await connection.query(
-                    "SELECT id, content, created_at FROM messages WHERE turn_id = \(turn.turnID) AND role = 'assistant'",
-                    logger: logger
-                )
-                for try await (id, content, createdAt) in existing.decode((Int64, String, Date).self) {
-                    return StoredReply(message: ChatMessage(id: id, role: .assistant, content: content, timestamp: createdAt), isNew: false)
+                if let existing = try await Self.storedReply(of: turn.turnID, on: connection, logger: logger) {
+                    return StoredReply(message: existing, isNew: false)
                 }
                 throw StoreError.queryFailed("the reply of turn \(turn.turnID) conflicted but cannot be read")
             }
         }
+    }
+
+    /// Marks the turn answered if `attempt` holds it (in the reply's transaction).
+    private static func markAnswered(_ turnID: UUID, by attempt: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
+        let rows = try await connection.query(
+            """
+            UPDATE turns SET state = 'answered', holder = NULL, held_until = NULL, settled_at = now()
+            WHERE turn_id = \(turnID) AND holder = \(attempt) AND state = 'queued'
+            RETURNING 1
+            """,
+            logger: logger
+        )
+        for try await _ in rows { return true }
+        return false
+    }
+
+    private static func storedReply(of turnID: UUID, on connection: PostgresConnection, logger: Logger) async throws -> ChatMessage? {
+        let rows = try await connection.query(
+            "SELECT id, content, created_at FROM messages WHERE turn_id = \(turnID) AND role = 'assistant'", logger: logger
+        )
+        for try await (id, content, createdAt) in rows.decode((Int64, String, Date).self) {
+            return ChatMessage(id: id, role: .assistant, content: content, timestamp: createdAt)
+        }
+        return nil
     }
 
     public func chatLogs(userID: String?, before: Int64?, limit: Int) async throws(StoreError) -> [ChatLogEntry] {

@@ -88,6 +88,20 @@ enum LLMError: Error, Sendable, Equatable, CustomStringConvertible {
         case .cancelled: "the generation was cancelled"
         }
     }
+
+    /// What the client is told: fixed words per kind of failure. The provider's own
+    /// text (which may carry its URL, an account name or a request id) is logged only.
+    var clientMessage: String {
+        switch self {
+        case .unavailable, .stalled, .circuitOpen: "the language model is unavailable right now; nothing was stored, send the message again"
+        case .rateLimited: "the language model is rate limited right now; nothing was stored, send the message again shortly"
+        case .quotaExceeded: "the language model account has no quota left; nothing was stored, tell the operator"
+        case .rejected(let status, _): "the language model refused the request (HTTP \(status)); nothing was stored"
+        case .blocked: "the language model's safety filters blocked this message; nothing was stored"
+        case .malformedResponse: "the language model sent an unreadable answer; nothing was stored, send the message again"
+        case .cancelled: "the generation was cancelled"
+        }
+    }
 }
 
 /// How to reach one provider.

@@ -2,18 +2,31 @@ import Foundation
 import Logging
 import Shared
 
-/// Why a turn could not be answered now; the delivery is retried later.
+/// Why a turn was not answered by this attempt; the processor settles the delivery
+/// accordingly.
 enum TurnFailure: Error, Sendable {
+    /// The database failed; the turn is retried (in place while it is an outage).
     case store(StoreError)
+    /// Another attempt holds the turn (a redelivery took it over): publish nothing.
+    case superseded
+    /// The turn had ended before this delivery (an error reply was sent): publish nothing.
+    case alreadySettled(TurnLedgerState)
+    /// This worker is stopping: give the turn back to the queue, publish nothing.
+    case interrupted
+
+    init(_ error: StoreError) {
+        if case .superseded = error { self = .superseded } else { self = .store(error) }
+    }
 }
 
 /// Answers one turn: from the database when it was answered before (a redelivery),
-/// otherwise by generating the answer — streamed to `onProgress` as it comes — and
-/// storing user message and reply together. Problems the user must hear about
-/// become an `error` reply; problems a retry can fix (the database is down) are
-/// thrown.
+/// otherwise — once the `TurnLedger` lets this attempt generate it, that is when the
+/// session's earlier turns are done — by generating the answer, streamed to
+/// `onProgress` as it comes, and storing user message and reply together. Problems the
+/// user must hear about become an `error` reply; the others are thrown (`TurnFailure`).
 struct TurnHandler: Sendable {
     let store: any ConversationStore
+    let holding: TurnHolding
     let generator: ProviderChain
     let prompts: PromptBuilder
     let cancellations: TurnCancellations
@@ -21,96 +34,154 @@ struct TurnHandler: Sendable {
     var completionMarker = PromptBuilder.defaultCompletionMarker
 
     func reply(
-        to turn: TurnEnvelope, logger: Logger, onProgress: @escaping @Sendable (GenerationProgress) async -> Void = { _ in }
+        to turn: TurnEnvelope, attempt: TurnAttempt = TurnAttempt(), logger: Logger,
+        onProgress: @escaping @Sendable (GenerationProgress) async -> Void = { _ in }
     ) async throws(TurnFailure) -> ReplyEnvelope {
-        do {
-            if let stored = try await store.reply(forTurn: turn.turnID) {
-                logger.info("turn was answered before; replying from the database")
-                let completed = try await store.session(id: turn.sessionID)?.status == .completed
-                return .done(done(turn, stored, completed: completed))
+        if let stored = try await storedReply(of: turn) {
+            logger.info("turn was answered before; replying from the database")
+            return stored
+        }
+        if turn.isExpired() {
+            return try await failure(turn, attempt, code: "expired", "the message waited past its deadline and was not answered; send it again")
+        }
+        guard let session = try await fromStore({ try await store.session(id: turn.sessionID) }) else {
+            return try await failure(turn, attempt, code: "session_not_found", "session \(turn.sessionID.lowercased) does not exist")
+        }
+        guard session.userID == turn.userID else {
+            return try await failure(turn, attempt, code: "forbidden", "session \(turn.sessionID.lowercased) belongs to another user")
+        }
+        guard session.status == .active else {
+            return try await failure(
+                turn, attempt, code: "session_completed", "session \(turn.sessionID.lowercased) is \(session.status.rawValue) and takes no more messages"
+            )
+        }
+        switch try await admit(turn, attempt, logger: logger) {
+        case .answer(let reply):
+            return reply
+        case .generate(let attemptNumber):
+            if attemptNumber > 1 {
+                // An earlier attempt may have streamed text: the client drops it.
+                await onProgress(.reset(reason: "an earlier attempt at this message was interrupted"))
             }
-            if turn.isExpired() {
-                return failure(turn, code: "expired", "the message waited past its deadline and was not answered; send it again")
+            return try await answer(turn, attempt, logger: logger, onProgress: onProgress)
+        }
+    }
+
+    // MARK: Steps
+
+    private enum Admission {
+        case generate(attemptNumber: Int)
+        case answer(ReplyEnvelope)
+    }
+
+    /// Waits until the ledger lets this attempt generate the turn: the session's
+    /// earlier turns (sent through any gateway) are done and no other attempt holds it.
+    private func admit(_ turn: TurnEnvelope, _ attempt: TurnAttempt, logger: Logger) async throws(TurnFailure) -> Admission {
+        var pause = Backoff(initial: .milliseconds(20), maximum: holding.longestWaitPause)
+        var waited = false
+        while true {
+            let claim = try await fromStore {
+                try await holding.ledger.claim(turn, attempt: attempt.id, takeover: attempt.takeover, holdFor: holding.holdFor)
             }
-            guard let session = try await store.session(id: turn.sessionID) else {
-                return failure(turn, code: "session_not_found", "session \(turn.sessionID.lowercased) does not exist")
-            }
-            guard session.userID == turn.userID else {
-                return failure(turn, code: "forbidden", "session \(turn.sessionID.lowercased) belongs to another user")
-            }
-            guard session.status == .active else {
-                return failure(turn, code: "session_completed", "session \(turn.sessionID.lowercased) is \(session.status.rawValue) and takes no more messages")
-            }
-            let history = try await store.recentMessages(session: turn.sessionID, limit: prompts.maxHistory)
-            let context = try await store.context(ofSession: turn.sessionID) ?? SessionContext()
-            // A marker the user typed must complete nothing: the model never sees it
-            // (it could echo it back), and history keeps the message without it.
-            var asked = turn
-            if !completionMarker.isEmpty { asked.content = turn.content.replacingOccurrences(of: completionMarker, with: "") }
-            let started = ContinuousClock.now
-            // What the user has been shown: the model's text without the marker.
-            let partial = Locked("")
-            let marker = completionMarker
-            let filter = Locked(CompletionMarkerFilter(marker: marker))
-            let outcome = await generate(prompts.prompt(history: history, turn: asked, context: context), for: turn) { progress in
-                switch progress {
-                case .text(let piece):
-                    let shown = filter.withLock { $0.feed(piece) }
-                    guard !shown.isEmpty else { return }
-                    partial.withLock { $0 += shown }
-                    await onProgress(.text(shown))
-                case .reset:
-                    filter.withLock { $0 = CompletionMarkerFilter(marker: marker) }
-                    partial.withLock { $0 = "" }
-                    await onProgress(progress)
+            switch claim {
+            case .granted(let number):
+                if waited { logger.info("the session's earlier turn is done; generating this one") }
+                return .generate(attemptNumber: number)
+            case .settled(.answered):
+                // Answered by another attempt since we looked.
+                guard let stored = try await storedReply(of: turn) else { throw .superseded }
+                return .answer(stored)
+            case .settled(let state):
+                throw .alreadySettled(state)
+            case .waitForEarlierTurn, .heldByAnotherAttempt:
+                if !waited {
+                    let reason = claim == .waitForEarlierTurn ? "an earlier turn of the session is not done" : "another attempt holds this turn"
+                    logger.info("waiting before generating", metadata: ["reason": "\(reason)"])
+                }
+                waited = true
+                if turn.isExpired() {
+                    return .answer(try await failure(turn, attempt, code: "expired", "the message waited past its deadline and was not answered; send it again"))
+                }
+                guard attempt.isCurrent() else { throw .superseded }
+                do {
+                    try await Task.sleep(for: pause.next())
+                } catch {
+                    throw .interrupted
                 }
             }
-            let tail = filter.withLock { $0.finish() }
-            if !tail.isEmpty, case .finished = outcome { await onProgress(.text(tail)) }
-            let latency = started.duration(to: .now)
-            var record = CompletedTurn(
-                sessionID: turn.sessionID, turnID: turn.turnID, userContent: turn.kind == .message ? asked.content : nil,
-                replyContent: "", rawReply: "", model: generator.primary.model, usage: TokenUsage(), latencyMilliseconds: latency.wholeMilliseconds
-            )
-            switch outcome {
-            case .failed(let error):
-                logger.warning("the model failed", metadata: ["error": "\(error)", "code": "\(error.code)"])
-                return failure(turn, code: error.code, error.description)
-            case .cancelledBeforeStart:
-                return failure(turn, code: "cancelled", "the message was cancelled before an answer was started")
-            case .cancelled:
-                logger.info("turn cancelled; keeping what was generated")
-                record.replyContent = partial.value
-                record.rawReply = partial.value
-                record.cancelled = true
-            case .finished(let result):
-                let raw = result.completion.text
-                record.replyContent = filter.value.visible(raw)
-                record.rawReply = raw
-                record.completesSession = !marker.isEmpty && raw.contains(marker)
-                if record.completesSession { logger.info("the learner completed the topic") }
-                record.model = result.completion.model
-                record.usage = result.completion.usage
-                record.provider = result.provider
-                record.timeToFirstTokenMilliseconds = result.timeToFirstToken?.wholeMilliseconds
-                record.finishReason = result.completion.finishReason
-                record.attempts = result.attempts
-            }
-            let stored = try await store.record(record)
-            if stored.isNew, record.completesSession { ParleyMetrics.topicCompletions.increment() }
-            if !stored.isNew {
-                logger.info("another attempt stored this turn first; replying with its answer")
-            }
-            let completed = stored.isNew ? record.completesSession : try await store.session(id: turn.sessionID)?.status == .completed
-            return .done(
-                done(
-                    turn, stored.message, usage: stored.isNew ? record.usage : TokenUsage(), cancelled: record.cancelled && stored.isNew,
-                    completed: completed, model: stored.isNew ? record.model : nil
-                )
-            )
-        } catch {
-            throw .store(error)
         }
+    }
+
+    /// Generates, stores and returns the answer of a turn this attempt holds.
+    private func answer(
+        _ turn: TurnEnvelope, _ attempt: TurnAttempt, logger: Logger, onProgress: @escaping @Sendable (GenerationProgress) async -> Void
+    ) async throws(TurnFailure) -> ReplyEnvelope {
+        let history = try await fromStore { try await store.recentMessages(session: turn.sessionID, limit: prompts.maxHistory) }
+        let context = try await fromStore { try await store.context(ofSession: turn.sessionID) } ?? SessionContext()
+        // A marker the user typed must complete nothing: the model never sees it
+        // (it could echo it back), and history keeps the message without it.
+        var asked = turn
+        if !completionMarker.isEmpty { asked.content = turn.content.replacingOccurrences(of: completionMarker, with: "") }
+        let started = ContinuousClock.now
+        let shown = ShownText(marker: completionMarker)
+        let outcome = await generate(prompts.prompt(history: history, turn: asked, context: context), for: turn, attempt) { progress in
+            switch progress {
+            case .text(let piece):
+                let visible = shown.feed(piece)
+                if !visible.isEmpty { await onProgress(.text(visible)) }
+            case .reset:
+                shown.reset()
+                await onProgress(progress)
+            }
+        }
+        let tail = shown.finish()
+        if !tail.isEmpty, case .finished = outcome { await onProgress(.text(tail)) }
+        var record = CompletedTurn(
+            sessionID: turn.sessionID, turnID: turn.turnID, userContent: turn.kind == .message ? asked.content : nil,
+            replyContent: "", rawReply: "", model: generator.primary.model, usage: TokenUsage(),
+            latencyMilliseconds: started.duration(to: .now).wholeMilliseconds
+        )
+        record.attempt = attempt.id
+        switch outcome {
+        case .superseded:
+            throw .superseded
+        case .interrupted:
+            throw .interrupted
+        case .failed(let error):
+            logger.warning("the model failed", metadata: ["error": "\(error)", "code": "\(error.code)"])
+            return try await failure(turn, attempt, code: error.code, error.clientMessage)
+        case .cancelledBeforeStart:
+            return try await failure(turn, attempt, code: "cancelled", "the message was cancelled before an answer was started")
+        case .cancelled:
+            logger.info("turn cancelled; keeping what was generated")
+            record.replyContent = shown.text
+            record.rawReply = shown.text
+            record.cancelled = true
+        case .finished(let result):
+            record.fill(with: result, visible: shown.visible(result.completion.text), marker: completionMarker)
+            if record.completesSession { logger.info("the learner completed the topic") }
+        }
+        return try await stored(record, for: turn, logger: logger)
+    }
+
+    /// Stores the answer (fenced by the attempt) and builds the final reply.
+    private func stored(_ record: CompletedTurn, for turn: TurnEnvelope, logger: Logger) async throws(TurnFailure) -> ReplyEnvelope {
+        let stored = try await fromStore { try await store.record(record) }
+        if stored.isNew, record.completesSession { ParleyMetrics.topicCompletions.increment() }
+        guard stored.isNew else {
+            logger.info("another attempt stored this turn first; replying with its answer")
+            let completed = try await fromStore { try await store.session(id: turn.sessionID) }?.status == .completed
+            return .done(done(turn, stored.message, completed: completed))
+        }
+        return .done(
+            done(turn, stored.message, usage: record.usage, cancelled: record.cancelled, completed: record.completesSession, model: record.model)
+        )
+    }
+
+    private func storedReply(of turn: TurnEnvelope) async throws(TurnFailure) -> ReplyEnvelope? {
+        guard let stored = try await fromStore({ try await store.reply(forTurn: turn.turnID) }) else { return nil }
+        let completed = try await fromStore { try await store.session(id: turn.sessionID) }?.status == .completed
+        return .done(done(turn, stored, completed: completed))
     }
 
     private enum Outcome: Sendable {
@@ -118,18 +189,24 @@ struct TurnHandler: Sendable {
         case failed(LLMError)
         case cancelled
         case cancelledBeforeStart
+        /// Another attempt took the turn over.
+        case superseded
+        /// This worker is stopping (its task was cancelled), not the user.
+        case interrupted
     }
 
-    /// Runs the generation until it finishes, the user cancels the turn, or the turn's
-    /// deadline passes — whichever comes first ends the others.
+    /// Runs the generation until it finishes, the user cancels the turn, the turn's
+    /// deadline passes or another attempt takes it over — whichever comes first ends
+    /// the others.
     private func generate(
-        _ prompt: [PromptMessage], for turn: TurnEnvelope, onProgress: @escaping @Sendable (GenerationProgress) async -> Void
+        _ prompt: [PromptMessage], for turn: TurnEnvelope, _ attempt: TurnAttempt,
+        onProgress: @escaping @Sendable (GenerationProgress) async -> Void
     ) async -> Outcome {
         let cancelled = cancellations.begin(turn.turnID, session: turn.sessionID)
         defer { cancellations.end(turn.turnID) }
         if cancelled.isOpen { return .cancelledBeforeStart }
-        let generator = self.generator
-        return await withTaskGroup(of: Outcome?.self) { group in
+        let (generator, holding) = (self.generator, self.holding)
+        let outcome = await withTaskGroup(of: Outcome?.self) { group in
             group.addTask {
                 do throws(LLMError) {
                     return .finished(try await generator.generate(prompt, onProgress: onProgress))
@@ -141,10 +218,12 @@ struct TurnHandler: Sendable {
                 await cancelled.wait()
                 return cancelled.isOpen ? .cancelled : nil
             }
+            group.addTask {
+                await holding.keep(turn.turnID, attempt) ? nil : .superseded
+            }
             if let deadline = turn.deadline {
                 group.addTask {
-                    let remaining = max(0, deadline.timeIntervalSinceNow)
-                    try? await Task.sleep(for: .milliseconds(Int64(remaining * 1000)))
+                    try? await Task.sleep(for: .seconds(untrusted: deadline.timeIntervalSinceNow) ?? .zero)
                     return Task.isCancelled ? nil : .failed(.unavailable("no answer before the turn's deadline"))
                 }
             }
@@ -154,6 +233,17 @@ struct TurnHandler: Sendable {
             }
             return .failed(.cancelled)
         }
+        // Cancelled from outside (the worker's shutdown timeout), not by the user: the
+        // turn goes back to the queue instead of being answered `cancelled`.
+        return Task.isCancelled ? .interrupted : outcome
+    }
+
+    /// An error reply for the client — unless another attempt holds the turn, which
+    /// then answers it.
+    private func failure(_ turn: TurnEnvelope, _ attempt: TurnAttempt, code: String, _ message: String) async throws(TurnFailure) -> ReplyEnvelope {
+        let ended = try await fromStore { try await holding.ledger.settle(turnID: turn.turnID, attempt: attempt.id, as: .failed) }
+        guard ended else { throw .superseded }
+        return .error(ReplyEnvelope.Failure(sessionID: turn.sessionID, turnID: turn.turnID, code: code, message: message))
     }
 
     private func done(
@@ -167,7 +257,78 @@ struct TurnHandler: Sendable {
         )
     }
 
-    private func failure(_ turn: TurnEnvelope, code: String, _ message: String) -> ReplyEnvelope {
-        .error(ReplyEnvelope.Failure(sessionID: turn.sessionID, turnID: turn.turnID, code: code, message: message))
+    /// Runs a call of the store or the ledger (both throw only `StoreError`).
+    private func fromStore<T>(_ body: () async throws -> T) async throws(TurnFailure) -> T {
+        do {
+            return try await body()
+        } catch let error as StoreError {
+            throw TurnFailure(error)
+        } catch {
+            throw .store(.unavailable("\(error)"))
+        }
+    }
+}
+
+extension TurnHolding {
+    /// Holds the turn while the generation runs: returns false as soon as the attempt
+    /// is no longer current or another attempt took the turn over; returns true when
+    /// cancelled (the generation ended). A database outage keeps the hold as it is
+    /// (the store's fence still protects the reply).
+    func keep(_ turnID: UUID, _ attempt: TurnAttempt) async -> Bool {
+        let tick = Duration.milliseconds(200)
+        var sinceRenewal = Duration.zero
+        while true {
+            do { try await Task.sleep(for: tick) } catch { return true }
+            guard attempt.isCurrent() else { return false }
+            sinceRenewal += tick
+            guard sinceRenewal >= renewEvery else { continue }
+            sinceRenewal = .zero
+            if let held = try? await ledger.renew(turnID: turnID, attempt: attempt.id, holdFor: holdFor), !held { return false }
+        }
+    }
+}
+
+/// What the user has been shown of a generation: the model's text without the marker.
+private final class ShownText: Sendable {
+    private let marker: String
+    private let filter: Locked<CompletionMarkerFilter>
+    private let shown = Locked("")
+
+    init(marker: String) {
+        self.marker = marker
+        self.filter = Locked(CompletionMarkerFilter(marker: marker))
+    }
+
+    var text: String { shown.value }
+
+    func feed(_ piece: String) -> String {
+        let visible = filter.withLock { $0.feed(piece) }
+        if !visible.isEmpty { shown.withLock { $0 += visible } }
+        return visible
+    }
+
+    func reset() {
+        filter.withLock { $0 = CompletionMarkerFilter(marker: marker) }
+        shown.withLock { $0 = "" }
+    }
+
+    func finish() -> String { filter.withLock { $0.finish() } }
+
+    func visible(_ raw: String) -> String { filter.value.visible(raw) }
+}
+
+extension CompletedTurn {
+    /// The facts of a finished generation.
+    mutating func fill(with result: GenerationResult, visible: String, marker: String) {
+        let raw = result.completion.text
+        replyContent = visible
+        rawReply = raw
+        completesSession = !marker.isEmpty && raw.contains(marker)
+        model = result.completion.model
+        usage = result.completion.usage
+        provider = result.provider
+        timeToFirstTokenMilliseconds = result.timeToFirstToken?.wholeMilliseconds
+        finishReason = result.completion.finishReason
+        attempts = result.attempts
     }
 }

@@ -69,17 +69,34 @@ struct TurnProcessor: Service {
 
         var backoff = Backoff(initial: retryPause, maximum: maxOutagePause)
         let deltas = DeltaStream(turn: turn, publisher: publisher, topology: topology, coalescer: coalescer, logger: logger)
+        let attempt = TurnAttempt(takeover: delivery.redelivered, isCurrent: { [consumer] in consumer.canSettle(delivery) })
         var isRetry = false
         while true {
             if isRetry { await deltas.restart(because: "retrying after an outage") }
             isRetry = true
             do {
-                let reply = try await handler.reply(to: turn, logger: logger) { await deltas.handle($0) }
+                let reply = try await handler.reply(to: turn, attempt: attempt, logger: logger) { await deltas.handle($0) }
                 await deltas.finish()
                 try await publish(reply)
                 await settle(delivery, logger: logger) { try await consumer.ack(delivery) }
                 logger.info("turn answered", metadata: ["reply": "\(reply.kind)"])
                 ParleyMetrics.workerTurns.increment(by: 1, [("outcome", Self.outcome(of: reply))])
+                return
+            } catch TurnFailure.superseded {
+                // A redelivery took the turn over (or a copy of it is answered elsewhere):
+                // this attempt publishes nothing; a delivery still ours is done.
+                logger.info("another attempt answers this turn; this one stops")
+                if consumer.canSettle(delivery) { await settle(delivery, logger: logger) { try await consumer.ack(delivery) } }
+                ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "superseded")])
+                return
+            } catch TurnFailure.alreadySettled(let state) {
+                logger.info("the turn had ended before this delivery; dropping it", metadata: ["state": "\(state.rawValue)"])
+                await settle(delivery, logger: logger) { try await consumer.ack(delivery) }
+                ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "duplicate")])
+                return
+            } catch TurnFailure.interrupted {
+                logger.info("stopping: the turn goes back to the queue")
+                await giveBack(delivery, turn: turn, attempt: attempt, logger: logger)
                 return
             } catch let failure where Self.isOutage(failure) {
                 // The database or the broker is down: keep the turn (unacked, so it
@@ -90,8 +107,7 @@ struct TurnProcessor: Service {
                     return
                 }
                 guard !Task.isShuttingDownGracefully, !Task.isCancelled else {
-                    await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: true) }
-                    ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "retried")])
+                    await giveBack(delivery, turn: turn, attempt: attempt, logger: logger)
                     return
                 }
                 guard !turn.isExpired() else {
@@ -99,7 +115,7 @@ struct TurnProcessor: Service {
                     // let it overtake the session's next turn.
                     logger.error("turn reached its deadline during an outage; dropping it", metadata: ["error": "\(failure)"])
                     let expired = ReplyEnvelope.error(
-                        .init(sessionID: turn.sessionID, turnID: turn.turnID, code: "expired", message: "the message could not be answered before its deadline (\(failure)); send it again")
+                        .init(sessionID: turn.sessionID, turnID: turn.turnID, code: "expired", message: "the message could not be answered before its deadline; send it again")
                     )
                     try? await publish(expired)
                     await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: false) }
@@ -110,10 +126,18 @@ struct TurnProcessor: Service {
                 logger.warning("dependency unavailable; retrying the turn in place", metadata: ["error": "\(failure)", "pause": "\(pause)"])
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
             } catch {
-                await retryLater(delivery, turn: turn, because: "\(error)", logger: logger)
+                await retryLater(delivery, turn: turn, attempt: attempt, because: "\(error)", logger: logger)
                 return
             }
         }
+    }
+
+    /// Returns a turn to the queue unanswered (this worker stops): its hold is
+    /// released so that the next delivery may generate it at once.
+    private func giveBack(_ delivery: AMQPDelivery, turn: TurnEnvelope, attempt: TurnAttempt, logger: Logger) async {
+        try? await handler.holding.ledger.release(turnID: turn.turnID, attempt: attempt.id)
+        await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: true) }
+        ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "retried")])
     }
 
     /// The `outcome` label of a turn that was answered with `reply`.
@@ -142,21 +166,26 @@ struct TurnProcessor: Service {
         try await publisher.publish(ReplyMessage.amqp(reply, topology: topology))
     }
 
-    private func retryLater(_ delivery: AMQPDelivery, turn: TurnEnvelope, because reason: String, logger: Logger) async {
-        // Quorum queues count deliveries in `x-delivery-count` (absent on the first).
-        let previousDeliveries = Int(delivery.headers["x-delivery-count"] ?? "0") ?? 0
+    private func retryLater(_ delivery: AMQPDelivery, turn: TurnEnvelope, attempt: TurnAttempt, because reason: String, logger: Logger) async {
+        // Quorum queues count deliveries in `x-delivery-count` (absent on the first);
+        // a header from the broker is outside input: clamped, never an overflow.
+        let previousDeliveries = min(max(Int(delivery.headers["x-delivery-count"] ?? "0") ?? 0, 0), topology.turnDeliveryLimit)
         let isLastAttempt = previousDeliveries + 1 >= topology.turnDeliveryLimit
         if isLastAttempt {
             logger.error("turn failed on its last allowed delivery; telling the client and dead-lettering it", metadata: ["error": "\(reason)"])
             let failure = ReplyEnvelope.error(
-                .init(sessionID: turn.sessionID, turnID: turn.turnID, code: "unavailable", message: "the turn could not be processed: \(reason)")
+                .init(sessionID: turn.sessionID, turnID: turn.turnID, code: "unavailable", message: "the message could not be processed and was set aside for the operator; nothing was stored")
             )
-            try? await publish(failure)
+            // Only while this attempt may end the turn: otherwise another attempt answers it.
+            if (try? await handler.holding.ledger.settle(turnID: turn.turnID, attempt: attempt.id, as: .failed)) != false {
+                try? await publish(failure)
+            }
             await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: false) }
             ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "dead_lettered")])
         } else {
             logger.warning("turn failed; requeueing it after a pause", metadata: ["error": "\(reason)", "deliveries": "\(previousDeliveries + 1)"])
             try? await Task.sleep(for: retryPause)
+            try? await handler.holding.ledger.release(turnID: turn.turnID, attempt: attempt.id)
             await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: true) }
             ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "retried")])
         }

@@ -1,0 +1,27 @@
+import Foundation
+import Shared
+
+/// One attempt at generating a turn: one delivery of it to this worker.
+struct TurnAttempt: Sendable {
+    /// Names this attempt in the `TurnLedger`; its reply is stored only while it holds the turn.
+    let id = UUID()
+    /// A redelivery: the broker has given up on the earlier delivery (its connection
+    /// or consumer is gone), so this attempt takes the turn over at once rather than
+    /// wait for the earlier one's hold to run out.
+    var takeover = false
+    /// False once the delivery can no longer be settled (this worker's consumer
+    /// reconnected, and the broker gave the turn to someone else): the attempt stops.
+    var isCurrent: @Sendable () -> Bool = { true }
+}
+
+/// How a worker holds turns in the ledger.
+struct TurnHolding: Sendable {
+    let ledger: any TurnLedger
+    /// How long a hold lasts without renewal: a worker that died mid-turn blocks the
+    /// session's next turn at most this long (a redelivery takes over at once).
+    var holdFor: Duration = .seconds(15)
+    /// How often a generating attempt renews its hold and so learns it was taken over.
+    var renewEvery: Duration = .seconds(3)
+    /// The longest pause between two looks at a turn that must wait.
+    var longestWaitPause: Duration = .milliseconds(400)
+}
