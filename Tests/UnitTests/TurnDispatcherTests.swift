@@ -16,9 +16,12 @@ final class ScriptedTurnPublisher: TurnPublishing {
     }
 
     let cancels = Mutex<[UUID]>([])
+    /// When set, every publish waits for it to open (a broker slow to answer).
+    let hold = Mutex<Gate?>(nil)
 
     func publish(_ turn: TurnEnvelope) async throws(AMQPError) {
         published.withLock { $0.append(turn) }
+        if let gate = hold.withLock({ $0 }) { await gate.wait() }
         if let failure = failures.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { throw failure }
     }
 

@@ -17,8 +17,11 @@ struct TurnWaiterTests {
     }
 
     /// A waiter on an in-memory hub and a scripted broker, its turn tasks running.
-    func withWaiter(_ publisher: ScriptedTurnPublisher = ScriptedTurnPublisher(failing: []), doubt: Duration = .seconds(5), _ body: (Parts) async throws -> Void) async throws {
-        let hub = SessionHub(subscriptions: RecordingSubscriptions(), maxWaitingTurns: 4, replyTimeout: .seconds(60), logger: logger)
+    func withWaiter(
+        _ publisher: ScriptedTurnPublisher = ScriptedTurnPublisher(failing: []), doubt: Duration = .seconds(5),
+        subscriptions: any ReplySubscriptions = RecordingSubscriptions(), _ body: (Parts) async throws -> Void
+    ) async throws {
+        let hub = SessionHub(subscriptions: subscriptions, maxWaitingTurns: 4, replyTimeout: .seconds(60), logger: logger)
         var dispatcher = TurnDispatcher(hub: hub, publisher: publisher, ledger: InMemoryTurnLedger(), turnLifetime: .seconds(50), logger: logger)
         dispatcher.doubtResolutionTime = doubt
         let tasks = RESTTurnTasks()
@@ -111,6 +114,39 @@ struct TurnWaiterTests {
         }
     }
 
+    /// A 504 promises the turn will be answered: never while the broker may still
+    /// refuse it. The wait ends while the publish is in progress; the broker then nacks.
+    @Test func aWaitEndingWhileThePublishIsUndecidedWaitsForTheBrokersAnswer() async throws {
+        let publisher = ScriptedTurnPublisher(failing: [.nacked(exchange: "t", routingKey: "turn")])
+        publisher.hold.withLock { $0 = Gate() }
+        try await withWaiter(publisher) { parts in
+            async let answer = code { () async throws(FrameError) in
+                try await parts.waiter.send(.message, content: "oi", to: session, userID: "alice", wait: .milliseconds(100))
+            }
+            _ = try await published(parts.publisher)
+            try await Task.sleep(for: .milliseconds(300))  // the wait is over; the broker has not answered yet
+            publisher.hold.withLock { $0 }?.open()
+            let error = await answer
+            #expect(error?.code == "overloaded", "\(String(describing: error))")
+        }
+    }
+
+    /// The same while the session's replies are still being bound to this gateway,
+    /// and the bind fails: nothing was sent.
+    @Test func aWaitEndingWhileTheBindIsUndecidedWaitsForIt() async throws {
+        let subscriptions = HeldSubscriptions()
+        try await withWaiter(subscriptions: subscriptions) { parts in
+            async let answer = code { () async throws(FrameError) in
+                try await parts.waiter.send(.message, content: "oi", to: session, userID: "alice", wait: .milliseconds(100))
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            subscriptions.release.open()
+            let error = await answer
+            #expect(error?.code == "unavailable", "\(String(describing: error))")
+            #expect(parts.publisher.published.withLock { $0.isEmpty })
+        }
+    }
+
     func waitUntil(_ condition: () async -> Bool) async throws {
         let deadline = ContinuousClock.now.advanced(by: .seconds(5))
         while ContinuousClock.now < deadline {
@@ -119,4 +155,16 @@ struct TurnWaiterTests {
         }
         Issue.record("condition not met within 5 s")
     }
+}
+
+/// Binds only when released, and then fails.
+final class HeldSubscriptions: ReplySubscriptions {
+    let release = Gate()
+
+    func subscribe(session: UUID) async throws(AMQPError) {
+        await release.wait()
+        throw .notConnected("the broker went away")
+    }
+
+    func unsubscribe(session: UUID) async throws(AMQPError) {}
 }

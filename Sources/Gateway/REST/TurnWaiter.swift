@@ -18,6 +18,29 @@ struct TurnWaiter: Sendable {
     let tasks: RESTTurnTasks
     let gatewayID: String
     let logger: Logger
+    /// The longest a request waits, past its own wait, for the broker to take or refuse
+    /// a turn that was being published when the wait ended.
+    var decisionWait: Duration = .seconds(45)
+
+    /// How far a request's turn got: accepted by the broker (or possibly, when
+    /// unconfirmed), and its result once it has one. `decided` opens with either.
+    final class Progress: Sendable {
+        let decided = Gate()
+        private let state = Locked<(accepted: Bool, result: Result<ReplyEnvelope.Done, FrameError>?)>((false, nil))
+
+        var isAccepted: Bool { state.value.accepted }
+        var result: Result<ReplyEnvelope.Done, FrameError>? { state.value.result }
+
+        func accept() {
+            state.withLock { $0.accepted = true }
+            decided.open()
+        }
+
+        func finish(with result: Result<ReplyEnvelope.Done, FrameError>) {
+            state.withLock { $0.result = result }
+            decided.open()
+        }
+    }
 
     func send(
         _ kind: TurnEnvelope.Kind, content: String, clientMessageID: String? = nil, to sessionID: UUID, userID: String, wait: Duration
@@ -30,13 +53,15 @@ struct TurnWaiter: Sendable {
         logger[metadataKey: "turn_id"] = "\(envelope.turnID.lowercased)"
         // Deltas are not needed here: a small outbox drops them and keeps the rest.
         let listener = SocketOutbox(userID: userID, capacity: 64, logger: logger)
-        let accepted = Locked(false)
+        let progress = Progress()
         // The request waits on this stream, which (unlike `Task.value`) stops waiting
         // when the request's task is cancelled.
         let (results, report) = AsyncStream.makeStream(of: Result<ReplyEnvelope.Done, FrameError>.self, bufferingPolicy: .bufferingNewest(1))
         let (hub, dispatcher, turnLogger) = (self.hub, self.dispatcher, logger)
         let started = tasks.start {
-            report.yield(await Self.drive(envelope, listener: listener, accepted: accepted, hub: hub, dispatcher: dispatcher, logger: turnLogger))
+            let result = await Self.drive(envelope, listener: listener, progress: progress, hub: hub, dispatcher: dispatcher, logger: turnLogger)
+            progress.finish(with: result)
+            report.yield(result)
             report.finish()
         }
         guard started else {
@@ -52,13 +77,20 @@ struct TurnWaiter: Sendable {
             result = nil
         }
         if let result { return try result.get() }
-        if !accepted.value, await hub.cancel(envelope.turnID, from: listener) == .droppedWhileWaiting {
+        if !progress.isAccepted, await hub.cancel(envelope.turnID, from: listener) == .droppedWhileWaiting {
             logger.info("REST request stopped waiting before its turn was sent; withdrawn")
             throw FrameError(
                 code: "session_busy",
                 message: "the session's previous message was still being answered after \(wait.wholeMilliseconds / 1000) s; this one was not sent — send it again later",
                 sessionID: sessionID
             )
+        }
+        if !progress.isAccepted {
+            // Being bound or published: a 504 would promise an answer the broker may
+            // still refuse. Wait for its decision (bounded by the publish's own doubt
+            // resolution and the broker's method timeout).
+            try? await withTimeout(decisionWait) { await progress.decided.wait() }
+            if let result = progress.result { return try result.get() }
         }
         logger.info("REST request stopped waiting; the turn goes on")
         throw FrameError(
@@ -71,7 +103,7 @@ struct TurnWaiter: Sendable {
     /// Submits the turn as a listener of its session, publishes it when the session
     /// is free, and waits for its end.
     private static func drive(
-        _ envelope: TurnEnvelope, listener: SocketOutbox, accepted: Locked<Bool>, hub: SessionHub, dispatcher: TurnDispatcher, logger: Logger
+        _ envelope: TurnEnvelope, listener: SocketOutbox, progress: Progress, hub: SessionHub, dispatcher: TurnDispatcher, logger: Logger
     ) async -> Result<ReplyEnvelope.Done, FrameError> {
         defer { listener.finish() }
         do {
@@ -85,7 +117,7 @@ struct TurnWaiter: Sendable {
             if let publishNow = try await hub.submit(PendingTurn(envelope: envelope, origin: listener, announcesAcceptance: true)) {
                 await dispatcher.publish(startingWith: publishNow)
             }
-            outcome = await Self.outcome(of: envelope.turnID, from: listener, accepted: accepted)
+            outcome = await Self.outcome(of: envelope.turnID, from: listener, progress: progress)
         } catch {
             outcome = .failure(error)
         }
@@ -97,15 +129,15 @@ struct TurnWaiter: Sendable {
     /// `unconfirmed` publish is not final: the turn may still be answered, and the
     /// hub ends it with its reply or `reply_timeout`.
     private static func outcome(
-        of turnID: UUID, from listener: SocketOutbox, accepted: Locked<Bool>
+        of turnID: UUID, from listener: SocketOutbox, progress: Progress
     ) async -> Result<ReplyEnvelope.Done, FrameError> {
         for await frame in listener.frames {
             listener.didWrite()
             switch frame {
             case .accepted(_, let id, _) where id == turnID:
-                accepted.withLock { $0 = true }
+                progress.accept()
             case .error("unconfirmed", _, let context) where context.turnID == turnID:
-                accepted.withLock { $0 = true }
+                progress.accept()
             case .reply(let done) where done.turnID == turnID:
                 return .success(done)
             case .error(let code, let message, let context) where context.turnID == turnID:
