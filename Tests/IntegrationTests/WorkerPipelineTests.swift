@@ -30,6 +30,7 @@ struct WorkerPipelineTests {
     /// Runs a turn processor on the real broker and an isolated schema, with a
     /// listener bound to the replies of `session`.
     func withPipeline(
+        storeSeenByWorker: @escaping @Sendable (PostgresConversationStore) -> any ConversationStore = { $0 },
         _ body: @Sendable (_ broker: BrokerFixture, _ publisher: AMQPPublisher, _ replies: AMQPConsumer, _ store: PostgresConversationStore, _ model: CountingModel, _ session: UUID) async throws -> Void
     ) async throws {
         try await withIsolatedPostgres { client, _ in
@@ -45,7 +46,7 @@ struct WorkerPipelineTests {
             let processor = TurnProcessor(
                 consumer: turns, publisher: publisher,
                 handler: TurnHandler(
-                    store: store, holding: TurnHolding(ledger: PostgresTurnLedger(client: client, logger: TestEnvironment.logger)),
+                    store: storeSeenByWorker(store), holding: TurnHolding(ledger: PostgresTurnLedger(client: client, logger: TestEnvironment.logger)),
                     generator: ProviderChain(
                         slots: [.init(model: model, breaker: CircuitBreaker())], policy: RetryPolicy(maxAttempts: 1), streaming: true,
                         logger: TestEnvironment.logger
@@ -150,6 +151,24 @@ struct WorkerPipelineTests {
         }
     }
 
+    /// The reply's commit succeeded but its answer was lost (a time-out), and the
+    /// turn's deadline passed before the retry: the client gets the stored reply, not
+    /// `expired` for a message that was answered and stored.
+    @Test func aTurnStoredBeforeItsDeadlineIsRepliedEvenWhenTheRetryComesAfterIt() async throws {
+        try await withPipeline(storeSeenByWorker: { CommitThenTimeOutStore(base: $0, downFor: 3) }) {
+            broker, publisher, replies, store, model, session in
+            var turn = TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: "a tempo", gatewayID: "it")
+            turn.deadline = Date().addingTimeInterval(1)
+            try await publish(turn, with: publisher, broker: broker)
+            let reply = try await nextReply(replies)
+            guard case .done(let done) = reply else {
+                Issue.record("expected the stored reply, got \(reply)")
+                return
+            }
+            #expect(done.message.content == "re: a tempo")
+        }
+    }
+
     @Test func aTurnForAnUnknownSessionGetsAnErrorReply() async throws {
         try await withPipeline { broker, publisher, replies, store, model, session in
             // Bind the unknown session's replies too.
@@ -164,5 +183,47 @@ struct WorkerPipelineTests {
             #expect(failure.code == "session_not_found")
             #expect(model.calls.load(ordering: .relaxed) == 0)
         }
+    }
+}
+
+/// Commits a reply, then answers as if the database had timed out, and stays "down"
+/// for `downFor` seconds after that (longer than the turn's deadline).
+struct CommitThenTimeOutStore: ConversationStore {
+    let base: PostgresConversationStore
+    let downFor: TimeInterval
+    private let downUntil = Locked(Date.distantPast)
+
+    init(base: PostgresConversationStore, downFor: TimeInterval) {
+        self.base = base
+        self.downFor = downFor
+    }
+
+    func createSession(_ session: SessionRecord, context: SessionContext) async throws(StoreError) { try await base.createSession(session, context: context) }
+    func session(id: UUID) async throws(StoreError) -> SessionRecord? {
+        try checkUp()
+        return try await base.session(id: id)
+    }
+    func context(ofSession id: UUID) async throws(StoreError) -> SessionContext? { try await base.context(ofSession: id) }
+    func reply(forTurn turnID: UUID) async throws(StoreError) -> ChatMessage? {
+        try checkUp()
+        return try await base.reply(forTurn: turnID)
+    }
+    func recentMessages(session: UUID, limit: Int) async throws(StoreError) -> [ChatMessage] { try await base.recentMessages(session: session, limit: limit) }
+    func messages(session: UUID, afterID: Int64, limit: Int) async throws(StoreError) -> [ChatMessage] {
+        try await base.messages(session: session, afterID: afterID, limit: limit)
+    }
+    func record(_ turn: CompletedTurn) async throws(StoreError) -> StoredReply {
+        try checkUp()
+        _ = try await base.record(turn)
+        downUntil.withLock { $0 = Date().addingTimeInterval(downFor) }
+        throw .unavailable("no answer within the time limit")
+    }
+    func chatLogs(userID: String?, before: Int64?, limit: Int) async throws(StoreError) -> [ChatLogEntry] {
+        try await base.chatLogs(userID: userID, before: before, limit: limit)
+    }
+    func ping() async throws(StoreError) { try await base.ping() }
+
+    private func checkUp() throws(StoreError) {
+        guard Date() >= downUntil.value else { throw .unavailable("still down") }
     }
 }

@@ -183,6 +183,19 @@ struct TurnCancellationsTests {
         #expect(gate.isOpen)
     }
 
+    /// Two attempts at one turn on one worker (a copy beside the first): when one
+    /// ends, a cancel still reaches the other.
+    @Test func aCancelReachesEveryAttemptStillRunning() {
+        let cancellations = TurnCancellations()
+        let (turn, session) = (UUID(), UUID())
+        let first = cancellations.begin(turn, session: session)
+        let second = cancellations.begin(turn, session: session)
+        cancellations.end(turn, first)
+        cancellations.cancel(turn, session: session)
+        #expect(second.isOpen)
+        #expect(!first.isOpen)
+    }
+
     @Test func aCancelBeforeTheTurnStartsIsRemembered() {
         let cancellations = TurnCancellations()
         let turn = UUID()

@@ -208,6 +208,17 @@ struct ProviderFixtureTests {
         #expect(server.requests.value.first?.path == "/v1beta/models/gemini-2.5-flash:generateContent")
     }
 
+    /// Token counts are outside input: an overflowing sum crashed the worker.
+    @Test func hostileGeminiTokenCountsAreClampedNotATrap() async throws {
+        let server = FixtureServer(status: .ok, fixture: "gemini/complete-hostile-usage.json")
+        try await server.run { base in
+            try await withClients { transport in
+                let completion = try await gemini(base, transport).complete(Self.prompt)
+                #expect(completion.usage == TokenUsage(promptTokens: 0, completionTokens: Int(Int32.max)))
+            }
+        }
+    }
+
     @Test(arguments: [
         (HTTPResponse.Status.ok, "gemini/blocked-prompt.json", LLMError.blocked("the prompt was blocked (SAFETY)")),
         (.ok, "gemini/finish-safety.json", .blocked("the answer was withheld (SAFETY)")),

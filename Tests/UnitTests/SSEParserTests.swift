@@ -51,4 +51,19 @@ struct SSEParserTests {
         let parsed = try events("id: 1\ndata: a\n\ndata: b\n\n", chunk: 4)
         #expect(parsed.map(\.id) == ["1", "1"])
     }
+
+    /// A server that sends `data:` lines and never the blank line that ends the event
+    /// must not grow the worker's memory without bound.
+    @Test func dataLinesWithoutABlankLineAreBounded() throws {
+        var parser = SSEParser(maxLineBytes: 64, maxEventBytes: 100)
+        #expect(try parser.feed(Array(String(repeating: "data: 0123456789\n", count: 8).utf8)).isEmpty)
+        #expect(throws: SSEParser.LineTooLong(limit: 100)) { try parser.feed(Array(String(repeating: "data: 0123456789\n", count: 4).utf8)) }
+    }
+
+    @Test func theEventBoundStartsAfreshWithEveryEvent() throws {
+        var parser = SSEParser(maxLineBytes: 64, maxEventBytes: 100)
+        for _ in 0..<50 {
+            #expect(try parser.feed(Array("data: 0123456789\ndata: 0123456789\n\n".utf8)).count == 1)
+        }
+    }
 }

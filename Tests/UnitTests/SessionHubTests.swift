@@ -85,6 +85,35 @@ struct SessionHubTests {
         #expect(sent.map { $0["client_msg_id"] as? String }.compactMap { $0 } == ["one", "two"])
     }
 
+    /// A delta or reset that arrives after its turn's reply (a late or superseded
+    /// attempt) would repaint an answered message: dropped.
+    @Test func streamEnvelopesAfterTheReplyAreDropped() async throws {
+        let alice = socket()
+        try await hub.attach(alice, to: session)
+        let first = turn("one", from: alice)
+        _ = try await hub.submit(first)
+        _ = await hub.published(first, outcome: .confirmed)
+        let id = first.envelope.turnID
+        _ = await hub.deliver(.delta(.init(sessionID: session, turnID: id, index: 0, text: "re")))
+        _ = await hub.deliver(done(first))
+        _ = await hub.deliver(.delta(.init(sessionID: session, turnID: id, index: 1, text: " late")))
+        _ = await hub.deliver(.reset(.init(sessionID: session, turnID: id, reason: "late attempt")))
+        #expect(await frames(of: alice).map { $0["type"] as? String } == ["accepted", "delta", "reply"])
+    }
+
+    /// Several sockets attach while the bind is in flight, and it fails: the session
+    /// is forgotten, not left behind with no socket and no subscription.
+    @Test func aFailedBindWithOthersWaitingLeavesNoEntryBehind() async throws {
+        subscriptions.failure.withLock { $0 = .notConnected("down") }
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<5 {
+                group.addTask { [hub, session] in _ = try? await hub.attach(SocketOutbox(userID: "alice", capacity: 10, logger: Logger(label: "t")), to: session) }
+            }
+        }
+        #expect(await hub.socketCount(session: session) == 0)
+        #expect(await !hub.isTracking(session: session))
+    }
+
     @Test func tooManyWaitingTurnsAreRefused() async throws {
         let alice = socket()
         try await hub.attach(alice, to: session)

@@ -34,30 +34,35 @@ struct ReplyRouter: Service {
 
     /// Every second: expires overdue turns; after a reconnect (a new connection
     /// generation, past the first) recovers stored replies, at once and again 5 s
-    /// later, when the new queue's bindings are surely in place.
+    /// later, when the new queue's bindings are surely in place. Recovery (database
+    /// reads) and the publishing of the turns freed run as child tasks: a slow
+    /// database or broker must not delay the next second's `reply_timeout`s.
     private func expireOverdueTurns() async {
-        var generation = consumer.connectionGeneration
-        var recoverAgainAt: ContinuousClock.Instant?
-        while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: .seconds(1))
-            } catch {
-                return
-            }
-            let current = consumer.connectionGeneration
-            if current != generation {
-                if generation > 0 {
-                    await recovery.recover()
-                    recoverAgainAt = .now.advanced(by: .seconds(5))
+        await withDiscardingTaskGroup { group in
+            var generation = consumer.connectionGeneration
+            var recoverAgainAt: ContinuousClock.Instant?
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: .seconds(1))
+                } catch {
+                    break
                 }
-                generation = current
-            } else if let at = recoverAgainAt, at <= .now {
-                recoverAgainAt = nil
-                await recovery.recover()
+                let current = consumer.connectionGeneration
+                if current != generation {
+                    if generation > 0 {
+                        group.addTask { await recovery.recover() }
+                        recoverAgainAt = .now.advanced(by: .seconds(5))
+                    }
+                    generation = current
+                } else if let at = recoverAgainAt, at <= .now {
+                    recoverAgainAt = nil
+                    group.addTask { await recovery.recover() }
+                }
+                for turn in await hub.expireOverdueTurns(now: .now) {
+                    group.addTask { await dispatcher.publish(startingWith: turn) }
+                }
             }
-            for turn in await hub.expireOverdueTurns(now: .now) {
-                await dispatcher.publish(startingWith: turn)
-            }
+            group.cancelAll()
         }
     }
 }

@@ -111,6 +111,7 @@ actor SessionHub {
                 }
                 if case .failure(let error) = result {
                     sessions[sessionID]?.sockets[socket.id] = nil
+                    forgetIfAbandoned(sessionID)
                     throw error
                 }
                 return
@@ -144,9 +145,7 @@ actor SessionHub {
         if case .failure = result {
             sessions[sessionID]?.subscription = .none
             sessions[sessionID]?.sockets[socket.id] = nil
-            if sessions[sessionID]?.isIdle == true, sessions[sessionID]?.waiting.isEmpty == true {
-                sessions[sessionID] = nil
-            }
+            forgetIfAbandoned(sessionID)
         } else {
             sessions[sessionID]?.subscription = .bound
         }
@@ -166,6 +165,13 @@ actor SessionHub {
         for sessionID in held {
             await releaseIfIdle(sessionID)
         }
+    }
+
+    /// Forgets an unbound session that no socket holds and no turn needs (a failed
+    /// bind, also when other sockets were waiting for it).
+    private func forgetIfAbandoned(_ sessionID: UUID) {
+        guard let session = sessions[sessionID], case .none = session.subscription, session.isIdle, session.waiting.isEmpty else { return }
+        sessions[sessionID] = nil
     }
 
     /// Unbinds and forgets a session that no socket holds and no turn needs.
@@ -308,6 +314,10 @@ actor SessionHub {
             } else if (sessions[sessionID]?.current?.earlyStream.count ?? 0) < 256 {
                 sessions[sessionID]?.current?.earlyStream.append(reply)
             }
+            return nil
+        }
+        if !reply.isFinal, session.answered.contains(reply.turnID) {
+            // A late delta or reset of an answered turn (a superseded attempt's).
             return nil
         }
         switch reply {

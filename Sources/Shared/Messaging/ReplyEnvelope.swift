@@ -23,10 +23,14 @@ public struct TokenUsage: Codable, Sendable, Equatable {
     public var promptTokens: Int
     public var completionTokens: Int
 
+    /// Counts come from a provider: each is clamped to what the database column holds
+    /// (0 ... Int32.max), so that a hostile or buggy answer cannot fail the turn.
     public init(promptTokens: Int = 0, completionTokens: Int = 0) {
-        self.promptTokens = promptTokens
-        self.completionTokens = completionTokens
+        self.promptTokens = Self.clamped(promptTokens)
+        self.completionTokens = Self.clamped(completionTokens)
     }
+
+    static func clamped(_ count: Int) -> Int { min(max(count, 0), Int(Int32.max)) }
 
     enum CodingKeys: String, CodingKey {
         case promptTokens = "prompt_tokens"

@@ -80,7 +80,7 @@ struct LLMTransport: Sendable {
         switch error {
         case let error as LLMError: return error
         case is TimeoutError: return .unavailable("no complete answer from \(url) within \(timeout)")
-        case is SSEParser.LineTooLong: return .malformedResponse("an event-stream line from \(url) is too long")
+        case is SSEParser.LineTooLong: return .malformedResponse("an event-stream line or event from \(url) is too long")
         case let error as NIOTooManyBytesError: return .malformedResponse("the answer from \(url) is too large: \(error)")
         default: return .unavailable("request to \(url) failed: \(error)")
         }

@@ -7,7 +7,9 @@ import Synchronization
 /// cancelled while still in the queue is not generated when it arrives.
 final class TurnCancellations: Sendable {
     private struct State {
-        var running: [UUID: (session: UUID, gate: Gate)] = [:]
+        /// Every attempt at a turn running here (a copy or a redelivery of a turn can
+        /// run beside the first), each with its own gate.
+        var running: [UUID: (session: UUID, gates: [Gate])] = [:]
         var cancelledEarly: [UUID: (session: UUID, at: ContinuousClock.Instant)] = [:]
     }
 
@@ -18,31 +20,40 @@ final class TurnCancellations: Sendable {
         self.memory = memory
     }
 
-    /// Registers a turn that starts now; its gate opens when it is cancelled.
+    /// Registers an attempt at a turn that starts now; its gate opens when the turn is
+    /// cancelled. Pass the gate to `end`.
     func begin(_ turnID: UUID, session: UUID) -> Gate {
         let gate = Gate()
         let cancelled = state.withLock { state -> Bool in
-            state.running[turnID] = (session, gate)
+            if state.running[turnID]?.session == session {
+                state.running[turnID]?.gates.append(gate)
+            } else {
+                state.running[turnID] = (session, [gate])
+            }
             return state.cancelledEarly.removeValue(forKey: turnID)?.session == session
         }
         if cancelled { gate.open() }
         return gate
     }
 
-    func end(_ turnID: UUID) {
-        _ = state.withLock { $0.running.removeValue(forKey: turnID) }
+    /// The attempt that got `gate` ended; other attempts at the turn stay registered.
+    func end(_ turnID: UUID, _ gate: Gate) {
+        state.withLock { state in
+            state.running[turnID]?.gates.removeAll { $0 === gate }
+            if state.running[turnID]?.gates.isEmpty == true { state.running[turnID] = nil }
+        }
     }
 
     /// Cancels a turn of `session` if it is running here, or remembers the request.
     /// A request naming another session than the turn's is ignored.
     func cancel(_ turnID: UUID, session: UUID, now: ContinuousClock.Instant = .now) {
-        let gate = state.withLock { state -> Gate? in
-            if let running = state.running[turnID] { return running.session == session ? running.gate : nil }
+        let gates = state.withLock { state -> [Gate] in
+            if let running = state.running[turnID] { return running.session == session ? running.gates : [] }
             let memory = self.memory
             state.cancelledEarly = state.cancelledEarly.filter { $0.value.at.duration(to: now) < memory }
             if state.cancelledEarly.count < 10_000 { state.cancelledEarly[turnID] = (session, now) }
-            return nil
+            return []
         }
-        gate?.open()
+        gates.forEach { $0.open() }
     }
 }

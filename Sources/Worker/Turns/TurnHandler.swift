@@ -203,7 +203,7 @@ struct TurnHandler: Sendable {
         onProgress: @escaping @Sendable (GenerationProgress) async -> Void
     ) async -> Outcome {
         let cancelled = cancellations.begin(turn.turnID, session: turn.sessionID)
-        defer { cancellations.end(turn.turnID) }
+        defer { cancellations.end(turn.turnID, cancelled) }
         if cancelled.isOpen { return .cancelledBeforeStart }
         let (generator, holding) = (self.generator, self.holding)
         let outcome = await withTaskGroup(of: Outcome?.self) { group in

@@ -22,6 +22,9 @@ struct TurnProcessor: Service {
     /// First pause before a turn is tried again (doubling while an outage lasts).
     let retryPause: Duration
     var maxOutagePause: Duration = .seconds(30)
+    /// How long past its deadline a turn is retried through an outage, to find a reply
+    /// that may have been stored.
+    var expiredGrace: Duration = .seconds(60)
     /// How streamed text is grouped into delta envelopes.
     var coalescer = DeltaCoalescer()
     /// Opened when the database schema is current; no turn is taken before.
@@ -110,9 +113,10 @@ struct TurnProcessor: Service {
                     await giveBack(delivery, turn: turn, attempt: attempt, logger: logger)
                     return
                 }
-                guard !turn.isExpired() else {
-                    // The gateway gives up on the turn now; working on past this would
-                    // let it overtake the session's next turn.
+                // Past its deadline the turn is no longer generated (the handler refuses
+                // to), but its reply may have been stored by a commit whose answer was
+                // lost: retrying a while longer replays it. Then the turn is given up.
+                guard !turn.isExpired(at: Date().addingTimeInterval(-expiredGrace.timeInterval)) else {
                     logger.error("turn reached its deadline during an outage; dropping it", metadata: ["error": "\(failure)"])
                     let expired = ReplyEnvelope.error(
                         .init(sessionID: turn.sessionID, turnID: turn.turnID, code: "expired", message: "the message could not be answered before its deadline; send it again")

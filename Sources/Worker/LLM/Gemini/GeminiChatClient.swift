@@ -36,11 +36,7 @@ struct GeminiChatClient: ChatModel {
             } catch {
                 throw LLMError.malformedResponse("an unreadable stream event: \(event.data.prefix(120))")
             }
-            let piece = try state.withLock { state throws(LLMError) -> String in
-                let before = state.text.count
-                try state.apply(response)
-                return String(state.text.dropFirst(before))
-            }
+            let piece = try state.withLock { state throws(LLMError) -> String in try state.apply(response) }
             if !piece.isEmpty { await onText(piece) }
         }
         if let reply { throw Self.error(reply) }
@@ -57,7 +53,9 @@ struct GeminiChatClient: ChatModel {
         var usage = TokenUsage()
         var finishReason: String?
 
-        mutating func apply(_ response: GeminiWire.Response) throws(LLMError) {
+        /// Takes one response (or stream chunk) in; returns its new text.
+        @discardableResult
+        mutating func apply(_ response: GeminiWire.Response) throws(LLMError) -> String {
             if let error = response.error {
                 throw GeminiChatClient.error(status: error.code ?? 500, detail: error, headers: [:])
             }
@@ -66,13 +64,19 @@ struct GeminiChatClient: ChatModel {
             }
             model = model ?? response.modelVersion
             if let usage = response.usageMetadata {
+                // Counts from the network: clamped before the sum, so it cannot overflow.
+                let counted = { (count: Int?) in min(max(count ?? 0, 0), Int(Int32.max)) }
                 self.usage = TokenUsage(
-                    promptTokens: usage.promptTokenCount ?? 0,
-                    completionTokens: (usage.candidatesTokenCount ?? 0) + (usage.thoughtsTokenCount ?? 0)
+                    promptTokens: counted(usage.promptTokenCount),
+                    completionTokens: counted(usage.candidatesTokenCount) + counted(usage.thoughtsTokenCount)
                 )
             }
-            text += response.text
+            // Appending only: counting the whole text again for every chunk made a
+            // long answer quadratic.
+            let piece = response.text
+            text += piece
             if let reason = response.candidates?.first?.finishReason { finishReason = reason }
+            return piece
         }
 
         func completion(fallbackModel: String) throws(LLMError) -> ChatCompletion {

@@ -18,23 +18,27 @@ struct SSEEvent: Sendable, Equatable {
 /// of the next are one line end); `data` lines of one event are joined with LF;
 /// lines starting with `:` are comments; an event is dispatched at a blank line, and
 /// `finish()` dispatches a last event that the stream ended without one. A line
-/// longer than `maxLineBytes` is an error, so a broken server cannot grow memory
-/// without bound.
+/// longer than `maxLineBytes`, or an event whose `data` lines add up to more than
+/// `maxEventBytes` (a server that never sends the blank line), is an error, so a
+/// broken server cannot grow memory without bound.
 struct SSEParser: Sendable {
     struct LineTooLong: Error, Equatable {
         var limit: Int
     }
 
     let maxLineBytes: Int
+    let maxEventBytes: Int
     private var line: [UInt8] = []
     private var afterCR = false
     private var dataLines: [String] = []
+    private var dataBytes = 0
     private var sawData = false
     private var eventType: String?
     private var lastEventID: String?
 
-    init(maxLineBytes: Int = 1 << 20) {
+    init(maxLineBytes: Int = 1 << 20, maxEventBytes: Int = 4 << 20) {
         self.maxLineBytes = maxLineBytes
+        self.maxEventBytes = maxEventBytes
     }
 
     mutating func feed(_ bytes: some Sequence<UInt8>) throws(LineTooLong) -> [SSEEvent] {
@@ -46,6 +50,7 @@ struct SSEParser: Sendable {
             case UInt8(ascii: "\n"), UInt8(ascii: "\r"):
                 afterCR = byte == UInt8(ascii: "\r")
                 if let event = endLine() { events.append(event) }
+                guard dataBytes <= maxEventBytes else { throw LineTooLong(limit: maxEventBytes) }
             default:
                 afterCR = false
                 guard line.count < maxLineBytes else { throw LineTooLong(limit: maxLineBytes) }
@@ -81,6 +86,7 @@ struct SSEParser: Sendable {
         switch field {
         case "data":
             dataLines.append(String(value))
+            dataBytes += value.utf8.count + 1
             sawData = true
         case "event":
             eventType = String(value)
@@ -95,6 +101,7 @@ struct SSEParser: Sendable {
     private mutating func dispatch() -> SSEEvent? {
         defer {
             dataLines = []
+            dataBytes = 0
             sawData = false
             eventType = nil
         }
