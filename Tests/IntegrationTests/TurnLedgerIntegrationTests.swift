@@ -17,12 +17,12 @@ struct TurnLedgerIntegrationTests {
             TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: content, gatewayID: "g", deadline: deadline)
         }
 
-        func answer(_ turn: TurnEnvelope, by attempt: UUID) async throws(StoreError) -> StoredReply {
+        func answer(_ turn: TurnEnvelope, by attempt: LedgerAttempt) async throws(StoreError) -> StoredReply {
             var record = CompletedTurn(
                 sessionID: session, turnID: turn.turnID, userContent: turn.content, replyContent: "re: \(turn.content)", rawReply: "re",
                 model: "m", usage: TokenUsage(), latencyMilliseconds: 1
             )
-            record.attempt = attempt
+            record.attempt = attempt.id
             return try await store.record(record)
         }
     }
@@ -42,12 +42,12 @@ struct TurnLedgerIntegrationTests {
             let (first, second) = (f.turn("T1"), f.turn("T2"))
             try await f.ledger.register(first)  // through gateway A
             try await f.ledger.register(second)  // through gateway B, while T1 is in flight
-            let (a, b) = (UUID(), UUID())
-            #expect(try await f.ledger.claim(second, attempt: b, takeover: false, holdFor: .seconds(10)) == .waitForEarlierTurn)
-            #expect(try await f.ledger.claim(first, attempt: a, takeover: false, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
-            #expect(try await f.ledger.claim(second, attempt: b, takeover: false, holdFor: .seconds(10)) == .waitForEarlierTurn)
+            let (a, b) = (LedgerAttempt(), LedgerAttempt())
+            #expect(try await f.ledger.claim(second, attempt: b, holdFor: .seconds(10)) == .waitForEarlierTurn)
+            #expect(try await f.ledger.claim(first, attempt: a, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+            #expect(try await f.ledger.claim(second, attempt: b, holdFor: .seconds(10)) == .waitForEarlierTurn)
             #expect(try await f.answer(first, by: a).isNew)
-            #expect(try await f.ledger.claim(second, attempt: b, takeover: false, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+            #expect(try await f.ledger.claim(second, attempt: b, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
         }
     }
 
@@ -58,14 +58,14 @@ struct TurnLedgerIntegrationTests {
             let overdue = f.turn("abandoned", deadline: Date().addingTimeInterval(-1))
             let last = f.turn("last")
             for turn in [failed, withdrawn, overdue, last] { try await f.ledger.register(turn) }
-            let attempt = UUID()
-            #expect(try await f.ledger.claim(failed, attempt: attempt, takeover: false, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
-            #expect(try await f.ledger.settle(turnID: failed.turnID, attempt: attempt, as: .failed))
-            #expect(try await f.ledger.claim(last, attempt: UUID(), takeover: false, holdFor: .seconds(10)) == .waitForEarlierTurn)
+            let attempt = LedgerAttempt()
+            #expect(try await f.ledger.claim(failed, attempt: attempt, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+            #expect(try await f.ledger.settle(turnID: failed.turnID, attempt: attempt, as: .failed, failure: nil))
+            #expect(try await f.ledger.claim(last, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .waitForEarlierTurn)
             try await f.ledger.withdraw(turnID: withdrawn.turnID)
             // The overdue one (its gateway died before publishing it) no longer blocks.
-            #expect(try await f.ledger.claim(last, attempt: UUID(), takeover: false, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
-            #expect(try await f.ledger.claim(failed, attempt: UUID(), takeover: false, holdFor: .seconds(10)) == .settled(.failed))
+            #expect(try await f.ledger.claim(last, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+            #expect(try await f.ledger.claim(failed, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .settled(.failed, nil))
         }
     }
 
@@ -73,12 +73,12 @@ struct TurnLedgerIntegrationTests {
         try await withLedger { f async throws in
             let turn = f.turn("published twice")
             try await f.ledger.register(turn)
-            let (original, copy) = (UUID(), UUID())
-            #expect(try await f.ledger.claim(turn, attempt: original, takeover: false, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
-            #expect(try await f.ledger.claim(turn, attempt: copy, takeover: false, holdFor: .seconds(10)) == .heldByAnotherAttempt)
+            let (original, copy) = (LedgerAttempt(copy: UUID()), LedgerAttempt(copy: UUID()))
+            #expect(try await f.ledger.claim(turn, attempt: original, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+            #expect(try await f.ledger.claim(turn, attempt: copy, holdFor: .seconds(10)) == .heldByAnotherAttempt)
             let stored = try await f.answer(turn, by: original)
             #expect(stored.isNew)
-            #expect(try await f.ledger.claim(turn, attempt: copy, takeover: false, holdFor: .seconds(10)) == .settled(.answered))
+            #expect(try await f.ledger.claim(turn, attempt: copy, holdFor: .seconds(10)) == .settled(.answered, nil))
             // Even an attempt that never asked gets the stored answer, not a second one.
             let late = try await f.answer(turn, by: copy)
             #expect(!late.isNew && late.message.id == stored.message.id)
@@ -89,11 +89,12 @@ struct TurnLedgerIntegrationTests {
         try await withLedger { f async throws in
             let turn = f.turn("its worker's connection dropped")
             try await f.ledger.register(turn)
-            let (old, new) = (UUID(), UUID())
-            #expect(try await f.ledger.claim(turn, attempt: old, takeover: false, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
-            #expect(try await f.ledger.claim(turn, attempt: new, takeover: true, holdFor: .seconds(10)) == .granted(attemptNumber: 2))
+            let copyID = UUID()
+            let (old, new) = (LedgerAttempt(copy: copyID), LedgerAttempt(takeover: true, copy: copyID))
+            #expect(try await f.ledger.claim(turn, attempt: old, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+            #expect(try await f.ledger.claim(turn, attempt: new, holdFor: .seconds(10)) == .granted(attemptNumber: 2))
             #expect(try await f.ledger.renew(turnID: turn.turnID, attempt: old, holdFor: .seconds(10)) == false)
-            #expect(try await f.ledger.settle(turnID: turn.turnID, attempt: old, as: .failed) == false)
+            #expect(try await f.ledger.settle(turnID: turn.turnID, attempt: old, as: .failed, failure: nil) == false)
             await #expect(throws: StoreError.superseded(turnID: turn.turnID)) { _ = try await f.answer(turn, by: old) }
             #expect(try await f.store.reply(forTurn: turn.turnID) == nil)
             #expect(try await f.ledger.renew(turnID: turn.turnID, attempt: new, holdFor: .seconds(10)))
@@ -105,13 +106,13 @@ struct TurnLedgerIntegrationTests {
         try await withLedger { f async throws in
             let turn = f.turn("held by a worker that died")
             try await f.ledger.register(turn)
-            let (dead, next, third) = (UUID(), UUID(), UUID())
-            #expect(try await f.ledger.claim(turn, attempt: dead, takeover: false, holdFor: .milliseconds(50)) == .granted(attemptNumber: 1))
+            let (dead, next, third) = (LedgerAttempt(), LedgerAttempt(), LedgerAttempt())
+            #expect(try await f.ledger.claim(turn, attempt: dead, holdFor: .milliseconds(50)) == .granted(attemptNumber: 1))
             try await eventually("the hold runs out") {
-                try await f.ledger.claim(turn, attempt: next, takeover: false, holdFor: .seconds(10)) == .granted(attemptNumber: 2)
+                try await f.ledger.claim(turn, attempt: next, holdFor: .seconds(10)) == .granted(attemptNumber: 2)
             }
             try await f.ledger.release(turnID: turn.turnID, attempt: next)
-            #expect(try await f.ledger.claim(turn, attempt: third, takeover: false, holdFor: .seconds(10)) == .granted(attemptNumber: 3))
+            #expect(try await f.ledger.claim(turn, attempt: third, holdFor: .seconds(10)) == .granted(attemptNumber: 3))
         }
     }
 
@@ -125,7 +126,7 @@ struct TurnLedgerIntegrationTests {
             // Registering again (a re-publish of the same turn) keeps its place.
             try await f.ledger.register(turns[0])
             let granted = try await withThrowingTaskGroup(of: Bool.self) { group in
-                for turn in turns { group.addTask { try await f.ledger.claim(turn, attempt: UUID(), takeover: false, holdFor: .seconds(10)) != .waitForEarlierTurn } }
+                for turn in turns { group.addTask { try await f.ledger.claim(turn, attempt: LedgerAttempt(), holdFor: .seconds(10)) != .waitForEarlierTurn } }
                 return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
             }
             #expect(granted == 1, "exactly the first of the session's turns may be generated")
@@ -135,9 +136,82 @@ struct TurnLedgerIntegrationTests {
     @Test func aTurnNoGatewayRegisteredIsEnteredByTheWorker() async throws {
         try await withLedger { f async throws in
             let turn = f.turn("from a gateway older than the ledger")
-            #expect(try await f.ledger.claim(turn, attempt: UUID(), takeover: false, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+            #expect(try await f.ledger.claim(turn, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .granted(attemptNumber: 1))
             // And an error reply for a turn the ledger does not know is still sent.
-            #expect(try await f.ledger.settle(turnID: UUID(), attempt: UUID(), as: .failed))
+            #expect(try await f.ledger.settle(turnID: UUID(), attempt: LedgerAttempt(), as: .failed, failure: nil))
+        }
+    }
+
+    // MARK: Found in review
+
+    @Test func aRedeliveredCopyDoesNotTakeOverALiveAttemptAtAnotherCopy() async throws {
+        try await withLedger { f in
+            let turn = f.turn("published twice, the second copy redelivered")
+            try await f.ledger.register(turn)
+            let (first, second) = (UUID(), UUID())
+            #expect(try await f.ledger.claim(turn, attempt: LedgerAttempt(copy: first), holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+            // The second copy's first delivery waited, its worker stopped, the broker redelivers it.
+            #expect(try await f.ledger.claim(turn, attempt: LedgerAttempt(takeover: true, copy: second), holdFor: .seconds(10)) == .heldByAnotherAttempt)
+            // A redelivery of the copy that holds it does take over.
+            #expect(try await f.ledger.claim(turn, attempt: LedgerAttempt(takeover: true, copy: first), holdFor: .seconds(10)) == .granted(attemptNumber: 2))
+        }
+    }
+
+    @Test func anEarlierTurnStillHeldPastItsDeadlineStillBlocks() async throws {
+        try await withLedger { f in
+            let first = f.turn("T1, storing just past its deadline", deadline: Date().addingTimeInterval(0.3))
+            let second = f.turn("T2")
+            try await f.ledger.register(first)
+            try await f.ledger.register(second)
+            let holder = LedgerAttempt()
+            #expect(try await f.ledger.claim(first, attempt: holder, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+            try await eventually("T1's deadline passes") { first.isExpired() }
+            try await Task.sleep(for: .milliseconds(200))  // the database's clock too
+            #expect(try await f.ledger.claim(second, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .waitForEarlierTurn)
+            #expect(try await f.answer(first, by: holder).isNew)
+            #expect(try await f.ledger.claim(second, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+        }
+    }
+
+    @Test func anEarlierTurnAnsweredByAWorkerOlderThanTheLedgerDoesNotBlock() async throws {
+        try await withLedger { f in
+            let (first, second) = (f.turn("T1"), f.turn("T2"))
+            try await f.ledger.register(first)
+            try await f.ledger.register(second)
+            // An old worker stores T1's answer without touching the ledger.
+            let record = CompletedTurn(
+                sessionID: f.session, turnID: first.turnID, userContent: "T1", replyContent: "re", rawReply: "re", model: "m", usage: TokenUsage(),
+                latencyMilliseconds: 1
+            )
+            _ = try await f.store.record(record)
+            #expect(try await f.ledger.claim(second, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+        }
+    }
+
+    @Test func aRedeliveryMayEndATurnItsCopysDeadAttemptStillHolds() async throws {
+        try await withLedger { f in
+            let turn = f.turn("its worker died")
+            try await f.ledger.register(turn)
+            let copy = UUID()
+            #expect(try await f.ledger.claim(turn, attempt: LedgerAttempt(copy: copy), holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+            let failure = SettledFailure(code: "expired", message: "too late")
+            #expect(try await f.ledger.settle(turnID: turn.turnID, attempt: LedgerAttempt(copy: UUID()), as: .failed, failure: failure) == false)
+            #expect(try await f.ledger.settle(turnID: turn.turnID, attempt: LedgerAttempt(takeover: true, copy: copy), as: .failed, failure: failure))
+            // And any later delivery learns the error reply it ended with.
+            #expect(try await f.ledger.claim(turn, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .settled(.failed, failure))
+        }
+    }
+
+    @Test func aTurnAWorkerEnteredLateIsOrderedByWhenItWasSent() async throws {
+        try await withLedger { f in
+            // Gateway A could not reach the database for T1 and published it anyway;
+            // gateway B entered T2, sent after T1.
+            let first = f.turn("T1, entered late")
+            var second = f.turn("T2")
+            second.sentAt = first.sentAt.addingTimeInterval(1)
+            try await f.ledger.register(second)
+            #expect(try await f.ledger.claim(first, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+            #expect(try await f.ledger.claim(second, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .waitForEarlierTurn)
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycleTestKit
 import Synchronization
 import Testing
 
@@ -112,7 +113,8 @@ struct TurnAttemptTests {
                 return
             }
             #expect(done.message.content == "answer 2 to oi after 0 earlier messages")
-            #expect(progress.value.first.map { if case .reset = $0 { true } else { false } } == true, "\(progress.value)")
+            // A forced reset: this attempt has sent nothing, but the old one had.
+            #expect(progress.value.first.map { if case .voidEarlierAttempt = $0 { true } else { false } } == true, "\(progress.value)")
             // The old attempt finds out by renewing its hold, long before its deadline.
             let waited = ContinuousClock.now
             await group.waitForAll()
@@ -157,6 +159,70 @@ struct TurnAttemptTests {
             #expect(contents.count == 2 && Set(contents).count == 1, "\(contents)")
         }
         #expect(model.callCount == 1, "the copy was generated too")
+    }
+
+    /// T2 waited for T1 (through another gateway), and T1's answer completed the
+    /// topic: T2 is not generated into a completed session.
+    @Test func aTurnThatWaitedIsRefusedWhenTheTurnBeforeItCompletedTheSession() async throws {
+        let sessionID = try await session()
+        let (first, second) = (message("T1", in: sessionID), message("T2", in: sessionID))
+        try await ledger.register(first)
+        try await ledger.register(second)
+        let holder = LedgerAttempt()
+        #expect(try await ledger.claim(first, attempt: holder, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+        let model = ScriptedModel()
+        async let waiting = handler(model).reply(to: second, logger: logger)
+        try await Task.sleep(for: .milliseconds(100))
+        var record = CompletedTurn(
+            sessionID: sessionID, turnID: first.turnID, userContent: "T1", replyContent: "parabéns", rawReply: "parabéns {TOPIC_COMPLETED}",
+            model: "m", usage: TokenUsage(), latencyMilliseconds: 1
+        )
+        record.completesSession = true
+        record.attempt = holder.id
+        _ = try await store.record(record)
+        guard case .error(let failure) = try await waiting else {
+            Issue.record("T2 was answered in a completed session")
+            return
+        }
+        #expect(failure.code == "session_completed")
+        #expect(model.callCount == 0)
+    }
+
+    /// An error reply is settled in the ledger before it is published; when that publish
+    /// fails (or the worker dies), the next attempt sends the same error instead of
+    /// dropping the turn as "already settled".
+    @Test func theNextAttemptAfterAnErrorReplySendsTheSameError() async throws {
+        let sessionID = try await session()
+        let turn = message("oi", in: sessionID)
+        let failing = handler(ScriptedModel(failure: .unavailable("503")))
+        guard case .error(let first) = try await failing.reply(to: turn, logger: logger) else {
+            Issue.record("expected an error reply")
+            return
+        }
+        guard case .error(let again) = try await handler(ScriptedModel()).reply(to: turn, attempt: TurnAttempt(takeover: true), logger: logger) else {
+            Issue.record("the redelivery did not resend the error")
+            return
+        }
+        #expect(again == first)
+    }
+
+    /// A turn waiting for the session's earlier one goes back to the queue when the
+    /// worker stops, instead of holding the stop until the shutdown timeout.
+    @Test func aWaitingTurnIsGivenBackWhenTheWorkerStops() async throws {
+        let sessionID = try await session()
+        let (first, second) = (message("T1", in: sessionID), message("T2", in: sessionID))
+        try await ledger.register(first)
+        try await ledger.register(second)
+        #expect(try await ledger.claim(first, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+        let handler = handler(ScriptedModel())
+        await testGracefulShutdown { trigger in
+            async let waiting: Void = {
+                await #expect(throws: TurnFailure.interrupted) { try await handler.reply(to: second, logger: logger) }
+            }()
+            try? await Task.sleep(for: .milliseconds(100))
+            trigger.triggerGracefulShutdown()
+            await waiting
+        }
     }
 
     @Test func aWorkerStoppingMidTurnGivesItBackInsteadOfAnsweringCancelled() async throws {

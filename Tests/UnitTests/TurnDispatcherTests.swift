@@ -123,10 +123,10 @@ struct TurnDispatcherTests {
 struct FailingLedger: TurnLedger {
     func register(_ turn: TurnEnvelope) async throws(StoreError) { throw .unavailable("down") }
     func withdraw(turnID: UUID) async throws(StoreError) { throw .unavailable("down") }
-    func claim(_ turn: TurnEnvelope, attempt: UUID, takeover: Bool, holdFor: Duration) async throws(StoreError) -> TurnClaim {
+    func claim(_ turn: TurnEnvelope, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> TurnClaim { throw .unavailable("down") }
+    func renew(turnID: UUID, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> Bool { throw .unavailable("down") }
+    func settle(turnID: UUID, attempt: LedgerAttempt, as state: TurnLedgerState, failure: SettledFailure?) async throws(StoreError) -> Bool {
         throw .unavailable("down")
     }
-    func renew(turnID: UUID, attempt: UUID, holdFor: Duration) async throws(StoreError) -> Bool { throw .unavailable("down") }
-    func settle(turnID: UUID, attempt: UUID, as state: TurnLedgerState) async throws(StoreError) -> Bool { throw .unavailable("down") }
-    func release(turnID: UUID, attempt: UUID) async throws(StoreError) { throw .unavailable("down") }
+    func release(turnID: UUID, attempt: LedgerAttempt) async throws(StoreError) { throw .unavailable("down") }
 }

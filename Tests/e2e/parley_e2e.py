@@ -775,10 +775,22 @@ class Client:
         reply = await self.expect_reply(session_id=session_id, turn_id=accepted["turn_id"], text=reply_text(n, content), timeout=timeout)
         return accepted, reply
 
-    async def expect_reply(self, *, session_id: str, turn_id: str | None, text: str, timeout: float = 20.0) -> dict:
+    async def expect_reply(
+        self, *, session_id: str, turn_id: str | None, text: str, timeout: float = 20.0, after_resets: bool = False
+    ) -> dict:
+        """The turn's `reply`. With `after_resets`, `reset` frames of the turn may come
+        first (a redelivered turn starts with one: an earlier attempt may have streamed)."""
         fields: dict[str, Any] = {"session_id": session_id, "status": "active", "completed": False}
         if turn_id is not None:
             fields["turn_id"] = turn_id
+        if after_resets:
+            deadline = time.monotonic() + timeout
+            while True:
+                frame = await self.recv(max(deadline - time.monotonic(), 0.01), waiting_for=f"the reply of {turn_id}")
+                if frame.get("type") == "reset" and frame.get("turn_id") == turn_id:
+                    continue
+                self.backlog.insert(0, frame)
+                break
         reply = await self.expect("reply", timeout, **fields)
         message = reply.get("message") or {}
         assert message.get("role") == "assistant", f"[{self.label}] reply message is not the assistant's: {reply}"

@@ -47,7 +47,7 @@ def test_killing_a_worker_loses_no_accepted_turn_and_duplicates_none(stack):
 
             replies = await asyncio.gather(*(
                 client.expect_reply(
-                    session_id=sessions[i], turn_id=accepted[i]["turn_id"], text=reply_text(1, shown[i]), timeout=30
+                    session_id=sessions[i], turn_id=accepted[i]["turn_id"], text=reply_text(1, shown[i]), timeout=30, after_resets=True
                 )
                 for i, client in enumerate(clients)
             ))
@@ -67,6 +67,9 @@ def test_killing_a_worker_loses_no_accepted_turn_and_duplicates_none(stack):
     for i, client in enumerate(clients):
         reply_turns = [f["turn_id"] for f in client.frames if f.get("type") == "reply"]
         assert len(reply_turns) == len(set(reply_turns)) == 2, f"socket {i} got replies {reply_turns}"
+    # Only the victim's turns start over (with a reset: it may have streamed text).
+    reset_sockets = [i for i, client in enumerate(clients) if any(f.get("type") == "reset" for f in client.frames)]
+    assert len(reset_sockets) <= e2e.WORKER_CONCURRENCY, f"resets on sockets {reset_sockets}"
 
     rows = stored_messages(sessions)
     for i, session_id in enumerate(sessions):

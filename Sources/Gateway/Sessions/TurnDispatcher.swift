@@ -41,10 +41,18 @@ struct TurnDispatcher: Sendable {
         let outcome = await publishResolvingDoubt(turn)
         if case .refused = outcome {
             // Certainly not in the queue: the session's next turn must not wait for it.
-            do {
-                try await ledger.withdraw(turnID: turn.envelope.turnID)
-            } catch {
-                logger.warning("a refused turn stays in its session's order until its deadline", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(1))
+            for attempt in 1...3 {
+                do {
+                    try await ledger.withdraw(turnID: turn.envelope.turnID)
+                    break
+                } catch {
+                    if attempt == 3 {
+                        logger.warning("a refused turn stays in its session's order until its deadline", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                    } else {
+                        try? await Task.sleep(for: backoff.next())
+                    }
+                }
             }
         }
         return outcome
@@ -61,7 +69,11 @@ struct TurnDispatcher: Sendable {
         let giveUpAt = ContinuousClock.now.advanced(by: doubtResolutionTime)
         while true {
             do {
-                try await publisher.publish(turn.envelope)
+                // Each publish is a copy of its own: a worker's takeover is limited to
+                // redeliveries of the copy it holds.
+                var copy = turn.envelope
+                copy.copyID = UUID()
+                try await publisher.publish(copy)
                 return .confirmed
             } catch {
                 metadata["error"] = "\(error)"

@@ -21,6 +21,10 @@ public struct TurnEnvelope: Codable, Sendable, Equatable {
     /// After this moment no worker may start or go on with the turn: the gateway has
     /// told the client `reply_timeout` (or is about to) and moved on.
     public var deadline: Date?
+    /// Names one published copy: a turn whose publish went unconfirmed is published
+    /// again as a new copy, and a worker's takeover of a turn is limited to
+    /// redeliveries of the copy it holds (`TurnLedger`). Nil from older gateways.
+    public var copyID: UUID?
 
     public init(
         kind: Kind, turnID: UUID = UUID(), sessionID: UUID, userID: String, content: String,
@@ -49,6 +53,7 @@ public struct TurnEnvelope: Codable, Sendable, Equatable {
         case gatewayID = "gateway_id"
         case sentAt = "sent_at"
         case deadline
+        case copyID = "copy_id"
     }
 
     /// Whether the deadline has passed at `now`.

@@ -125,9 +125,16 @@ public enum ParleyMigrations {
                     seq bigint NOT NULL,
                     state text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'answered', 'failed', 'withdrawn')),
                     deadline timestamptz NOT NULL,
+                    -- when its gateway sent it, and whether a worker had to enter it
+                    -- (its gateway could not): such a turn is ordered by sent_at
+                    sent_at timestamptz NOT NULL,
+                    late boolean NOT NULL DEFAULT false,
                     holder uuid,
+                    holder_copy uuid,
                     held_until timestamptz,
                     attempts integer NOT NULL DEFAULT 0,
+                    error_code text,
+                    error_message text,
                     created_at timestamptz NOT NULL DEFAULT now(),
                     settled_at timestamptz,
                     CONSTRAINT turns_session_seq_key UNIQUE (session_id, seq)

@@ -16,28 +16,7 @@ public struct PostgresTurnLedger: TurnLedger {
     }
 
     public func register(_ turn: TurnEnvelope) async throws(StoreError) {
-        let (client, logger) = (self.client, self.logger)
-        // The next place in the session's order. Two gateways entering a turn of one
-        // session at the same moment collide on (session_id, seq): the loser tries again.
-        for _ in 1...8 {
-            do {
-                try await storeCall(timeout: timeout) {
-                    try await client.query(
-                        """
-                        INSERT INTO turns (turn_id, session_id, seq, deadline)
-                        SELECT \(turn.turnID), \(turn.sessionID), coalesce(max(seq), 0) + 1, \(turn.ledgerDeadline)
-                        FROM turns WHERE session_id = \(turn.sessionID)
-                        ON CONFLICT (turn_id) DO NOTHING
-                        """,
-                        logger: logger
-                    )
-                }
-                return
-            } catch .queryFailed(let why) where why.hasPrefix(Self.uniqueViolation) {
-                continue
-            }
-        }
-        throw .unavailable("could not find a place for turn \(turn.turnID.lowercased) in its session's order")
+        try await enter(turn, late: false)
     }
 
     public func withdraw(turnID: UUID) async throws(StoreError) {
@@ -53,17 +32,18 @@ public struct PostgresTurnLedger: TurnLedger {
         }
     }
 
-    public func claim(_ turn: TurnEnvelope, attempt: UUID, takeover: Bool, holdFor: Duration) async throws(StoreError) -> TurnClaim {
+    public func claim(_ turn: TurnEnvelope, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> TurnClaim {
         for _ in 1...3 {
-            if let number = try await take(turn.turnID, attempt: attempt, takeover: takeover, holdFor: holdFor) {
+            if let number = try await take(turn.turnID, attempt: attempt, holdFor: holdFor) {
                 return .granted(attemptNumber: number)
             }
             switch try await standing(of: turn.turnID) {
             case nil:
-                // Entered by no gateway (one older than the ledger): enter it now.
-                try await register(turn)
+                // Entered by no gateway (it could not reach the database, or predates
+                // the ledger): enter it now, ordered by when its gateway sent it.
+                try await enter(turn, late: true)
             case .some(let standing) where standing.state != .queued:
-                return .settled(standing.state)
+                return .settled(standing.state, standing.failure)
             case .some(let standing) where standing.blockedByEarlierTurn:
                 return .waitForEarlierTurn
             case .some(let standing) where standing.heldByOther:
@@ -75,14 +55,14 @@ public struct PostgresTurnLedger: TurnLedger {
         return .heldByAnotherAttempt
     }
 
-    public func renew(turnID: UUID, attempt: UUID, holdFor: Duration) async throws(StoreError) -> Bool {
+    public func renew(turnID: UUID, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> Bool {
         let (client, logger) = (self.client, self.logger)
         let seconds = holdFor.timeInterval
         return try await storeCall(timeout: timeout) {
             let rows = try await client.query(
                 """
                 UPDATE turns SET held_until = now() + make_interval(secs => \(seconds))
-                WHERE turn_id = \(turnID) AND holder = \(attempt) AND state = 'queued'
+                WHERE turn_id = \(turnID) AND holder = \(attempt.id) AND state = 'queued'
                 RETURNING 1
                 """,
                 logger: logger
@@ -92,16 +72,22 @@ public struct PostgresTurnLedger: TurnLedger {
         }
     }
 
-    public func settle(turnID: UUID, attempt: UUID, as state: TurnLedgerState) async throws(StoreError) -> Bool {
+    public func settle(
+        turnID: UUID, attempt: LedgerAttempt, as state: TurnLedgerState, failure: SettledFailure?
+    ) async throws(StoreError) -> Bool {
         let (client, logger) = (self.client, self.logger)
         return try await storeCall(timeout: timeout) {
             // True when this attempt ended the turn, or when the ledger does not know it
-            // (then nobody else holds it either).
+            // (then nobody else holds it either). A redelivery may end a turn its copy's
+            // earlier attempt still holds (that attempt is gone).
             let rows = try await client.query(
                 """
                 WITH ended AS (
-                    UPDATE turns SET state = \(state.rawValue), holder = NULL, held_until = NULL, settled_at = now()
-                    WHERE turn_id = \(turnID) AND state = 'queued' AND (holder = \(attempt) OR holder IS NULL OR held_until < now())
+                    UPDATE turns SET state = \(state.rawValue), holder = NULL, held_until = NULL, settled_at = now(),
+                                     error_code = \(failure?.code), error_message = \(failure?.message)
+                    WHERE turn_id = \(turnID) AND state = 'queued'
+                      AND (holder IS NULL OR holder = \(attempt.id) OR held_until < now()
+                           OR (\(attempt.takeover) AND holder_copy IS NOT DISTINCT FROM \(attempt.copy)))
                     RETURNING 1
                 )
                 SELECT EXISTS (SELECT 1 FROM ended) OR NOT EXISTS (SELECT 1 FROM turns WHERE turn_id = \(turnID))
@@ -113,45 +99,81 @@ public struct PostgresTurnLedger: TurnLedger {
         }
     }
 
-    public func release(turnID: UUID, attempt: UUID) async throws(StoreError) {
+    public func release(turnID: UUID, attempt: LedgerAttempt) async throws(StoreError) {
         let (client, logger) = (self.client, self.logger)
         try await storeCall(timeout: timeout) {
             try await client.query(
-                "UPDATE turns SET holder = NULL, held_until = NULL WHERE turn_id = \(turnID) AND holder = \(attempt)", logger: logger
+                "UPDATE turns SET holder = NULL, holder_copy = NULL, held_until = NULL WHERE turn_id = \(turnID) AND holder = \(attempt.id)",
+                logger: logger
             )
         }
     }
 
-    // MARK: Steps of a claim
+    // MARK: Steps
 
     static let uniqueViolation = "23505"
 
+    /// An earlier turn `p` of the same session as `t` that is still open: queued, not
+    /// answered, and within its deadline or held by a live attempt. Turns that a
+    /// gateway entered are ordered by `seq`; one a worker entered late, by `sent_at`.
+    /// (A turn answered by a worker older than the ledger has a stored answer.)
+    private static let openEarlierTurn = """
+        SELECT 1 FROM turns p
+        WHERE p.session_id = t.session_id AND p.turn_id <> t.turn_id AND p.state = 'queued'
+          AND CASE WHEN p.late OR t.late THEN p.sent_at < t.sent_at ELSE p.seq < t.seq END
+          AND (p.deadline > now() OR (p.holder IS NOT NULL AND p.held_until >= now()))
+          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.turn_id = p.turn_id AND m.role = 'assistant')
+        """
+
+    /// Enters a turn at the next place in its session's order. Two gateways entering a
+    /// turn of one session at the same moment collide on (session_id, seq): the loser
+    /// tries again. Entering a turn twice (a re-publish) keeps its place.
+    private func enter(_ turn: TurnEnvelope, late: Bool) async throws(StoreError) {
+        let (client, logger) = (self.client, self.logger)
+        for _ in 1...8 {
+            do {
+                try await storeCall(timeout: timeout) {
+                    try await client.query(
+                        """
+                        INSERT INTO turns (turn_id, session_id, seq, deadline, sent_at, late)
+                        SELECT \(turn.turnID), \(turn.sessionID), coalesce(max(seq), 0) + 1, \(turn.ledgerDeadline), \(turn.sentAt), \(late)
+                        FROM turns WHERE session_id = \(turn.sessionID)
+                        ON CONFLICT (turn_id) DO NOTHING
+                        """,
+                        logger: logger
+                    )
+                }
+                return
+            } catch .queryFailed(let why) where why.hasPrefix(Self.uniqueViolation) {
+                continue
+            }
+        }
+        throw .unavailable("could not find a place for turn \(turn.turnID.lowercased) in its session's order")
+    }
+
     /// Takes the turn for `attempt` when it may be generated now; returns the attempt
     /// number, or nil when it may not.
-    private func take(_ turnID: UUID, attempt: UUID, takeover: Bool, holdFor: Duration) async throws(StoreError) -> Int? {
+    private func take(_ turnID: UUID, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> Int? {
         let (client, logger) = (self.client, self.logger)
         let seconds = holdFor.timeInterval
         return try await storeCall(timeout: timeout) {
-            let rows = try await client.query(
-                """
-                UPDATE turns t SET holder = \(attempt), held_until = now() + make_interval(secs => \(seconds)), attempts = t.attempts + 1
+            let query: PostgresQuery = """
+                UPDATE turns t SET holder = \(attempt.id), holder_copy = \(attempt.copy),
+                                   held_until = now() + make_interval(secs => \(seconds)), attempts = t.attempts + 1
                 WHERE t.turn_id = \(turnID) AND t.state = 'queued'
-                  AND (t.holder IS NULL OR t.holder = \(attempt) OR t.held_until < now() OR \(takeover))
-                  AND NOT EXISTS (
-                      SELECT 1 FROM turns p
-                      WHERE p.session_id = t.session_id AND p.seq < t.seq AND p.state = 'queued' AND p.deadline > now()
-                  )
+                  AND (t.holder IS NULL OR t.holder = \(attempt.id) OR t.held_until < now()
+                       OR (\(attempt.takeover) AND t.holder_copy IS NOT DISTINCT FROM \(attempt.copy)))
+                  AND NOT EXISTS (\(unescaped: Self.openEarlierTurn))
                 RETURNING t.attempts
-                """,
-                logger: logger
-            )
-            for try await number in rows.decode(Int.self) { return number }
+                """
+            for try await number in try await client.query(query, logger: logger).decode(Int.self) { return number }
             return nil
         }
     }
 
     private struct Standing {
         var state: TurnLedgerState
+        var failure: SettledFailure?
         var heldByOther: Bool
         var blockedByEarlierTurn: Bool
     }
@@ -159,19 +181,18 @@ public struct PostgresTurnLedger: TurnLedger {
     private func standing(of turnID: UUID) async throws(StoreError) -> Standing? {
         let (client, logger) = (self.client, self.logger)
         return try await storeCall(timeout: timeout) {
-            let rows = try await client.query(
-                """
-                SELECT t.state, t.holder IS NOT NULL AND t.held_until >= now(),
-                       EXISTS (
-                           SELECT 1 FROM turns p
-                           WHERE p.session_id = t.session_id AND p.seq < t.seq AND p.state = 'queued' AND p.deadline > now()
-                       )
+            let query: PostgresQuery = """
+                SELECT t.state, t.error_code, t.error_message, t.holder IS NOT NULL AND t.held_until >= now(),
+                       EXISTS (\(unescaped: Self.openEarlierTurn))
                 FROM turns t WHERE t.turn_id = \(turnID)
-                """,
-                logger: logger
-            )
-            for try await (state, held, blocked) in rows.decode((String, Bool, Bool).self) {
-                return Standing(state: TurnLedgerState(rawValue: state) ?? .queued, heldByOther: held, blockedByEarlierTurn: blocked)
+                """
+            for try await (state, code, message, held, blocked) in try await client.query(query, logger: logger).decode(
+                (String, String?, String?, Bool, Bool).self
+            ) {
+                let failure = code.map { SettledFailure(code: $0, message: message ?? "") }
+                return Standing(
+                    state: TurnLedgerState(rawValue: state) ?? .queued, failure: failure, heldByOther: held, blockedByEarlierTurn: blocked
+                )
             }
             return nil
         }

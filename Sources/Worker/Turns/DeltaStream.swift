@@ -29,6 +29,10 @@ actor DeltaStream {
             if let text = coalescer.add(piece, now: .now) { await sendDelta(text) }
         case .reset(let reason):
             await restart(because: reason)
+        case .voidEarlierAttempt(let reason):
+            coalescer.discard()
+            sentText = false
+            await send(.reset(.init(sessionID: turn.sessionID, turnID: turn.turnID, reason: reason)))
         }
     }
 

@@ -3,15 +3,24 @@ import Shared
 
 /// One attempt at generating a turn: one delivery of it to this worker.
 struct TurnAttempt: Sendable {
-    /// Names this attempt in the `TurnLedger`; its reply is stored only while it holds the turn.
-    let id = UUID()
-    /// A redelivery: the broker has given up on the earlier delivery (its connection
-    /// or consumer is gone), so this attempt takes the turn over at once rather than
-    /// wait for the earlier one's hold to run out.
-    var takeover = false
+    /// Names this attempt in the `TurnLedger`; its reply is stored only while it holds
+    /// the turn. A redelivery (the broker has given up on the earlier delivery of the
+    /// same copy) takes the turn over at once rather than wait for that delivery's hold
+    /// to run out.
+    let ledger: LedgerAttempt
     /// False once the delivery can no longer be settled (this worker's consumer
     /// reconnected, and the broker gave the turn to someone else): the attempt stops.
     var isCurrent: @Sendable () -> Bool = { true }
+    /// Set once this attempt asked the store to record a reply: from then on the turn
+    /// may be answered even if the store's answer was lost.
+    let recordAttempted = Locked(false)
+
+    init(takeover: Bool = false, copy: UUID? = nil, isCurrent: @escaping @Sendable () -> Bool = { true }) {
+        self.ledger = LedgerAttempt(takeover: takeover, copy: copy)
+        self.isCurrent = isCurrent
+    }
+
+    var id: UUID { ledger.id }
 }
 
 /// How a worker holds turns in the ledger.

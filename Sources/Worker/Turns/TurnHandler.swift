@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import Shared
 
 /// Why a turn was not answered by this attempt; the processor settles the delivery
@@ -58,10 +59,14 @@ struct TurnHandler: Sendable {
         switch try await admit(turn, attempt, logger: logger) {
         case .answer(let reply):
             return reply
-        case .generate(let attemptNumber):
+        case .generate(let attemptNumber, let waited):
+            // While this turn waited, the turn before it may have completed the session.
+            if waited, try await fromStore({ try await store.session(id: turn.sessionID) })?.status != .active {
+                return try await failure(turn, attempt, code: "session_completed", "session \(turn.sessionID.lowercased) was completed before this message was answered")
+            }
             if attemptNumber > 1 {
                 // An earlier attempt may have streamed text: the client drops it.
-                await onProgress(.reset(reason: "an earlier attempt at this message was interrupted"))
+                await onProgress(.voidEarlierAttempt(reason: "an earlier attempt at this message was interrupted"))
             }
             return try await answer(turn, attempt, logger: logger, onProgress: onProgress)
         }
@@ -70,7 +75,7 @@ struct TurnHandler: Sendable {
     // MARK: Steps
 
     private enum Admission {
-        case generate(attemptNumber: Int)
+        case generate(attemptNumber: Int, waited: Bool)
         case answer(ReplyEnvelope)
     }
 
@@ -80,18 +85,20 @@ struct TurnHandler: Sendable {
         var pause = Backoff(initial: .milliseconds(20), maximum: holding.longestWaitPause)
         var waited = false
         while true {
-            let claim = try await fromStore {
-                try await holding.ledger.claim(turn, attempt: attempt.id, takeover: attempt.takeover, holdFor: holding.holdFor)
-            }
+            let claim = try await fromStore { try await holding.ledger.claim(turn, attempt: attempt.ledger, holdFor: holding.holdFor) }
             switch claim {
             case .granted(let number):
                 if waited { logger.info("the session's earlier turn is done; generating this one") }
-                return .generate(attemptNumber: number)
-            case .settled(.answered):
+                return .generate(attemptNumber: number, waited: waited)
+            case .settled(.answered, _):
                 // Answered by another attempt since we looked.
                 guard let stored = try await storedReply(of: turn) else { throw .superseded }
                 return .answer(stored)
-            case .settled(let state):
+            case .settled(.failed, let failure?):
+                // Ended with an error reply whose publish may have failed: send it (again;
+                // the gateway drops a duplicate).
+                return .answer(.error(.init(sessionID: turn.sessionID, turnID: turn.turnID, code: failure.code, message: failure.message)))
+            case .settled(let state, _):
                 throw .alreadySettled(state)
             case .waitForEarlierTurn, .heldByAnotherAttempt:
                 if !waited {
@@ -103,6 +110,8 @@ struct TurnHandler: Sendable {
                     return .answer(try await failure(turn, attempt, code: "expired", "the message waited past its deadline and was not answered; send it again"))
                 }
                 guard attempt.isCurrent() else { throw .superseded }
+                // Stopping: waiting turns go back to the queue at once.
+                guard !Task.isShuttingDownGracefully else { throw .interrupted }
                 do {
                     try await Task.sleep(for: pause.next())
                 } catch {
@@ -129,7 +138,7 @@ struct TurnHandler: Sendable {
             case .text(let piece):
                 let visible = shown.feed(piece)
                 if !visible.isEmpty { await onProgress(.text(visible)) }
-            case .reset:
+            case .reset, .voidEarlierAttempt:
                 shown.reset()
                 await onProgress(progress)
             }
@@ -161,11 +170,12 @@ struct TurnHandler: Sendable {
             record.fill(with: result, visible: shown.visible(result.completion.text), marker: completionMarker)
             if record.completesSession { logger.info("the learner completed the topic") }
         }
-        return try await stored(record, for: turn, logger: logger)
+        return try await stored(record, for: turn, attempt, logger: logger)
     }
 
     /// Stores the answer (fenced by the attempt) and builds the final reply.
-    private func stored(_ record: CompletedTurn, for turn: TurnEnvelope, logger: Logger) async throws(TurnFailure) -> ReplyEnvelope {
+    private func stored(_ record: CompletedTurn, for turn: TurnEnvelope, _ attempt: TurnAttempt, logger: Logger) async throws(TurnFailure) -> ReplyEnvelope {
+        attempt.recordAttempted.withLock { $0 = true }
         let stored = try await fromStore { try await store.record(record) }
         if stored.isNew, record.completesSession { ParleyMetrics.topicCompletions.increment() }
         guard stored.isNew else {
@@ -241,7 +251,10 @@ struct TurnHandler: Sendable {
     /// An error reply for the client — unless another attempt holds the turn, which
     /// then answers it.
     private func failure(_ turn: TurnEnvelope, _ attempt: TurnAttempt, code: String, _ message: String) async throws(TurnFailure) -> ReplyEnvelope {
-        let ended = try await fromStore { try await holding.ledger.settle(turnID: turn.turnID, attempt: attempt.id, as: .failed) }
+        let failure = SettledFailure(code: code, message: message)
+        let ended = try await fromStore {
+            try await holding.ledger.settle(turnID: turn.turnID, attempt: attempt.ledger, as: .failed, failure: failure)
+        }
         guard ended else { throw .superseded }
         return .error(ReplyEnvelope.Failure(sessionID: turn.sessionID, turnID: turn.turnID, code: code, message: message))
     }
@@ -283,7 +296,7 @@ extension TurnHolding {
             sinceRenewal += tick
             guard sinceRenewal >= renewEvery else { continue }
             sinceRenewal = .zero
-            if let held = try? await ledger.renew(turnID: turnID, attempt: attempt.id, holdFor: holdFor), !held { return false }
+            if let held = try? await ledger.renew(turnID: turnID, attempt: attempt.ledger, holdFor: holdFor), !held { return false }
         }
     }
 }

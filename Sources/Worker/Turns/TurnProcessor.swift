@@ -72,14 +72,24 @@ struct TurnProcessor: Service {
 
         var backoff = Backoff(initial: retryPause, maximum: maxOutagePause)
         let deltas = DeltaStream(turn: turn, publisher: publisher, topology: topology, coalescer: coalescer, logger: logger)
-        let attempt = TurnAttempt(takeover: delivery.redelivered, isCurrent: { [consumer] in consumer.canSettle(delivery) })
+        let attempt = TurnAttempt(takeover: delivery.redelivered, copy: turn.copyID, isCurrent: { [consumer] in consumer.canSettle(delivery) })
+        // The answer, once there is one: an outage while publishing it retries only the
+        // publish (an error reply is settled in the ledger already and would otherwise
+        // be found "settled" and dropped).
+        var answer: ReplyEnvelope?
         var isRetry = false
         while true {
-            if isRetry { await deltas.restart(because: "retrying after an outage") }
-            isRetry = true
+            defer { isRetry = true }
             do {
-                let reply = try await handler.reply(to: turn, attempt: attempt, logger: logger) { await deltas.handle($0) }
-                await deltas.finish()
+                let reply: ReplyEnvelope
+                if let answer {
+                    reply = answer
+                } else {
+                    if isRetry { await deltas.restart(because: "retrying after an outage") }
+                    reply = try await handler.reply(to: turn, attempt: attempt, logger: logger) { await deltas.handle($0) }
+                    answer = reply
+                    await deltas.finish()
+                }
                 try await publish(reply)
                 await settle(delivery, logger: logger) { try await consumer.ack(delivery) }
                 logger.info("turn answered", metadata: ["reply": "\(reply.kind)"])
@@ -118,10 +128,14 @@ struct TurnProcessor: Service {
                 // lost: retrying a while longer replays it. Then the turn is given up.
                 guard !turn.isExpired(at: Date().addingTimeInterval(-expiredGrace.timeInterval)) else {
                     logger.error("turn reached its deadline during an outage; dropping it", metadata: ["error": "\(failure)"])
-                    let expired = ReplyEnvelope.error(
-                        .init(sessionID: turn.sessionID, turnID: turn.turnID, code: "expired", message: "the message could not be answered before its deadline; send it again")
-                    )
-                    try? await publish(expired)
+                    // Said only when it is true: a reply this attempt sent to the store may
+                    // have been stored (the client heard `reply_timeout`, "may still be answered").
+                    if answer == nil, !attempt.recordAttempted.value {
+                        let expired = ReplyEnvelope.error(
+                            .init(sessionID: turn.sessionID, turnID: turn.turnID, code: "expired", message: "the message could not be answered before its deadline; send it again")
+                        )
+                        try? await publish(expired)
+                    }
                     await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: false) }
                     ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "expired")])
                     return
@@ -139,7 +153,7 @@ struct TurnProcessor: Service {
     /// Returns a turn to the queue unanswered (this worker stops): its hold is
     /// released so that the next delivery may generate it at once.
     private func giveBack(_ delivery: AMQPDelivery, turn: TurnEnvelope, attempt: TurnAttempt, logger: Logger) async {
-        try? await handler.holding.ledger.release(turnID: turn.turnID, attempt: attempt.id)
+        try? await handler.holding.ledger.release(turnID: turn.turnID, attempt: attempt.ledger)
         await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: true) }
         ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "retried")])
     }
@@ -177,11 +191,10 @@ struct TurnProcessor: Service {
         let isLastAttempt = previousDeliveries + 1 >= topology.turnDeliveryLimit
         if isLastAttempt {
             logger.error("turn failed on its last allowed delivery; telling the client and dead-lettering it", metadata: ["error": "\(reason)"])
-            let failure = ReplyEnvelope.error(
-                .init(sessionID: turn.sessionID, turnID: turn.turnID, code: "unavailable", message: "the message could not be processed and was set aside for the operator; nothing was stored")
-            )
+            let settled = SettledFailure(code: "unavailable", message: "the message could not be processed and was set aside for the operator; nothing was stored")
+            let failure = ReplyEnvelope.error(.init(sessionID: turn.sessionID, turnID: turn.turnID, code: settled.code, message: settled.message))
             // Only while this attempt may end the turn: otherwise another attempt answers it.
-            if (try? await handler.holding.ledger.settle(turnID: turn.turnID, attempt: attempt.id, as: .failed)) != false {
+            if (try? await handler.holding.ledger.settle(turnID: turn.turnID, attempt: attempt.ledger, as: .failed, failure: settled)) != false {
                 try? await publish(failure)
             }
             await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: false) }
@@ -189,7 +202,7 @@ struct TurnProcessor: Service {
         } else {
             logger.warning("turn failed; requeueing it after a pause", metadata: ["error": "\(reason)", "deliveries": "\(previousDeliveries + 1)"])
             try? await Task.sleep(for: retryPause)
-            try? await handler.holding.ledger.release(turnID: turn.turnID, attempt: attempt.id)
+            try? await handler.holding.ledger.release(turnID: turn.turnID, attempt: attempt.ledger)
             await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: true) }
             ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "retried")])
         }

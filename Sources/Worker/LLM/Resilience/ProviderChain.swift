@@ -7,6 +7,9 @@ enum GenerationProgress: Sendable, Equatable {
     /// The text reported so far is void: the stream broke after some text had been
     /// sent, and the answer is being generated again from the start.
     case reset(reason: String)
+    /// Another attempt at this turn (an earlier delivery, elsewhere) may have streamed
+    /// text: the client must drop it, even though this attempt has sent nothing yet.
+    case voidEarlierAttempt(reason: String)
 }
 
 /// A finished generation and how it came about.
