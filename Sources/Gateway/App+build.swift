@@ -57,12 +57,13 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         contentDecoder: decoder, logger: logger
     )
 
+    let healthLogger = logger
     let router = Router(context: BasicWebSocketRequestContext.self)
     router.add(middleware: HTTPMetricsMiddleware())
     router.get("/health") { _, _ -> Response in
         let report = await HealthReport.collect([
             "database": {
-                do { try await store.ping(); return nil } catch { return "\(error)" }
+                do { try await store.ping(); return nil } catch { return await settings.database.healthProblem(afterPingFailed: error, logger: healthLogger) }
             },
             "broker_publish": { publisher.isConnected ? nil : publisher.lastError },
             "broker_replies": { replies.isConnected ? nil : replies.lastError },
@@ -102,7 +103,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "parley-gateway"),
         logger: logger
     )
-    app.addServices(postgres, HTTPClientService(client: httpClient), publisher, replies, ReplyRouter(
+    app.addServices(postgres, DatabaseStartupCheck(settings: settings.database, logger: logger), HTTPClientService(client: httpClient), publisher, replies, ReplyRouter(
             consumer: replies, hub: hub, dispatcher: dispatcher,
             recovery: ReplyRecovery(hub: hub, store: store, dispatcher: dispatcher, logger: logger), logger: logger
         ), restTurns)

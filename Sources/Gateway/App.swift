@@ -27,6 +27,10 @@ enum GatewayMain {
         do {
             try await buildApplication(settings: settings, logger: logger).runService()
             logger.info("stopped")
+        } catch let error as ConfigurationError {
+            // A setting the servers refuse (DATABASE_URL): like a bad variable at start.
+            logger.critical("stopped: \(error)")
+            exit(2)
         } catch {
             logger.critical("stopped on an error", metadata: ["error": "\(error)"])
             exit(1)

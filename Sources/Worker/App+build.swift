@@ -43,7 +43,7 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
     )
     processor.coalescer = settings.coalescer
     let http = Application(
-        router: workerRouter(store: store, publisher: publisher, consumer: consumer, postgres: postgres, logger: logger),
+        router: workerRouter(store: store, database: settings.database, publisher: publisher, consumer: consumer, logger: logger),
         configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "parley-worker"),
         logger: logger
     )
@@ -54,6 +54,7 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
     let outbox = PostgresCompletionOutbox(client: postgres, logger: logger)
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
         .init(service: postgres),
+        .init(service: DatabaseStartupCheck(settings: settings.database, logger: logger)),
         .init(service: migrations, successTerminationBehavior: .ignore),
         .init(service: HTTPClientService(client: httpClient)),
         .init(service: OutboxBacklogSampler(outbox: outbox, startAfter: schemaReady, logger: logger)),
@@ -102,14 +103,14 @@ func providerChain(settings: WorkerSettings, httpClient: HTTPClient, logger: Log
 }
 
 private func workerRouter(
-    store: PostgresConversationStore, publisher: AMQPPublisher, consumer: AMQPConsumer, postgres: PostgresClient, logger: Logger
+    store: PostgresConversationStore, database: DatabaseSettings, publisher: AMQPPublisher, consumer: AMQPConsumer, logger: Logger
 ) -> Router<BasicRequestContext> {
     let router = Router()
     router.add(middleware: HTTPMetricsMiddleware())
     router.get("/health") { _, _ -> Response in
         let report = await HealthReport.collect([
             "database": {
-                do { try await store.ping(); return nil } catch { return "\(error)" }
+                do { try await store.ping(); return nil } catch { return await database.healthProblem(afterPingFailed: error, logger: logger) }
             },
             "broker_publish": { publisher.isConnected ? nil : publisher.lastError },
             "broker_consume": { consumer.isConnected ? nil : consumer.lastError },
@@ -133,7 +134,7 @@ struct MigrationService: Service {
 
     func run() async throws {
         var backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(10))
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 try await Migrator().migrate(client, logger: logger)
                 if let catalog {

@@ -34,6 +34,12 @@ enum MigrateCommand {
                 return nil
             }
             group.addTask {
+                // A login the server refuses will never work: say so at once (the pool
+                // would wait out the whole timeout).
+                if case .misconfigured(let problem) = await settings.database.diagnose(logger: logger) {
+                    logger.critical("the database refuses DATABASE_URL", metadata: ["error": "\(problem)"])
+                    return 2
+                }
                 let deadline = ContinuousClock.now.advanced(by: settings.timeout)
                 var backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(5))
                 while true {
@@ -54,6 +60,10 @@ enum MigrateCommand {
                         )
                         return 0
                     } catch {
+                        if case .misconfigured(let problem) = await settings.database.diagnose(logger: logger) {
+                            logger.critical("the database refuses DATABASE_URL", metadata: ["error": "\(problem)"])
+                            return 2
+                        }
                         guard ContinuousClock.now < deadline else {
                             logger.critical("migrations failed", metadata: ["error": "\(error)"])
                             return 1

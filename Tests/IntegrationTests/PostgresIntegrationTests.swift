@@ -99,6 +99,32 @@ struct PostgresIntegrationTests {
         }
     }
 
+    /// A login the server refuses is a configuration error naming DATABASE_URL and the
+    /// server's reason; a server that does not answer is an outage.
+    @Test func aRefusedLoginIsAConfigurationErrorAndADeadServerAnOutage() async throws {
+        let good = try TestEnvironment.database()
+        #expect(await good.diagnose(logger: TestEnvironment.logger) == nil)
+        var wrongPassword = good
+        wrongPassword.password = "not-the-password"
+        var wrongDatabase = good
+        wrongDatabase.database = "no_such_database"
+        for (settings, state) in [(wrongPassword, "28P01"), (wrongDatabase, "3D000")] {
+            guard case .misconfigured(let error) = await settings.diagnose(logger: TestEnvironment.logger) else {
+                Issue.record("\(state) was not a configuration error")
+                continue
+            }
+            #expect(error.variable == "DATABASE_URL")
+            #expect(error.problem.contains(state), "\(error)")
+            #expect(!error.problem.contains("not-the-password"))
+        }
+        var nobody = good
+        nobody.port = 1
+        guard case .unreachable = await nobody.diagnose(logger: TestEnvironment.logger) else {
+            Issue.record("a closed port was not an outage")
+            return
+        }
+    }
+
     @Test func historyIsTheNewestMessagesOldestFirst() async throws {
         try await withIsolatedPostgres { client, _ in
             try await Migrator().migrate(client, logger: TestEnvironment.logger)
