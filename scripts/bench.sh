@@ -19,7 +19,18 @@ configuration="${PARLEY_BUILD:-debug}"
 swift build -c "$configuration"
 PARLEY_BIN_DIR="$(swift build -c "$configuration" --show-bin-path)"
 export PARLEY_BIN_DIR
-trap 'throwaway_servers_stop' EXIT
+# The servers are stopped whatever ends the script: Ctrl-C also kills the reader of a
+# pipe (`bench.sh | tee`), so writes to it are ignored from then on, not fatal.
+stop_servers() {
+    set +e
+    trap '' INT TERM HUP PIPE
+    throwaway_servers_stop
+}
+trap stop_servers EXIT
+trap 'trap "" INT TERM HUP PIPE; exit 130' INT
+trap 'trap "" INT TERM HUP PIPE; exit 143' TERM
+trap 'trap "" INT TERM HUP PIPE; exit 129' HUP
+trap 'trap "" INT TERM HUP PIPE; exit 141' PIPE
 throwaway_servers_start
 log "benchmark: first delta latency and broker messages per reply ($configuration build)"
 python3 Tests/bench/first_delta.py

@@ -22,7 +22,7 @@ struct ConfigurationTests {
         #expect(!settings.redacted.contains(password))
     }
 
-    @Test(arguments: ["mysql://u@h/db", "postgres://u@h", "not a url", "postgres://u@h/db?sslmode=maybe"])
+    @Test(arguments: ["mysql://u@h/db", "postgres://u@h", "not a url", "postgres://u@h/db?sslmode=maybe", "postgres://u@h:70000/db"])
     func badDatabaseURLsNameTheVariable(url: String) {
         #expect { try DatabaseSettings(url: url) } throws: { error in
             (error as? ConfigurationError)?.variable == "DATABASE_URL"
@@ -38,6 +38,9 @@ struct ConfigurationTests {
         #expect(endpoint.virtualHost == "/parley")
         #expect(AMQPEndpoint(url: "amqp://h")?.virtualHost == "/")
         #expect(AMQPEndpoint(url: "http://h") == nil)
+        // A port the socket layer cannot take (it trapped at the first connect).
+        #expect(AMQPEndpoint(url: "amqp://h:99999999999") == nil)
+        #expect(AMQPEndpoint(url: "amqp://h:0") == nil)
         #expect(!endpoint.redacted.contains("s:cret"))
     }
 

@@ -1,4 +1,5 @@
 import CoreMetrics
+import Foundation
 import Prometheus
 import Testing
 
@@ -52,5 +53,14 @@ struct MetricsTests {
         factory.makeCounter(label: "hb.requests", dimensions: [("http.route", "/x")]).increment(by: 1)
         let text = String(decoding: registry.emitToBuffer(), as: UTF8.self)
         #expect(text.contains(#"hb_requests{http_route="/x"} 1"#))
+    }
+
+    /// Label values come from fixed sets: an HTTP method or an error code a peer made up
+    /// would otherwise grow the series without bound.
+    @Test func labelValuesFromOutsideAreBounded() {
+        #expect(ParleyMetrics.errorCodeLabel("llm_unavailable") == "llm_unavailable")
+        #expect(ParleyMetrics.errorCodeLabel("x\(UUID())") == "other")
+        #expect(ParleyMetrics.standardHTTPMethods.contains("GET"))
+        #expect(!ParleyMetrics.standardHTTPMethods.contains("BREW"))
     }
 }

@@ -347,7 +347,7 @@ actor SessionHub {
             ParleyMetrics.repliesDelivered.increment(by: 1, [("kind", "error")])
             // Counted once, by the gateway whose turn it is (other gateways with sockets
             // of the session see the error too).
-            if isCurrent { ParleyMetrics.turnErrors.increment(by: 1, [("code", failure.code)]) }
+            if isCurrent { ParleyMetrics.turnErrors.increment(by: 1, [("code", ParleyMetrics.errorCodeLabel(failure.code))]) }
             let clientMessageID = isCurrent ? session.current?.turn.envelope.clientMessageID : nil
             broadcast(
                 .error(code: failure.code, message: failure.message, context: .init(sessionID: sessionID, turnID: failure.turnID, clientMessageID: clientMessageID)),

@@ -34,6 +34,9 @@ public struct DatabaseSettings: Sendable, Equatable {
         guard let host = components.host, !host.isEmpty else {
             throw ConfigurationError(variable: "DATABASE_URL", problem: "has no host; \(problem)")
         }
+        guard (1...65535).contains(components.port ?? 5432) else {
+            throw ConfigurationError(variable: "DATABASE_URL", problem: "has port \(components.port ?? 0); a port is 1...65535")
+        }
         let database = String(components.path.drop(while: { $0 == "/" }))
         guard !database.isEmpty else {
             throw ConfigurationError(variable: "DATABASE_URL", problem: "names no database; \(problem)")

@@ -7,7 +7,8 @@ public struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
-        let method = request.method.rawValue
+        // The method is the client's text: only the standard ones become label values.
+        let method = ParleyMetrics.standardHTTPMethods.contains(request.method.rawValue) ? request.method.rawValue : "other"
         do {
             let response = try await next(request, context)
             record(route: context.endpointPath, method: method, status: Int(response.status.code), started: started)
