@@ -104,10 +104,11 @@ struct ConnectionHandler: Sendable {
                 // Live frames wait until the history is out (see SocketOutbox).
                 socket.outbox.hold()
                 do {
-                    try await open(sessionID, socket: &socket, clientMessageID: nil)
-                    let messages = try await history(of: sessionID, after: afterID)
+                    let session = try await openForReading(sessionID, socket: &socket)
+                    let (messages, more) = try await history(of: sessionID, after: afterID)
                     socket.currentSession = sessionID
-                    socket.outbox.release(first: .history(sessionID: sessionID, messages: messages), session: sessionID, coveredUpTo: messages.last?.id)
+                    let frame = ServerFrame.history(sessionID: sessionID, messages: messages, status: session.status.rawValue, more: more)
+                    socket.outbox.release(first: frame, session: sessionID, coveredUpTo: messages.last?.id)
                 } catch {
                     socket.outbox.release(first: nil)
                     throw error
@@ -145,9 +146,11 @@ struct ConnectionHandler: Sendable {
         }
     }
 
-    private func history(of sessionID: UUID, after afterID: Int64) async throws(FrameError) -> [ChatMessage] {
+    /// One page of a session's messages after `afterID`, and whether more follow.
+    private func history(of sessionID: UUID, after afterID: Int64) async throws(FrameError) -> (messages: [ChatMessage], more: Bool) {
         do {
-            return try await store.messages(session: sessionID, afterID: afterID, limit: 500)
+            let page = try await store.messages(session: sessionID, afterID: afterID, limit: Self.historyPage + 1)
+            return (Array(page.prefix(Self.historyPage)), page.count > Self.historyPage)
         } catch {
             throw FrameError(code: "unavailable", message: "the database is unavailable; try again shortly")
         }
@@ -188,6 +191,20 @@ struct ConnectionHandler: Sendable {
         }
         try await attach(sessionID, socket: &socket, requestID: nil, clientMessageID: clientMessageID)
     }
+
+    /// Like `open`, for `resume`: a completed session's history can be read too (sending
+    /// to it is refused), and the session's status goes into the history frame.
+    private func openForReading(_ sessionID: UUID, socket: inout Socket) async throws(FrameError) -> SessionRecord {
+        let session = try await registry.session(sessionID, for: socket.outbox.userID, mustBeActive: false)
+        if !socket.openSessions.contains(sessionID) {
+            try await attach(sessionID, socket: &socket, requestID: nil, clientMessageID: nil)
+        }
+        if session.status != .active { await hub.noteCompleted(sessionID) }
+        return session
+    }
+
+    /// The most messages one `history` frame carries.
+    static let historyPage = 500
 
     private func attach(_ sessionID: UUID, socket: inout Socket, requestID: String?, clientMessageID: String?) async throws(FrameError) {
         guard socket.openSessions.count < maxSessionsPerSocket else {

@@ -299,7 +299,7 @@ struct SocketOutboxTests {
         outbox.send(reply(4, in: other))  // another session's: kept
         outbox.send(reply(7, in: session))  // newer than the history: kept
         let history: [ChatMessage] = [.init(id: 5, role: .assistant, content: "r5", timestamp: Date())]
-        outbox.release(first: .history(sessionID: session, messages: history), session: session, coveredUpTo: 5)
+        outbox.release(first: .history(sessionID: session, messages: history, status: "active", more: false), session: session, coveredUpTo: 5)
         outbox.send(reply(8, in: session))
         outbox.finish()
         var order: [String] = []

@@ -171,3 +171,35 @@ def test_resume_and_start_accept_the_integers_0_and_1(stack):
     }
     wrong = {frame: f"got {outcomes[frame][:2]}, expected {wanted[frame][:2]}" for frame in wanted if outcomes[frame] != wanted[frame]}
     assert not wrong, f"integer fields 0/1 mishandled: {wrong}"
+
+
+def test_resume_pages_a_long_history_and_reads_a_completed_session(stack):
+    """`resume` returns at most 500 messages and says when more follow; a completed
+    session's history can be read over WebSocket, while a message to it is refused."""
+    user = e2e.unique("pages")
+
+    async def scenario():
+        async with Sockets() as sockets:
+            client = await sockets.open(stack.ws_url(0), make_jwt(user), label="pages")
+            session_id, opening = await start_session(client, "r-pages")
+            # 600 more messages, written straight to the database.
+            e2e.psql(
+                "INSERT INTO messages (session_id, turn_id, role, content, raw_content) "
+                f"SELECT {e2e.sql_literal(session_id)}::uuid, gen_random_uuid(), 'user', 'm' || n, 'm' || n FROM generate_series(1, 600) AS n"
+            )
+            await client.send({"type": "resume", "session_id": session_id, "after_id": 0})
+            first = await client.expect("history", session_id=session_id, status="active", more=True)
+            assert len(first["messages"]) == 500 and first["messages"][0]["id"] == opening["message"]["id"]
+            await client.send({"type": "resume", "session_id": session_id, "after_id": first["messages"][-1]["id"]})
+            rest = await client.expect("history", session_id=session_id, more=False)
+            assert len(rest["messages"]) == 101, len(rest["messages"])
+
+            e2e.psql(f"UPDATE sessions SET status = 'completed', completed_at = now() WHERE id = {e2e.sql_literal(session_id)}")
+            reader = await sockets.open(stack.ws_url(1), make_jwt(user), label="reader")
+            await reader.send({"type": "resume", "session_id": session_id, "after_id": rest["messages"][-2]["id"]})
+            done = await reader.expect("history", session_id=session_id, status="completed", more=False)
+            assert [m["content"] for m in done["messages"]] == ["m600"]
+            await reader.message("mais uma?", session_id=session_id, client_msg_id="late")
+            await reader.expect_error("session_completed", 20, client_msg_id="late")
+
+    run(scenario(), timeout=60)

@@ -9,7 +9,8 @@ enum ServerFrame: Sendable {
     /// The deltas of the turn so far are void; it is being generated again.
     case reset(ReplyEnvelope.Reset)
     case reply(ReplyEnvelope.Done)
-    case history(sessionID: UUID, messages: [ChatMessage])
+    /// `more`: the page is full, `resume` again from the last message's id for the rest.
+    case history(sessionID: UUID, messages: [ChatMessage], status: String, more: Bool)
     case error(code: String, message: String, context: ErrorContext = ErrorContext())
 
     struct ErrorContext: Sendable, Equatable {
@@ -44,12 +45,13 @@ private struct WireFrame: Encodable {
     var messages: [ChatMessage]?
     var completed: Bool?
     var cancelled: Bool?
+    var more: Bool?
     var reason: String?
     var code: String?
     var errorMessage: String?
 
     enum CodingKeys: String, CodingKey {
-        case type, status, index, text, message, messages, completed, cancelled, reason, code
+        case type, status, index, text, message, messages, completed, cancelled, more, reason, code
         case sessionID = "session_id", turnID = "turn_id", requestID = "request_id", clientMessageID = "client_msg_id"
     }
 
@@ -84,10 +86,12 @@ private struct WireFrame: Encodable {
             status = done.status
             completed = done.completed
             cancelled = done.cancelled ? true : nil
-        case .history(let sessionID, let messages):
+        case .history(let sessionID, let messages, let status, let more):
             type = "history"
             self.sessionID = sessionID.lowercased
             self.messages = messages
+            self.status = status
+            self.more = more
         case .error(let code, let message, let context):
             type = "error"
             self.code = code
@@ -113,6 +117,7 @@ private struct WireFrame: Encodable {
         try container.encodeIfPresent(messages, forKey: .messages)
         try container.encodeIfPresent(completed, forKey: .completed)
         try container.encodeIfPresent(cancelled, forKey: .cancelled)
+        try container.encodeIfPresent(more, forKey: .more)
         try container.encodeIfPresent(reason, forKey: .reason)
         try container.encodeIfPresent(code, forKey: .code)
         // `message` is the error text on error frames (DESIGN §5).

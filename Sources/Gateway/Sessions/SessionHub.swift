@@ -403,6 +403,12 @@ actor SessionHub {
         return nil
     }
 
+    /// The store says the session is completed (a socket opened it to read it): its
+    /// turns are refused here rather than accepted and refused by a worker.
+    func noteCompleted(_ sessionID: UUID) {
+        completeSession(sessionID)
+    }
+
     /// The topic is completed: turns still waiting will not be answered.
     private func completeSession(_ sessionID: UUID) {
         sessions[sessionID]?.isCompleted = true
