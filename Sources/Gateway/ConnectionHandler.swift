@@ -48,6 +48,10 @@ struct ConnectionHandler: Sendable {
                         return
                     }
                 }
+                if outbox.isOverrun {
+                    // A reply could not be queued: the client must reconnect and resume.
+                    try? await outbound.close(.unknown(1013), reason: "replies overran this socket; reconnect and resume")
+                }
             }
             var socket = Socket(outbox: outbox)
             do {

@@ -312,6 +312,43 @@ struct SocketOutboxTests {
         #expect(order == ["history", "reply:4", "reply:7", "reply:8"])
     }
 
+    func reply(_ id: Int64, in session: UUID) -> ServerFrame {
+        .reply(.init(
+            sessionID: session, turnID: UUID(), message: .init(id: id, role: .assistant, content: "r\(id)", timestamp: Date()),
+            status: "active", completed: false, usage: .init()
+        ))
+    }
+
+    func types(_ outbox: SocketOutbox) async -> [String] {
+        var types: [String] = []
+        for await frame in outbox.frames {
+            let json = (try? JSONSerialization.jsonObject(with: Data(frame.text.utf8)) as? [String: Any]) ?? [:]
+            types.append([json["type"] as? String, json["code"] as? String].compactMap { $0 }.joined(separator: "/"))
+        }
+        return types
+    }
+
+    /// More replies during a resume than the hold takes: the client is told, not left
+    /// with a silent gap.
+    @Test func repliesBeyondTheHoldAreReportedAfterTheHistory() async {
+        let outbox = SocketOutbox(userID: "u", capacity: 8, logger: Logger(label: "test"))
+        let session = UUID()
+        outbox.hold()
+        for id in 10..<16 { outbox.send(reply(Int64(id), in: session)) }
+        outbox.release(first: .history(sessionID: session, messages: [], status: "active", more: false))
+        outbox.finish()
+        #expect(await types(outbox) == ["history", "reply", "reply", "reply", "reply", "error/missed_replies"])
+    }
+
+    /// A socket that does not read until its queue is full of replies is closed (the
+    /// client reconnects and resumes) rather than losing a reply without a word.
+    @Test func aSocketOverrunByRepliesIsClosedNotSilentlyShort() async {
+        let outbox = SocketOutbox(userID: "u", capacity: 4, logger: Logger(label: "test"))
+        for id in 1...6 { outbox.send(reply(Int64(id), in: UUID())) }
+        #expect(outbox.isOverrun)
+        #expect(await types(outbox) == ["reply", "reply", "reply", "reply"])
+    }
+
     @Test func aSlowSocketLosesDeltasButNeverTheReply() async {
         let outbox = SocketOutbox(userID: "u", capacity: 8, logger: Logger(label: "test"))
         let session = UUID()

@@ -11,13 +11,25 @@ import Synchronization
 ///
 /// While a `resume` reads history the outbox can be *held*: live frames wait, and
 /// the history goes out first, so a client never sees a reply before the history
-/// that precedes it, nor twice.
+/// that precedes it, nor twice. Deltas are not held (the reply repeats them); when
+/// more replies arrive meanwhile than the hold takes, the client is told after the
+/// history (`missed_replies`: resume again from its last message id).
+///
+/// No reply is dropped silently: a socket that stops reading until its queue is full
+/// of replies is *overrun* — the queue ends, and the writer closes the socket with
+/// 1013 (try again later), so that the client reconnects and resumes.
 final class SocketOutbox: Sendable {
+    private struct Held {
+        var frames: [ServerFrame] = []
+        var missed = false
+    }
+
     let id = UUID()
     let userID: String
     let frames: AsyncStream<ServerFrame>
     private let continuation: AsyncStream<ServerFrame>.Continuation
-    private let held = Mutex<[ServerFrame]?>(nil)
+    private let held = Mutex<Held?>(nil)
+    private let overrun = Atomic<Bool>(false)
     /// Frames queued and not yet written.
     private let pending = Atomic<Int>(0)
     private let capacity: Int
@@ -33,7 +45,9 @@ final class SocketOutbox: Sendable {
     func send(_ frame: ServerFrame) {
         let write = held.withLock { held -> Bool in
             guard held != nil else { return true }
-            if held!.count < capacity { held!.append(frame) }
+            if frame.isDroppable { return false }
+            // Half the queue: the history, the held frames and a `missed_replies` fit after.
+            if held!.frames.count < capacity / 2 { held!.frames.append(frame) } else { held!.missed = true }
             return false
         }
         if write { enqueue(frame) }
@@ -41,20 +55,31 @@ final class SocketOutbox: Sendable {
 
     /// Live frames wait from now until `release`.
     func hold() {
-        held.withLock { $0 = $0 ?? [] }
+        held.withLock { $0 = $0 ?? Held() }
     }
+
+    /// The socket stopped reading and a reply found its queue full: it must be closed.
+    var isOverrun: Bool { overrun.load(ordering: .acquiring) }
 
     /// Sends `first`, then the frames that waited — except replies of `session` that
     /// `first` already contains (message id up to `coveredUpTo`).
     func release(first: ServerFrame?, session: UUID? = nil, coveredUpTo lastID: Int64? = nil) {
-        let waiting = held.withLock { held -> [ServerFrame] in
+        let waiting = held.withLock { held -> Held in
             defer { held = nil }
-            return held ?? []
+            return held ?? Held()
         }
         if let first { enqueue(first) }
-        for frame in waiting {
+        for frame in waiting.frames {
             if case .reply(let done) = frame, done.sessionID == session, let lastID, done.message.id <= lastID { continue }
             enqueue(frame)
+        }
+        if waiting.missed {
+            enqueue(
+                .error(
+                    code: "missed_replies",
+                    message: "more replies arrived while the history was read than this socket could hold; send resume again from the last message id you have"
+                )
+            )
         }
     }
 
@@ -76,7 +101,9 @@ final class SocketOutbox: Sendable {
         pending.add(1, ordering: .relaxed)
         if case .dropped = continuation.yield(frame) {
             pending.subtract(1, ordering: .relaxed)
-            logger.warning("socket is not reading; dropped a frame", metadata: ["socket_id": "\(id)"])
+            logger.warning("socket is not reading and its queue is full; closing it", metadata: ["socket_id": "\(id)"])
+            overrun.store(true, ordering: .releasing)
+            continuation.finish()
         }
     }
 }
