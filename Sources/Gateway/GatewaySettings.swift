@@ -73,10 +73,17 @@ struct GatewaySettings: Sendable {
                     problem: "is not set and neither is API_KEYS: authentication is on, so set one of them (or PARLEY_AUTH=off for local use)"
                 )
             }
-            if let secret, secret.utf8.count < 16 {
-                throw ConfigurationError(variable: "JWT_SECRET", problem: "must be at least 16 bytes long")
+            // HS256 with a key shorter than its 256-bit hash is guessable offline.
+            if let secret, secret.utf8.count < 32 {
+                throw ConfigurationError(variable: "JWT_SECRET", problem: "must be at least 32 bytes long (it has \(secret.utf8.count)); e.g. openssl rand -hex 32")
             }
-            authentication = .on(jwtSecret: secret.map { SymmetricKey(data: Data($0.utf8)) }, apiKeys: apiKeys)
+            if let short = apiKeys.keys.first(where: { $0.utf8.count < 16 }) {
+                throw ConfigurationError(variable: "API_KEYS", problem: "holds a key of \(short.utf8.count) characters; API keys need at least 16")
+            }
+            let rules = secret.map {
+                Authenticator.JWTRules(key: SymmetricKey(data: Data($0.utf8)), issuer: environment.string("JWT_ISSUER"), audience: environment.string("JWT_AUDIENCE"))
+            }
+            authentication = .on(jwt: rules, apiKeys: apiKeys)
         } else {
             authentication = .off
         }

@@ -3,11 +3,12 @@ import Foundation
 import Testing
 
 @testable import Gateway
+@testable import Shared
 
 @Suite("Authentication")
 struct AuthenticatorTests {
     let key = SymmetricKey(data: Data("0123456789abcdef0123456789abcdef".utf8))
-    var authenticator: Authenticator { Authenticator(mode: .on(jwtSecret: key, apiKeys: ["static-key": "kiosk"])) }
+    var authenticator: Authenticator { Authenticator(mode: .on(jwt: .init(key: key), apiKeys: ["static-key": "kiosk"])) }
 
     @Test func aValidJWTYieldsItsSubject() throws {
         let token = HS256JWT.sign(claims: ["sub": "alice", "exp": Date().timeIntervalSince1970 + 60], key: key)
@@ -36,6 +37,39 @@ struct AuthenticatorTests {
         ]
         for (token, expected) in cases {
             #expect(throws: expected) { try authenticator.userID(token: token, requestedUser: nil) }
+        }
+    }
+
+    /// A time claim that is not a number switched its check off before.
+    @Test(arguments: [
+        (#"{"sub":"alice","exp":"never"}"#, AuthError.invalidToken("exp and nbf must be numbers")),
+        (#"{"sub":"alice","exp":true}"#, .invalidToken("exp and nbf must be numbers")),
+        (#"{"sub":"alice","nbf":"2020-01-01"}"#, .invalidToken("exp and nbf must be numbers")),
+        (#"{"sub":"\#(String(repeating: "a", count: 300))"}"#, .invalidToken("sub must be at most 256 bytes without control characters")),
+        (#"{"sub":"ali\u0007ce"}"#, .invalidToken("sub must be at most 256 bytes without control characters")),
+    ])
+    func malformedClaimsRefuseTheToken(json: String, expected: AuthError) throws {
+        let claims = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let token = HS256JWT.sign(claims: claims, key: key)
+        #expect(throws: expected) { try authenticator.userID(token: token, requestedUser: nil) }
+    }
+
+    @Test func issuerAndAudienceAreCheckedWhenConfigured() throws {
+        let strict = Authenticator(mode: .on(jwt: .init(key: key, issuer: "https://id.example", audience: "parley"), apiKeys: [:]))
+        let good = HS256JWT.sign(claims: ["sub": "alice", "iss": "https://id.example", "aud": ["other", "parley"]], key: key)
+        #expect(try strict.userID(token: good, requestedUser: nil) == "alice")
+        let foreign = HS256JWT.sign(claims: ["sub": "alice", "iss": "https://evil.example", "aud": "parley"], key: key)
+        #expect(throws: AuthError.invalidToken("iss is not https://id.example")) { try strict.userID(token: foreign, requestedUser: nil) }
+        let elsewhere = HS256JWT.sign(claims: ["sub": "alice", "iss": "https://id.example", "aud": "billing"], key: key)
+        #expect(throws: AuthError.invalidToken("aud does not name parley")) { try strict.userID(token: elsewhere, requestedUser: nil) }
+    }
+
+    @Test func shortSecretsAndKeysAreRefusedAtStart() {
+        #expect { try GatewaySettings(environment: EnvironmentReader(["JWT_SECRET": String(repeating: "k", count: 31)])) } throws: { error in
+            (error as? ConfigurationError)?.variable == "JWT_SECRET"
+        }
+        #expect { try GatewaySettings(environment: EnvironmentReader(["API_KEYS": "short:bob"])) } throws: { error in
+            (error as? ConfigurationError)?.variable == "API_KEYS"
         }
     }
 

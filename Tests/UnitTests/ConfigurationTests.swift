@@ -69,13 +69,13 @@ struct ConfigurationTests {
             Issue.record("PARLEY_AUTH=off should turn authentication off")
             return
         }
-        let keys = try GatewaySettings(environment: EnvironmentReader(["API_KEYS": "k1:alice, k2:bob"]))
+        let keys = try GatewaySettings(environment: EnvironmentReader(["API_KEYS": "key-one-0123456789:alice, key-two-0123456789:bob"]))
         guard case .on(let secret, let apiKeys) = keys.authentication else {
             Issue.record("authentication should be on")
             return
         }
         #expect(secret == nil)
-        #expect(apiKeys == ["k1": "alice", "k2": "bob"])
+        #expect(apiKeys == ["key-one-0123456789": "alice", "key-two-0123456789": "bob"])
         #expect { try GatewaySettings(environment: EnvironmentReader(["API_KEYS": "justakey"])) } throws: { error in
             (error as? ConfigurationError)?.variable == "API_KEYS"
         }

@@ -30,7 +30,15 @@ enum AuthError: Error, Equatable, Sendable {
 struct Authenticator: Sendable {
     enum Mode: Sendable {
         case off
-        case on(jwtSecret: SymmetricKey?, apiKeys: [String: String])
+        case on(jwt: JWTRules?, apiKeys: [String: String])
+    }
+
+    /// How HS256 tokens are checked: the key, and the issuer and audience they must name
+    /// when `JWT_ISSUER` / `JWT_AUDIENCE` are set.
+    struct JWTRules: Sendable {
+        var key: SymmetricKey
+        var issuer: String? = nil
+        var audience: String? = nil
     }
 
     let mode: Mode
@@ -39,11 +47,11 @@ struct Authenticator: Sendable {
         switch mode {
         case .off:
             return requestedUser.flatMap { $0.isEmpty ? nil : $0 } ?? "local"
-        case .on(let jwtSecret, let apiKeys):
+        case .on(let rules, let apiKeys):
             guard let token, !token.isEmpty else { throw .missingToken }
             if let user = apiKeys[token] { return user }
-            guard let jwtSecret else { throw .invalidToken("unknown API key") }
-            return try HS256JWT.subject(of: token, key: jwtSecret, now: now)
+            guard let rules else { throw .invalidToken("unknown API key") }
+            return try HS256JWT.subject(of: token, rules: rules, now: now)
         }
     }
 
@@ -65,6 +73,11 @@ struct Authenticator: Sendable {
 /// Verifies HS256 JSON Web Tokens (RFC 7519) and reads their subject.
 enum HS256JWT {
     static func subject(of token: String, key: SymmetricKey, now: Date) throws(AuthError) -> String {
+        try subject(of: token, rules: Authenticator.JWTRules(key: key), now: now)
+    }
+
+    static func subject(of token: String, rules: Authenticator.JWTRules, now: Date) throws(AuthError) -> String {
+        let key = rules.key
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw .invalidToken("not a JWT (expected three dot-separated parts)") }
         guard let headerData = base64URLDecode(parts[0]),
@@ -79,12 +92,34 @@ enum HS256JWT {
         guard let payloadData = base64URLDecode(parts[1]),
               let claims = try? JSONSerialization.jsonObject(with: payloadData) as? [String: Any]
         else { throw .invalidToken("unreadable claims") }
-        if let expiry = claims["exp"] as? Double, now.timeIntervalSince1970 >= expiry { throw .expiredToken }
-        if let notBefore = claims["nbf"] as? Double, now.timeIntervalSince1970 < notBefore {
-            throw .invalidToken("not valid yet (nbf)")
+        // A time claim that is there must be a number (NumericDate): a string would
+        // otherwise switch the check off.
+        guard let times = try? JSONDecoder().decode(TimeClaims.self, from: payloadData) else {
+            throw .invalidToken("exp and nbf must be numbers")
         }
+        if let expiry = times.exp, now.timeIntervalSince1970 >= expiry { throw .expiredToken }
+        if let notBefore = times.nbf, now.timeIntervalSince1970 < notBefore { throw .invalidToken("not valid yet (nbf)") }
+        if let issuer = rules.issuer, claims["iss"] as? String != issuer { throw .invalidToken("iss is not \(issuer)") }
+        if let audience = rules.audience, !Self.audiences(claims["aud"]).contains(audience) { throw .invalidToken("aud does not name \(audience)") }
         guard let subject = claims["sub"] as? String, !subject.isEmpty else { throw .invalidToken("no sub claim") }
+        // The subject becomes a user id in the database and in logs.
+        guard subject.utf8.count <= 256, !subject.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw .invalidToken("sub must be at most 256 bytes without control characters")
+        }
         return subject
+    }
+
+    /// The time claims, decoded strictly: a JSON number or absent (a string or a
+    /// boolean fails the decoding).
+    private struct TimeClaims: Decodable {
+        var exp: Double?
+        var nbf: Double?
+    }
+
+    /// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
+    private static func audiences(_ value: Any?) -> [String] {
+        if let one = value as? String { return [one] }
+        return (value as? [Any])?.compactMap { $0 as? String } ?? []
     }
 
     /// Signs claims; used by tests and the token tool.
