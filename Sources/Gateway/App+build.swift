@@ -41,11 +41,12 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         }
     let registry = SessionRegistry(store: store, contexts: contexts, logger: logger)
     let decoder = ClientFrameDecoder(maxContentCharacters: settings.maxContentCharacters)
-    let restTurns = RESTTurnTasks()
+    let restTurns = RESTTurnTasks(maxRunning: settings.limits.maxRESTTurns)
+    let limits = AbuseLimits(settings: settings.limits)
     let connections = ConnectionHandler(
         hub: hub, store: store, registry: registry, dispatcher: dispatcher, decoder: decoder,
         gatewayID: settings.gatewayID, maxFrameBytes: settings.maxFrameBytes, outboxCapacity: settings.outboxCapacity,
-        maxSessionsPerSocket: settings.maxSessionsPerSocket, logger: logger
+        maxSessionsPerSocket: settings.maxSessionsPerSocket, limits: limits, logger: logger
     )
     let authenticator = Authenticator(mode: settings.authentication)
     let rest = RESTAPI(
@@ -54,11 +55,11 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
             authenticator: authenticator, adminKeys: settings.adminKeys, maxBodyBytes: settings.maxFrameBytes, defaultWait: settings.restWait,
             maxWait: settings.replyTimeout
         ),
-        contentDecoder: decoder, logger: logger
+        contentDecoder: decoder, limits: limits, logger: logger
     )
 
     let healthLogger = logger
-    let router = Router(context: BasicWebSocketRequestContext.self)
+    let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: HTTPMetricsMiddleware())
     router.get("/health") { _, _ -> Response in
         let report = await HealthReport.collect([
@@ -83,6 +84,15 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         }
         return .upgrade([:])
     } onUpgrade: { inbound, outbound, context in
+        // New sockets per client address. Refused after the upgrade, like a bad token:
+        // HummingbirdWebSocket answers a refused upgrade with a plain 400 of its own.
+        if let wait = limits.socketsPerAddress.take(context.requestContext.clientAddress) {
+            let refusal = GatewayHTTPError(rateLimited: "too many new connections from your address", retryAfter: wait)
+            let frame = ServerFrame.error(code: refusal.code, message: refusal.message, context: .init(retryAfter: refusal.retryAfter))
+            try await outbound.write(.text(frame.text))
+            try await outbound.close(.unknown(1013), reason: refusal.code)
+            return
+        }
         let userID: String
         do throws(GatewayHTTPError) {
             userID = try authenticate(context.request, with: authenticator)
@@ -91,6 +101,16 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
             try await outbound.close(.policyViolation, reason: error.code)
             return
         }
+        if let refusal = limits.sockets.admit(userID) {
+            let message = switch refusal {
+            case .gatewayFull(let limit): "this gateway holds its most sockets (\(limit)); try again later or another gateway"
+            case .userFull(let limit): "you have \(limit) sockets open, the most a user may; close one"
+            }
+            try await outbound.write(.text(ServerFrame.error(code: "too_many_sockets", message: message).text))
+            try await outbound.close(.unknown(1013), reason: "too_many_sockets")
+            return
+        }
+        defer { limits.sockets.leave(userID) }
         try await connections.serve(inbound: inbound, outbound: outbound, userID: userID)
     }
 

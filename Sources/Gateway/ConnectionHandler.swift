@@ -16,6 +16,7 @@ struct ConnectionHandler: Sendable {
     let maxFrameBytes: Int
     let outboxCapacity: Int
     let maxSessionsPerSocket: Int
+    let limits: AbuseLimits
     let logger: Logger
 
     /// State of one socket, owned by its reader.
@@ -85,6 +86,7 @@ struct ConnectionHandler: Sendable {
                 throw error
             }
             ParleyMetrics.framesReceived.increment(by: 1, [("type", frame.kind)])
+            try limit(frame, user: socket.outbox.userID)
             switch frame {
             case .start(let requestID, let topicID, let courseID):
                 let sessionID = try await startSession(topicID: topicID, courseID: courseID, requestID: requestID, socket: &socket, logger: logger)
@@ -122,8 +124,32 @@ struct ConnectionHandler: Sendable {
             logger.info("frame refused", metadata: ["code": "\(error.code)"])
             ParleyMetrics.framesRejected.increment(by: 1, [("reason", error.code)])
             socket.outbox.send(
-                .error(code: error.code, message: error.message, context: .init(requestID: error.requestID, clientMessageID: error.clientMessageID))
+                .error(
+                    code: error.code, message: error.message,
+                    context: .init(requestID: error.requestID, clientMessageID: error.clientMessageID, retryAfter: error.retryAfter)
+                )
             )
+        }
+    }
+
+    /// The user's rate for the frame's kind of action (a plain-text message that starts
+    /// a session counts as a turn; its start is counted when it happens).
+    private func limit(_ frame: ClientFrame, user: String) throws(FrameError) {
+        do throws(FrameError) {
+            switch frame {
+            case .start: try AbuseLimits.check(limits.starts, user, what: "sessions started")
+            case .message: try AbuseLimits.check(limits.turns, user, what: "messages")
+            case .cancel: try AbuseLimits.check(limits.cancels, user, what: "cancels")
+            case .resume: return
+            }
+        } catch {
+            var error = error
+            switch frame {
+            case .start(let requestID, _, _): error.requestID = requestID
+            case .message(_, _, let clientMessageID): error.clientMessageID = clientMessageID
+            case .cancel, .resume: break
+            }
+            throw error
         }
     }
 

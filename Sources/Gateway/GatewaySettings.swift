@@ -29,6 +29,8 @@ struct GatewaySettings: Sendable {
     var outboxCapacity: Int
     /// Sessions one socket may use (each holds a binding on this gateway).
     var maxSessionsPerSocket: Int
+    /// Rates and caps per user and client address (`AbuseLimits`).
+    var limits: LimitSettings
     /// How long a REST request waits for its reply by default (`?wait=` may ask for
     /// up to `replyTimeout`).
     var restWait: Duration
@@ -54,6 +56,7 @@ struct GatewaySettings: Sendable {
         replyTimeout = try environment.seconds("REPLY_TIMEOUT_SECONDS", default: .seconds(180), range: 1...86_400)
         outboxCapacity = try environment.int("SOCKET_OUTBOX_FRAMES", default: 1024, range: 16...1_000_000)
         maxSessionsPerSocket = try environment.int("MAX_SESSIONS_PER_SOCKET", default: 16, range: 1...10_000)
+        limits = try LimitSettings(environment: environment)
         restWait = try environment.seconds("REST_WAIT_SECONDS", default: min(.seconds(30), replyTimeout), range: 1...86_400)
         guard restWait <= replyTimeout else {
             throw ConfigurationError(variable: "REST_WAIT_SECONDS", problem: "must not exceed REPLY_TIMEOUT_SECONDS (\(replyTimeout.wholeMilliseconds / 1000))")

@@ -547,7 +547,7 @@ class Stack:
         self.workers.append(proc)
         return proc
 
-    def start_gateway(self, index: int) -> Proc:
+    def start_gateway(self, index: int, extra_env: dict[str, str] | None = None) -> Proc:
         (port,) = free_ports(1)
         gateway_id = f"{self.prefix}-gw{index + 1}"
         environment = self._base_env()
@@ -560,7 +560,16 @@ class Stack:
             API_KEYS=f"{API_KEY}:{API_KEY_USER}",
             ADMIN_API_KEYS=ADMIN_KEY,
             REPLY_TIMEOUT_SECONDS="60",
+            # Every test client comes from 127.0.0.1 and some open dozens of sockets and
+            # sessions per user at once: the abuse limits are tested on a gateway of
+            # their own (test_limits.py).
+            RATE_TURNS_PER_MINUTE="0",
+            RATE_STARTS_PER_MINUTE="0",
+            RATE_CANCELS_PER_MINUTE="0",
+            RATE_SOCKETS_PER_MINUTE="0",
+            MAX_SOCKETS_PER_USER="1000",
         )
+        environment.update(extra_env or {})
         # The first gateway takes session context from the platform, the second from
         # the topic catalog.
         if index == 0 and self.platform:

@@ -34,6 +34,8 @@ struct FrameError: Error, Equatable, Sendable {
     /// REST `reply_timeout`), so the client can find it.
     var sessionID: UUID? = nil
     var turnID: UUID? = nil
+    /// For `rate_limited`: seconds until the action is allowed again.
+    var retryAfter: Int? = nil
 }
 
 /// Decodes and validates client frames (DESIGN §5).

@@ -18,6 +18,8 @@ enum ServerFrame: Sendable {
         var turnID: UUID? = nil
         var requestID: String? = nil
         var clientMessageID: String? = nil
+        /// Seconds until a refused action may be tried again (`rate_limited`).
+        var retryAfter: Int? = nil
     }
 
     var text: String {
@@ -49,10 +51,11 @@ private struct WireFrame: Encodable {
     var reason: String?
     var code: String?
     var errorMessage: String?
+    var retryAfter: Int?
 
     enum CodingKeys: String, CodingKey {
         case type, status, index, text, message, messages, completed, cancelled, more, reason, code
-        case sessionID = "session_id", turnID = "turn_id", requestID = "request_id", clientMessageID = "client_msg_id"
+        case sessionID = "session_id", turnID = "turn_id", requestID = "request_id", clientMessageID = "client_msg_id", retryAfter = "retry_after"
     }
 
     init(_ frame: ServerFrame) {
@@ -100,6 +103,7 @@ private struct WireFrame: Encodable {
             turnID = context.turnID?.lowercased
             requestID = context.requestID
             clientMessageID = context.clientMessageID
+            retryAfter = context.retryAfter
         }
     }
 
@@ -120,6 +124,7 @@ private struct WireFrame: Encodable {
         try container.encodeIfPresent(more, forKey: .more)
         try container.encodeIfPresent(reason, forKey: .reason)
         try container.encodeIfPresent(code, forKey: .code)
+        try container.encodeIfPresent(retryAfter, forKey: .retryAfter)
         // `message` is the error text on error frames (DESIGN §5).
         if let errorMessage {
             var text = encoder.container(keyedBy: ErrorKeys.self)

@@ -107,6 +107,9 @@ enum OpenAPIDocument {
               "413": {
                 "$ref": "#/components/responses/BodyTooLarge"
               },
+              "429": {
+                "$ref": "#/components/responses/TooManyPending"
+              },
               "502": {
                 "$ref": "#/components/responses/UpstreamFailed"
               },
@@ -1564,7 +1567,7 @@ enum OpenAPIDocument {
             }
           },
           "TooManyPending": {
-            "description": "`too_many_pending`: too many messages of this session are already waiting (`MAX_PENDING_TURNS_PER_SESSION`, default 16). Nothing was accepted.",
+            "description": "`too_many_pending`: too many messages of this session are already waiting (`MAX_PENDING_TURNS_PER_SESSION`, default 16). `rate_limited`: the user sent more messages or started more sessions than the gateway's limits allow (see docs/protocol.md, Limits); `Retry-After` says when to try again. Nothing was accepted.",
             "content": {
               "application/json": {
                 "schema": {
@@ -1580,7 +1583,25 @@ enum OpenAPIDocument {
                         "session_id": "9b2f6d1e-4c7a-4f0e-8d3b-2a61c5e8f013"
                       }
                     }
+                  },
+                  "rate_limited": {
+                    "summary": "Over the user's rate",
+                    "value": {
+                      "error": {
+                        "code": "rate_limited",
+                        "message": "too many messages; try again in 10 s"
+                      }
+                    }
                   }
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {
+                  "type": "integer",
+                  "minimum": 1
                 }
               }
             }

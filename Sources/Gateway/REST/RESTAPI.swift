@@ -12,6 +12,7 @@ struct RESTAPI: Sendable {
     let turns: TurnWaiter
     let reader: RESTRequestReader
     let contentDecoder: ClientFrameDecoder
+    let limits: AbuseLimits
     let logger: Logger
 
     func register<Context: RequestContext>(on router: Router<Context>) {
@@ -37,6 +38,7 @@ struct RESTAPI: Sendable {
     /// `POST /api/sessions/start`: a session (on a topic, optionally) and the tutor's opening.
     func startSession(_ request: Request) async throws(GatewayHTTPError) -> Response {
         let userID = try reader.principal(request).actingUser()
+        try refusing { () throws(FrameError) in try AbuseLimits.check(limits.starts, userID, what: "sessions started") }
         let body = try await reader.body(RESTModels.StartRequest.self, of: request, emptyAllowed: true)
         let wait = try reader.wait(request)
         let (session, context) = try await refusing { () async throws(FrameError) in
@@ -58,6 +60,7 @@ struct RESTAPI: Sendable {
     /// `POST /api/sessions/{id}/message`: the reply, once the worker has answered.
     func sendMessage(_ request: Request, sessionID text: String?) async throws(GatewayHTTPError) -> Response {
         let userID = try reader.principal(request).actingUser()
+        try refusing { () throws(FrameError) in try AbuseLimits.check(limits.turns, userID, what: "messages") }
         let sessionID = try reader.uuid(text, name: "the session id")
         let body = try await reader.body(RESTModels.MessageRequest.self, of: request)
         let wait = try reader.wait(request)
@@ -99,6 +102,11 @@ struct RESTAPI: Sendable {
         guard !userID.isEmpty else { throw reader.malformed("user_id must not be empty") }
         guard principal.mayAccess(user: userID) else {
             throw GatewayHTTPError(status: .forbidden, code: "forbidden", message: "user_id must be the user of the token")
+        }
+        // A call starts a session and sends a turn: both rates apply.
+        try refusing { () throws(FrameError) in
+            try AbuseLimits.check(limits.starts, userID, what: "sessions started")
+            try AbuseLimits.check(limits.turns, userID, what: "messages")
         }
         let log = try await refusing { () async throws(FrameError) in
             let prompt = try contentDecoder.checkedContent(body.prompt, clientMessageID: nil)
@@ -149,6 +157,14 @@ struct RESTAPI: Sendable {
     }
 
     /// Runs gateway logic, turning its refusal into the HTTP error its code means.
+    private func refusing<T>(_ body: () throws(FrameError) -> T) throws(GatewayHTTPError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw GatewayHTTPError(error)
+        }
+    }
+
     private func refusing<T>(_ body: () async throws(FrameError) -> T) async throws(GatewayHTTPError) -> T {
         do {
             return try await body()

@@ -10,10 +10,20 @@ struct GatewayHTTPError: HTTPResponseError {
     var message: String
     var sessionID: UUID? = nil
     var turnID: UUID? = nil
+    /// Seconds for `Retry-After`.
+    var retryAfter: Int? = nil
 
     /// A refusal of the gateway's one error type, with the status its code means.
     init(_ error: FrameError) {
         self.init(status: Self.status(for: error.code), code: error.code, message: error.message, sessionID: error.sessionID, turnID: error.turnID)
+        retryAfter = error.retryAfter
+    }
+
+    /// 429 `rate_limited` with the time to wait.
+    init(rateLimited what: String, retryAfter wait: Duration) {
+        let seconds = max(1, Int(wait.timeInterval.rounded(.up)))
+        self.init(status: .tooManyRequests, code: "rate_limited", message: "\(what); try again in \(seconds) s")
+        retryAfter = seconds
     }
 
     init(status: HTTPResponse.Status, code: String, message: String, sessionID: UUID? = nil, turnID: UUID? = nil) {
@@ -32,7 +42,7 @@ struct GatewayHTTPError: HTTPResponseError {
         case "session_not_found", "topic_not_found", "course_not_found", "turn_not_found": .notFound
         case "session_completed", "session_busy", "cancelled": .conflict
         case "content_too_long", "body_too_large": .contentTooLarge
-        case "too_many_pending": .tooManyRequests
+        case "too_many_pending", "rate_limited": .tooManyRequests
         case "unavailable", "overloaded": .serviceUnavailable
         case "reply_timeout", "expired", "unconfirmed": .gatewayTimeout
         case "platform_unavailable": .badGateway
@@ -56,7 +66,7 @@ struct GatewayHTTPError: HTTPResponseError {
         let body = Body(error: .init(code: code, message: message, session_id: sessionID?.lowercased, turn_id: turnID?.lowercased))
         var headers: HTTPFields = [.contentType: "application/json"]
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
-        if status == .serviceUnavailable || status == .tooManyRequests { headers[.retryAfter] = "2" }
+        if let retryAfter { headers[.retryAfter] = "\(retryAfter)" } else if status == .serviceUnavailable || status == .tooManyRequests { headers[.retryAfter] = "2" }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: EnvelopeCoding.encode(body))))
     }
 }

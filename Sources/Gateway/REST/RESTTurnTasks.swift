@@ -1,4 +1,5 @@
 import ServiceLifecycle
+import Shared
 
 /// Where the turns of REST requests run: child tasks of a service, so that a turn
 /// outlives the request that started it (its wait may end first) but not the
@@ -9,14 +10,29 @@ struct RESTTurnTasks: Service {
 
     private let work: AsyncStream<Work>
     private let submissions: AsyncStream<Work>.Continuation
+    /// At most this many turns run at once: each holds a listener and a task.
+    let maxRunning: Int
+    private let running = Locked(0)
 
-    init() {
+    init(maxRunning: Int = 2_000) {
+        self.maxRunning = maxRunning
         (work, submissions) = AsyncStream.makeStream(of: Work.self)
     }
 
-    /// Starts `body`; false when the gateway is shutting down.
+    /// Starts `body`; false when the gateway is shutting down or runs its most turns.
     func start(_ body: @escaping Work) -> Bool {
-        if case .enqueued = submissions.yield(body) { return true }
+        let admitted = running.withLock { running -> Bool in
+            guard running < maxRunning else { return false }
+            running += 1
+            return true
+        }
+        guard admitted else { return false }
+        let counted: Work = { [running] in
+            await body()
+            running.withLock { $0 -= 1 }
+        }
+        if case .enqueued = submissions.yield(counted) { return true }
+        running.withLock { $0 -= 1 }
         return false
     }
 

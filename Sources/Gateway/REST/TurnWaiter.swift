@@ -65,7 +65,7 @@ struct TurnWaiter: Sendable {
             report.finish()
         }
         guard started else {
-            throw FrameError(code: "unavailable", message: "the gateway is shutting down; nothing was sent, try again")
+            throw FrameError(code: "unavailable", message: "the gateway is shutting down or runs its most REST turns; nothing was sent, try again")
         }
         let result: Result<ReplyEnvelope.Done, FrameError>?
         do {

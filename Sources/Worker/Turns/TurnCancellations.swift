@@ -51,7 +51,10 @@ final class TurnCancellations: Sendable {
             if let running = state.running[turnID] { return running.session == session ? running.gates : [] }
             let memory = self.memory
             state.cancelledEarly = state.cancelledEarly.filter { $0.value.at.duration(to: now) < memory }
-            if state.cancelledEarly.count < 10_000 { state.cancelledEarly[turnID] = (session, now) }
+            // Bounded for everyone and per session: a flood of cancels for turns that
+            // never come (rate-limited per user at the gateway) cannot crowd out others.
+            let ofSession = state.cancelledEarly.values.lazy.filter { $0.session == session }.count
+            if state.cancelledEarly.count < 100_000, ofSession < 8 { state.cancelledEarly[turnID] = (session, now) }
             return []
         }
         gates.forEach { $0.open() }
