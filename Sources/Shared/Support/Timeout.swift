@@ -1,3 +1,6 @@
+import Foundation
+import Synchronization
+
 /// Thrown by `withTimeout` when the body did not finish in time.
 public struct TimeoutError: Error, Sendable {
     public var duration: Duration
@@ -8,17 +11,79 @@ public struct TimeoutError: Error, Sendable {
 }
 
 /// Runs `body`, cancelling it and throwing `TimeoutError` after `duration`.
+///
+/// The caller is released at the time limit even when `body` ignores cancellation
+/// (seen: a PostgresNIO query while the server shuts down never returned, and a task
+/// group, which waits for all its children, hung its caller for good — a worker's turn
+/// and a gateway's socket with it). So `body` runs in a task of its own, which is
+/// cancelled and left to finish by itself; nothing waits for it. This is the one place
+/// where Parley gives up structured concurrency, and only for work that is already
+/// cancelled.
 public func withTimeout<T: Sendable>(
     _ duration: Duration, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: duration)
-            throw TimeoutError(duration: duration)
+    let race = TimeoutRace<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            race.start(continuation, duration: duration, body)
         }
-        defer { group.cancelAll() }
-        guard let result = try await group.next() else { throw TimeoutError(duration: duration) }
-        return result
+    } onCancel: {
+        race.finish(.failure(CancellationError()))
+    }
+}
+
+/// The first of body, timer and cancellation resumes the caller, once.
+private final class TimeoutRace<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var work: Task<Void, Never>?
+        var timer: Task<Void, Never>?
+        var done = false
+    }
+
+    private let state = Mutex(State())
+
+    func start(_ continuation: CheckedContinuation<T, any Error>, duration: Duration, _ body: @escaping @Sendable () async throws -> T) {
+        let cancelledAlready = state.withLock { state -> Bool in
+            if state.done { return true }
+            state.continuation = continuation
+            return false
+        }
+        if cancelledAlready {
+            continuation.resume(throwing: CancellationError())
+            return
+        }
+        let work = Task {
+            do {
+                self.finish(.success(try await body()))
+            } catch {
+                self.finish(.failure(error))
+            }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: duration)
+            if !Task.isCancelled { self.finish(.failure(TimeoutError(duration: duration))) }
+        }
+        let finishedAlready = state.withLock { state -> Bool in
+            state.work = work
+            state.timer = timer
+            return state.done
+        }
+        if finishedAlready {
+            work.cancel()
+            timer.cancel()
+        }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let (continuation, work, timer) = state.withLock { state -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?, Task<Void, Never>?) in
+            guard !state.done else { return (nil, nil, nil) }
+            state.done = true
+            defer { state.continuation = nil }
+            return (state.continuation, state.work, state.timer)
+        }
+        work?.cancel()
+        timer?.cancel()
+        continuation?.resume(with: result)
     }
 }
