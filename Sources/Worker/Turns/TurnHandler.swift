@@ -125,15 +125,19 @@ struct TurnHandler: Sendable {
     private func answer(
         _ turn: TurnEnvelope, _ attempt: TurnAttempt, logger: Logger, onProgress: @escaping @Sendable (GenerationProgress) async -> Void
     ) async throws(TurnFailure) -> ReplyEnvelope {
-        let history = try await fromStore { try await store.recentMessages(session: turn.sessionID, limit: prompts.maxHistory) }
+        let history = try await fromStore { try await store.recentMessages(session: turn.sessionID, limit: self.prompts.maxHistory) }
         let context = try await fromStore { try await store.context(ofSession: turn.sessionID) } ?? SessionContext()
         // A marker the user typed must complete nothing: the model never sees it
         // (it could echo it back), and history keeps the message without it.
         var asked = turn
         if !completionMarker.isEmpty { asked.content = turn.content.replacingOccurrences(of: completionMarker, with: "") }
+        // This turn's own marker: what the model writes to complete the topic.
+        let marker = TurnMarker.make(from: completionMarker)
+        var turnPrompts = self.prompts
+        turnPrompts.completionMarker = marker
         let started = ContinuousClock.now
-        let shown = ShownText(marker: completionMarker)
-        let outcome = await generate(prompts.prompt(history: history, turn: asked, context: context), for: turn, attempt) { progress in
+        let shown = ShownText(marker: marker)
+        let outcome = await generate(turnPrompts.prompt(history: history, turn: asked, context: context), for: turn, attempt) { progress in
             switch progress {
             case .text(let piece):
                 let visible = shown.feed(piece)
@@ -167,7 +171,7 @@ struct TurnHandler: Sendable {
             record.rawReply = shown.text
             record.cancelled = true
         case .finished(let result):
-            record.fill(with: result, visible: shown.visible(result.completion.text), marker: completionMarker)
+            record.fill(with: result, visible: shown.visible(result.completion.text), marker: marker)
             if record.completesSession { logger.info("the learner completed the topic") }
         }
         return try await stored(record, for: turn, attempt, logger: logger)
