@@ -253,6 +253,8 @@ start_apps() {
         export PARLEY_AUTH=off
         log "PARLEY_AUTH is unset: authentication is off for this local run"
     fi
+    # Without authentication, only pages served from this machine may open sockets.
+    export ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://localhost:$GATEWAY_PORT,http://127.0.0.1:$GATEWAY_PORT}"
     export TOPICS_FILE="${TOPICS_FILE:-$REPO_ROOT/config/topics.example.json}"
     log "topic catalog: $TOPICS_FILE"
 

@@ -84,6 +84,13 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         }
         return .upgrade([:])
     } onUpgrade: { inbound, outbound, context in
+        // A browser page of another site (ALLOWED_ORIGINS).
+        guard settings.allowsOrigin(context.request.headers[.origin]) else {
+            let message = "this gateway does not take sockets from pages of \(context.request.headers[.origin] ?? "?") (ALLOWED_ORIGINS)"
+            try await outbound.write(.text(ServerFrame.error(code: "origin_not_allowed", message: message).text))
+            try await outbound.close(.policyViolation, reason: "origin_not_allowed")
+            return
+        }
         // New sockets per client address. Refused after the upgrade, like a bad token:
         // HummingbirdWebSocket answers a refused upgrade with a plain 400 of its own.
         if let wait = limits.socketsPerAddress.take(context.requestContext.clientAddress) {

@@ -31,6 +31,8 @@ struct GatewaySettings: Sendable {
     var maxSessionsPerSocket: Int
     /// Rates and caps per user and client address (`AbuseLimits`).
     var limits: LimitSettings
+    /// Web origins whose pages may open sockets (`ALLOWED_ORIGINS`); empty: any.
+    var allowedOrigins: Set<String> = []
     /// How long a REST request waits for its reply by default (`?wait=` may ask for
     /// up to `replyTimeout`).
     var restWait: Duration
@@ -67,6 +69,7 @@ struct GatewaySettings: Sendable {
         }
         platform = try PlatformSettings(environment: environment)
 
+        allowedOrigins = Set((environment.string("ALLOWED_ORIGINS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
         if try environment.bool("PARLEY_AUTH", default: true) {
             let secret = environment.string("JWT_SECRET")
             let apiKeys = try Self.apiKeys(environment.string("API_KEYS"))
@@ -89,7 +92,27 @@ struct GatewaySettings: Sendable {
             authentication = .on(jwt: rules, apiKeys: apiKeys)
         } else {
             authentication = .off
+            // Without tokens, any web page a person visits could open a socket to a
+            // reachable gateway as them (a browser sends its cookies' site as Origin).
+            guard allowedOrigins.isEmpty == false || Self.isLoopback(host) else {
+                throw ConfigurationError(
+                    variable: "ALLOWED_ORIGINS",
+                    problem: "is not set, with PARLEY_AUTH=off and GATEWAY_HOST=\(host) reachable beyond this machine: list the web origins that may open sockets (e.g. http://localhost:8080), or turn authentication on"
+                )
+            }
         }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Whether a socket whose handshake carries `origin` may open. No `Origin` header:
+    /// not a browser (wscat, apps), allowed. With an allow-list, only its origins (or
+    /// `*`); without one (authentication on, or a loopback gateway), any.
+    func allowsOrigin(_ origin: String?) -> Bool {
+        guard let origin, !allowedOrigins.isEmpty else { return true }
+        return allowedOrigins.contains("*") || allowedOrigins.contains(origin)
     }
 
     /// `API_KEYS=key1:user1,key2:user2`.

@@ -64,7 +64,7 @@ struct ConfigurationTests {
         #expect { try GatewaySettings(environment: EnvironmentReader([:])) } throws: { error in
             (error as? ConfigurationError)?.variable == "JWT_SECRET"
         }
-        let off = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off"]))
+        let off = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "GATEWAY_HOST": "127.0.0.1"]))
         guard case .off = off.authentication else {
             Issue.record("PARLEY_AUTH=off should turn authentication off")
             return
@@ -85,8 +85,24 @@ struct ConfigurationTests {
     }
 
     @Test func aBadGatewayIDIsRefused() {
-        #expect { try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "GATEWAY_ID": "a b"])) } throws: { error in
+        #expect { try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "GATEWAY_HOST": "127.0.0.1", "GATEWAY_ID": "a b"])) } throws: { error in
             (error as? ConfigurationError)?.variable == "GATEWAY_ID"
         }
+    }
+
+    /// Without tokens, a gateway reachable beyond this machine needs an Origin
+    /// allow-list: otherwise any web page a person visits could open sockets as them.
+    @Test func authenticationOffBeyondLoopbackNeedsAnOriginAllowList() throws {
+        #expect { try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off"])) } throws: { error in
+            (error as? ConfigurationError)?.variable == "ALLOWED_ORIGINS"
+        }
+        let listed = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "ALLOWED_ORIGINS": "https://app.example, http://localhost:8080"]))
+        #expect(listed.allowsOrigin(nil))  // not a browser
+        #expect(listed.allowsOrigin("https://app.example"))
+        #expect(!listed.allowsOrigin("https://evil.example"))
+        let local = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "GATEWAY_HOST": "127.0.0.1"]))
+        #expect(local.allowsOrigin("https://anything.example"))
+        let any = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "ALLOWED_ORIGINS": "*"]))
+        #expect(any.allowsOrigin("https://anything.example"))
     }
 }

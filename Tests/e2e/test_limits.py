@@ -22,6 +22,7 @@ STRICT = {
     "RATE_STARTS_PER_MINUTE": "60", "RATE_STARTS_BURST": "10",
     "MAX_SOCKETS_PER_USER": "2",
     "RATE_SOCKETS_PER_MINUTE": "6", "RATE_SOCKETS_BURST": "5",
+    "ALLOWED_ORIGINS": "https://parley.example",
 }
 
 
@@ -106,3 +107,22 @@ def test_sockets_are_capped_per_user_and_new_ones_per_address(stack, strict):
                 await client.close()
 
     run(scenario(), timeout=60)
+
+
+def test_a_page_of_another_site_cannot_open_a_socket(stack, strict):
+    """With ALLOWED_ORIGINS, a browser handshake from another origin gets
+    `origin_not_allowed` and close code 1008; a listed origin and a client that sends
+    no Origin (wscat, an app) are served. Runs last: it takes from the address's rate."""
+
+    async def scenario():
+        refused = await websockets.connect(
+            stack.ws_url(strict) + "?user=x", origin="https://evil.example", proxy=None,
+            additional_headers={"Authorization": f"Bearer {make_jwt(e2e.unique('o'))}"},
+        )
+        frame = json.loads(await asyncio.wait_for(refused.recv(), 10))
+        assert frame["code"] == "origin_not_allowed", frame
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(refused.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+    run(scenario(), timeout=30)

@@ -46,7 +46,7 @@ def _wrong(url: str, *, password: str | None = None, database: str | None = None
 def run_app(binary: str, **environment: str) -> subprocess.CompletedProcess:
     base = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
     base.update(
-        AMQP_URL=e2e.env("PARLEY_TEST_AMQP_URL"), LOG_LEVEL="info", PARLEY_AUTH="off", GATEWAY_PORT=str(e2e.free_ports(1)[0]),
+        AMQP_URL=e2e.env("PARLEY_TEST_AMQP_URL"), LOG_LEVEL="info", PARLEY_AUTH="off", GATEWAY_HOST="127.0.0.1", GATEWAY_PORT=str(e2e.free_ports(1)[0]),
         WORKER_PORT=str(e2e.free_ports(1)[0]), LLM_PROVIDER="openai", OPENAI_API_KEY="sim", OPENAI_BASE_URL="http://127.0.0.1:9/v1",
     )
     base.update(environment)

@@ -63,3 +63,13 @@ ensure_python_websockets() {
     python3 -c 'import websockets' || die "websockets is still not importable by python3 after pip install"
     log "installed: websockets $(python3 -c 'import websockets; print(websockets.__version__)')"
 }
+
+# ensure_python_pika — the AMQP client of scripts/dead-letters.sh and of R7.
+ensure_python_pika() {
+    if python3 -c 'import pika' 2>/dev/null; then
+        return 0
+    fi
+    log "installing the Python package pika with $(command -v python3)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pika
+    python3 -c 'import pika' || die "pika is still not importable by python3 after pip install"
+}

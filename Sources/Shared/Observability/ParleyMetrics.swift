@@ -49,7 +49,7 @@ public enum ParleyMetrics {
     public static let knownErrorCodes: Set<String> = [
         "admin_required", "body_too_large", "cancelled", "content_too_long", "course_not_found", "empty_content", "expired", "forbidden",
         "invalid_content", "llm_bad_response", "llm_blocked", "llm_quota_exceeded", "llm_rate_limited", "llm_rejected", "llm_unavailable",
-        "malformed_frame", "malformed_request", "missed_replies", "overloaded", "platform_unavailable", "rate_limited", "reply_timeout", "session_busy",
+        "malformed_frame", "malformed_request", "missed_replies", "origin_not_allowed", "overloaded", "platform_unavailable", "rate_limited", "reply_timeout", "session_busy",
         "session_completed", "session_not_found", "session_not_open", "too_many_pending", "too_many_sessions", "too_many_sockets", "topic_not_found",
         "turn_not_found", "unavailable", "unconfirmed", "unknown_type", "unsupported_frame", "upgrade_required",
     ]
