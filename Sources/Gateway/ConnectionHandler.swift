@@ -99,7 +99,9 @@ struct ConnectionHandler: Sendable {
                 } else if let current = socket.currentSession {
                     target = current
                 } else {
-                    // A person typing into wscat: start a free chat session for them.
+                    // A person typing into wscat: start a free chat session for them
+                    // (a session start like any other, for the limits too).
+                    try AbuseLimits.check(limits.starts, socket.outbox.userID, what: "sessions started")
                     target = try await startSession(topicID: nil, courseID: nil, requestID: nil, socket: &socket, logger: logger)
                 }
                 socket.currentSession = target
@@ -133,14 +135,14 @@ struct ConnectionHandler: Sendable {
     }
 
     /// The user's rate for the frame's kind of action (a plain-text message that starts
-    /// a session counts as a turn; its start is counted when it happens).
+    /// a session counts as a turn here; its start is counted when it happens).
     private func limit(_ frame: ClientFrame, user: String) throws(FrameError) {
         do throws(FrameError) {
             switch frame {
             case .start: try AbuseLimits.check(limits.starts, user, what: "sessions started")
             case .message: try AbuseLimits.check(limits.turns, user, what: "messages")
             case .cancel: try AbuseLimits.check(limits.cancels, user, what: "cancels")
-            case .resume: return
+            case .resume: try AbuseLimits.check(limits.resumes, user, what: "resumes")
             }
         } catch {
             var error = error

@@ -45,6 +45,7 @@ struct AuthenticatorTests {
         (#"{"sub":"alice","exp":"never"}"#, AuthError.invalidToken("exp and nbf must be numbers")),
         (#"{"sub":"alice","exp":true}"#, .invalidToken("exp and nbf must be numbers")),
         (#"{"sub":"alice","nbf":"2020-01-01"}"#, .invalidToken("exp and nbf must be numbers")),
+        (#"{"sub":"alice","exp":null}"#, .invalidToken("exp and nbf must be numbers")),
         (#"{"sub":"\#(String(repeating: "a", count: 300))"}"#, .invalidToken("sub must be at most 256 bytes without control characters")),
         (#"{"sub":"ali\u0007ce"}"#, .invalidToken("sub must be at most 256 bytes without control characters")),
     ])

@@ -566,6 +566,7 @@ class Stack:
             RATE_TURNS_PER_MINUTE="0",
             RATE_STARTS_PER_MINUTE="0",
             RATE_CANCELS_PER_MINUTE="0",
+            RATE_RESUMES_PER_MINUTE="0",
             RATE_SOCKETS_PER_MINUTE="0",
             MAX_SOCKETS_PER_USER="1000",
         )

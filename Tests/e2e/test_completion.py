@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import parley_e2e as e2e
 from parley_e2e import Sockets, make_jwt, psql, run, sql_literal
 
@@ -38,7 +40,9 @@ def test_the_marker_completes_the_session_and_is_never_shown(stack):
     rows = psql(f"SELECT status, completed_at IS NOT NULL FROM sessions WHERE id = {sql_literal(session_id)}")
     assert rows == [["completed", "t"]], rows
     stored = psql(f"SELECT content, raw_content FROM messages WHERE turn_id = {sql_literal(turn_id)} AND role = 'assistant'")
-    assert stored[0][0] == reply["message"]["content"] and stored[0][1].endswith(MARKER), stored
+    # raw_content keeps what the model wrote: this turn's own marker.
+    assert stored[0][0] == reply["message"]["content"] and re.search(r"\{TOPIC_COMPLETED_[A-Z]{8}\}$", stored[0][1]), stored
+    assert all("TOPIC_COMPLETED" not in str(frame) for frame in client.frames)
 
 
 def test_a_marker_typed_by_the_user_completes_nothing(stack):

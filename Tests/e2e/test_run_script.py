@@ -282,6 +282,13 @@ def start_run(tmp_path: Path, reader: list[str] | None, ignore_sigpipe: bool = F
         PARLEY_HEALTH_TIMEOUT="20",
     )
     command = ["bash", str(root / "driver.sh"), str(run_sh or RUN_SH)]
+    # As in a terminal: SIGINT and SIGQUIT at their defaults. A background job of a
+    # non-interactive shell (test.sh runs this suite as one) starts with them ignored,
+    # and a signal ignored on entry cannot be trapped, so Ctrl-C would not reach run.sh.
+    def terminal_signals() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
     if ignore_sigpipe:
         # Ignored on entry, SIGPIPE cannot be trapped: a write to the dead pipe fails with EPIPE.
         command = ["bash", "-c", 'trap "" PIPE; exec "$@"', "bash", *command]
@@ -289,13 +296,13 @@ def start_run(tmp_path: Path, reader: list[str] | None, ignore_sigpipe: bool = F
     with open(output, "wb") as sink:
         if reader is None:
             runner = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=sink,
-                                      stderr=subprocess.STDOUT, process_group=0)
+                                      stderr=subprocess.STDOUT, process_group=0, preexec_fn=terminal_signals)
             return Run(root, runner, None, output)
         runner = subprocess.Popen(command, env=environment, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, process_group=0)
+                                  stderr=subprocess.STDOUT, process_group=0, preexec_fn=terminal_signals)
         try:
             reader_proc = subprocess.Popen(reader, stdin=runner.stdout, stdout=sink, stderr=subprocess.DEVNULL,
-                                           process_group=runner.pid)
+                                           process_group=runner.pid, preexec_fn=terminal_signals)
         finally:
             # The reader must hold the only read end: when it dies, the pipe breaks.
             runner.stdout.close()

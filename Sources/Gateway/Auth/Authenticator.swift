@@ -94,7 +94,10 @@ enum HS256JWT {
         else { throw .invalidToken("unreadable claims") }
         // A time claim that is there must be a number (NumericDate): a string would
         // otherwise switch the check off.
-        guard let times = try? JSONDecoder().decode(TimeClaims.self, from: payloadData) else {
+        // `null` is not a NumericDate either (it would decode as "no expiry").
+        guard claims["exp"].map({ !($0 is NSNull) }) ?? true, claims["nbf"].map({ !($0 is NSNull) }) ?? true,
+              let times = try? JSONDecoder().decode(TimeClaims.self, from: payloadData)
+        else {
             throw .invalidToken("exp and nbf must be numbers")
         }
         if let expiry = times.exp, now.timeIntervalSince1970 >= expiry { throw .expiredToken }

@@ -9,6 +9,8 @@ struct AbuseLimits: Sendable {
     let turns: RateLimiter
     let starts: RateLimiter
     let cancels: RateLimiter
+    /// Each `resume` reads up to 500 messages and queues them on the socket.
+    let resumes: RateLimiter
     let socketsPerAddress: RateLimiter
     let sockets: SocketAdmission
 
@@ -16,6 +18,7 @@ struct AbuseLimits: Sendable {
         turns = RateLimiter(settings.turnsPerUser)
         starts = RateLimiter(settings.startsPerUser)
         cancels = RateLimiter(settings.cancelsPerUser)
+        resumes = RateLimiter(settings.resumesPerUser)
         socketsPerAddress = RateLimiter(settings.socketsPerAddress)
         sockets = SocketAdmission(maxSockets: settings.maxSockets, maxPerUser: settings.maxSocketsPerUser)
     }
@@ -33,6 +36,7 @@ struct LimitSettings: Sendable, Equatable {
     var turnsPerUser: RateLimiter.Rule?
     var startsPerUser: RateLimiter.Rule?
     var cancelsPerUser: RateLimiter.Rule?
+    var resumesPerUser: RateLimiter.Rule?
     var socketsPerAddress: RateLimiter.Rule?
     var maxSockets: Int
     var maxSocketsPerUser: Int
@@ -47,6 +51,7 @@ struct LimitSettings: Sendable, Equatable {
         turnsPerUser = try rule("RATE_TURNS_PER_MINUTE", default: 120, "RATE_TURNS_BURST", default: 30)
         startsPerUser = try rule("RATE_STARTS_PER_MINUTE", default: 30, "RATE_STARTS_BURST", default: 30)
         cancelsPerUser = try rule("RATE_CANCELS_PER_MINUTE", default: 120, "RATE_CANCELS_BURST", default: 30)
+        resumesPerUser = try rule("RATE_RESUMES_PER_MINUTE", default: 60, "RATE_RESUMES_BURST", default: 30)
         socketsPerAddress = try rule("RATE_SOCKETS_PER_MINUTE", default: 600, "RATE_SOCKETS_BURST", default: 300)
         maxSockets = try environment.int("MAX_SOCKETS", default: 20_000, range: 1...1_000_000)
         maxSocketsPerUser = try environment.int("MAX_SOCKETS_PER_USER", default: 50, range: 1...1_000_000)
