@@ -69,7 +69,7 @@ struct GatewaySettings: Sendable {
         }
         platform = try PlatformSettings(environment: environment)
 
-        allowedOrigins = Set((environment.string("ALLOWED_ORIGINS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        allowedOrigins = Set((environment.string("ALLOWED_ORIGINS") ?? "").split(separator: ",").map { Self.normalized(origin: String($0)) }.filter { !$0.isEmpty })
         if try environment.bool("PARLEY_AUTH", default: true) {
             let secret = environment.string("JWT_SECRET")
             let apiKeys = try Self.apiKeys(environment.string("API_KEYS"))
@@ -100,6 +100,9 @@ struct GatewaySettings: Sendable {
                     problem: "is not set, with PARLEY_AUTH=off and GATEWAY_HOST=\(host) reachable beyond this machine: list the web origins that may open sockets (e.g. http://localhost:8080), or turn authentication on"
                 )
             }
+            // A loopback gateway without tokens still must not take sockets from any web
+            // page its user visits: by default only its own pages may open them.
+            if allowedOrigins.isEmpty { allowedOrigins = ["http://localhost:\(port)", "http://127.0.0.1:\(port)"] }
         }
     }
 
@@ -112,7 +115,14 @@ struct GatewaySettings: Sendable {
     /// `*`); without one (authentication on, or a loopback gateway), any.
     func allowsOrigin(_ origin: String?) -> Bool {
         guard let origin, !allowedOrigins.isEmpty else { return true }
-        return allowedOrigins.contains("*") || allowedOrigins.contains(origin)
+        return allowedOrigins.contains("*") || allowedOrigins.contains(Self.normalized(origin: origin))
+    }
+
+    /// Origins compare as scheme://host[:port], case-insensitively, without a final `/`.
+    static func normalized(origin: String) -> String {
+        var text = origin.trimmingCharacters(in: .whitespaces).lowercased()
+        while text.hasSuffix("/") { text.removeLast() }
+        return text
     }
 
     /// `API_KEYS=key1:user1,key2:user2`.

@@ -100,8 +100,12 @@ struct ConfigurationTests {
         #expect(listed.allowsOrigin(nil))  // not a browser
         #expect(listed.allowsOrigin("https://app.example"))
         #expect(!listed.allowsOrigin("https://evil.example"))
-        let local = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "GATEWAY_HOST": "127.0.0.1"]))
-        #expect(local.allowsOrigin("https://anything.example"))
+        #expect(listed.allowsOrigin("HTTPS://App.Example/"))
+        // A loopback gateway without tokens takes sockets only from its own pages.
+        let local = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": "8080"]))
+        #expect(!local.allowsOrigin("https://anything.example"))
+        #expect(local.allowsOrigin("http://localhost:8080"))
+        #expect(local.allowsOrigin(nil))
         let any = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "ALLOWED_ORIGINS": "*"]))
         #expect(any.allowsOrigin("https://anything.example"))
     }

@@ -245,6 +245,8 @@ struct TurnHandlerTests {
         }
         #expect(!done.completed)
         #expect(try await store.session(id: sessionID)?.status == .active)
+        // And the client never sees it, streamed or stored.
+        #expect(!done.message.content.contains("TOPIC_COMPLETED"), "\(done.message.content)")
     }
 
     @Test func aMarkerTypedByTheUserCompletesNothing() async throws {

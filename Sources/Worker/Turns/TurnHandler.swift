@@ -130,13 +130,16 @@ struct TurnHandler: Sendable {
         // A marker the user typed must complete nothing: the model never sees it
         // (it could echo it back), and history keeps the message without it.
         var asked = turn
-        if !completionMarker.isEmpty { asked.content = turn.content.replacingOccurrences(of: completionMarker, with: "") }
+        // Until none is left: `{TOPIC_{TOPIC_COMPLETED}COMPLETED}` must not become one.
+        while !completionMarker.isEmpty, asked.content.contains(completionMarker) {
+            asked.content = asked.content.replacingOccurrences(of: completionMarker, with: "")
+        }
         // This turn's own marker: what the model writes to complete the topic.
         let marker = TurnMarker.make(from: completionMarker)
         var turnPrompts = self.prompts
         turnPrompts.completionMarker = marker
         let started = ContinuousClock.now
-        let shown = ShownText(marker: marker)
+        let shown = ShownText(marker: marker, publicMarker: completionMarker)
         let outcome = await generate(turnPrompts.prompt(history: history, turn: asked, context: context), for: turn, attempt) { progress in
             switch progress {
             case .text(let piece):
@@ -305,33 +308,43 @@ extension TurnHolding {
     }
 }
 
-/// What the user has been shown of a generation: the model's text without the marker.
+/// What the user has been shown of a generation: the model's text without this turn's
+/// marker, and without the public (configured) marker either — a model talked into
+/// writing it completes nothing, and no client sees it.
 private final class ShownText: Sendable {
-    private let marker: String
-    private let filter: Locked<CompletionMarkerFilter>
+    private let markers: (turn: String, public: String)
+    private let filters: Locked<(turn: CompletionMarkerFilter, public: CompletionMarkerFilter)>
     private let shown = Locked("")
 
-    init(marker: String) {
-        self.marker = marker
-        self.filter = Locked(CompletionMarkerFilter(marker: marker))
+    init(marker: String, publicMarker: String) {
+        markers = (marker, publicMarker)
+        filters = Locked((CompletionMarkerFilter(marker: marker), CompletionMarkerFilter(marker: publicMarker)))
     }
 
     var text: String { shown.value }
 
     func feed(_ piece: String) -> String {
-        let visible = filter.withLock { $0.feed(piece) }
+        let visible = filters.withLock { filters in filters.public.feed(filters.turn.feed(piece)) }
         if !visible.isEmpty { shown.withLock { $0 += visible } }
         return visible
     }
 
     func reset() {
-        filter.withLock { $0 = CompletionMarkerFilter(marker: marker) }
+        filters.withLock { $0 = (CompletionMarkerFilter(marker: markers.turn), CompletionMarkerFilter(marker: markers.public)) }
         shown.withLock { $0 = "" }
     }
 
-    func finish() -> String { filter.withLock { $0.finish() } }
+    func finish() -> String {
+        filters.withLock { filters in
+            let rest = filters.public.feed(filters.turn.finish())
+            return rest + filters.public.finish()
+        }
+    }
 
-    func visible(_ raw: String) -> String { filter.value.visible(raw) }
+    func visible(_ raw: String) -> String {
+        let filters = self.filters.value
+        return filters.public.visible(filters.turn.visible(raw))
+    }
 }
 
 extension CompletedTurn {
