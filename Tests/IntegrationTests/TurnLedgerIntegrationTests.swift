@@ -12,6 +12,14 @@ struct TurnLedgerIntegrationTests {
         let ledger: PostgresTurnLedger
         let store: PostgresConversationStore
         let session: UUID
+        let client: PostgresClient
+
+        /// Whether the database's clock has passed the turn's deadline.
+        func databaseSaysExpired(_ turn: TurnEnvelope) async throws -> Bool {
+            let rows = try await client.query("SELECT now() > deadline FROM turns WHERE turn_id = \(turn.turnID)")
+            for try await expired in rows.decode(Bool.self) { return expired }
+            return false
+        }
 
         func turn(_ content: String, deadline: Date = Date().addingTimeInterval(60)) -> TurnEnvelope {
             TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: content, gatewayID: "g", deadline: deadline)
@@ -33,7 +41,9 @@ struct TurnLedgerIntegrationTests {
             let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger)
             let session = UUID()
             try await store.createSession(SessionRecord(id: session, userID: "alice"))
-            try await body(Fixture(ledger: PostgresTurnLedger(client: client, logger: TestEnvironment.logger), store: store, session: session))
+            try await body(
+                Fixture(ledger: PostgresTurnLedger(client: client, logger: TestEnvironment.logger), store: store, session: session, client: client)
+            )
         }
     }
 
@@ -165,8 +175,7 @@ struct TurnLedgerIntegrationTests {
             try await f.ledger.register(second)
             let holder = LedgerAttempt()
             #expect(try await f.ledger.claim(first, attempt: holder, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
-            try await eventually("T1's deadline passes") { first.isExpired() }
-            try await Task.sleep(for: .milliseconds(200))  // the database's clock too
+            try await eventually("T1's deadline passes by the database's clock") { try await f.databaseSaysExpired(first) }
             #expect(try await f.ledger.claim(second, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .waitForEarlierTurn)
             #expect(try await f.answer(first, by: holder).isNew)
             #expect(try await f.ledger.claim(second, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .granted(attemptNumber: 1))

@@ -81,13 +81,7 @@ public struct PostgresConversationStore: ConversationStore {
     public func reply(forTurn turnID: UUID) async throws(StoreError) -> ChatMessage? {
         let (client, logger) = (self.client, self.logger)
         return try await run {
-            let rows = try await client.query(
-                "SELECT id, content, created_at FROM messages WHERE turn_id = \(turnID) AND role = 'assistant'", logger: logger
-            )
-            for try await (id, content, createdAt) in rows.decode((Int64, String, Date).self) {
-                return ChatMessage(id: id, role: .assistant, content: content, timestamp: createdAt)
-            }
-            return nil
+            try await client.withConnection { connection in try await Self.storedReply(of: turnID, on: connection, logger: logger) }
         }
     }
 
