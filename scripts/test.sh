@@ -52,6 +52,7 @@ main() {
     cd "$REPO_ROOT"
     run_step "install system packages" ensure_system_packages
     run_step "install Python websockets" ensure_python_websockets
+    run_step "install Python cryptography" ensure_python_cryptography
     run_step "start RabbitMQ and PostgreSQL" start_servers
     run_step "swift build" build
     # Built just above; --skip-build avoids a second pass over the build graph.

@@ -48,7 +48,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         gatewayID: settings.gatewayID, maxFrameBytes: settings.maxFrameBytes, outboxCapacity: settings.outboxCapacity,
         maxSessionsPerSocket: settings.maxSessionsPerSocket, limits: limits, logger: logger
     )
-    let authenticator = Authenticator(mode: settings.authentication)
+    let authenticator = Authenticator(mode: settings.authentication, keys: identityProviderKeys(settings.authentication, client: httpClient, logger: logger))
     let rest = RESTAPI(
         registry: registry, store: store, turns: TurnWaiter(hub: hub, dispatcher: dispatcher, tasks: restTurns, gatewayID: settings.gatewayID, logger: logger),
         reader: RESTRequestReader(
@@ -79,7 +79,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
     // GET without the upgrade gets the same error as HTTP 401.
     router.ws("/ws") { request, _ in
         guard request.headers[.upgrade]?.lowercased() == "websocket" else {
-            _ = try authenticate(request, with: authenticator)
+            _ = try await authenticate(request, with: authenticator)
             throw GatewayHTTPError(status: .upgradeRequired, code: "upgrade_required", message: "GET /ws must be a WebSocket upgrade")
         }
         return .upgrade([:])
@@ -102,10 +102,11 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         }
         let userID: String
         do throws(GatewayHTTPError) {
-            userID = try authenticate(context.request, with: authenticator)
+            userID = try await authenticate(context.request, with: authenticator)
         } catch {
             try await outbound.write(.text(ServerFrame.error(code: error.code, message: error.message).text))
-            try await outbound.close(.policyViolation, reason: error.code)
+            // A token refused is a policy violation; keys that cannot be fetched, "try again later".
+            try await outbound.close(error.status == .unauthorized ? .policyViolation : .unknown(1013), reason: error.code)
             return
         }
         if let refusal = limits.sockets.admit(userID) {
@@ -137,11 +138,17 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
     return app
 }
 
-private func authenticate(_ request: Request, with authenticator: Authenticator) throws(GatewayHTTPError) -> String {
+private func authenticate(_ request: Request, with authenticator: Authenticator) async throws(GatewayHTTPError) -> String {
     let token = Authenticator.token(authorization: request.headers[.authorization], query: request.uri.query)
     do {
-        return try authenticator.userID(token: token, requestedUser: Authenticator.queryValue("user", in: request.uri.query))
+        return try await authenticator.userID(token: token, requestedUser: Authenticator.queryValue("user", in: request.uri.query))
     } catch {
-        throw GatewayHTTPError(status: .unauthorized, code: error.code, message: error.message)
+        throw GatewayHTTPError(error)
     }
+}
+
+/// The identity provider's key cache, when `JWT_JWKS_URL` is set.
+private func identityProviderKeys(_ mode: Authenticator.Mode, client: HTTPClient, logger: Logger) -> JWKSKeyCache? {
+    guard case .on(let rules) = mode, let keySet = rules.keySet else { return nil }
+    return JWKSKeyCache(source: HTTPKeySetSource(client: client, url: keySet.url), policy: keySet.policy, logger: logger)
 }

@@ -71,25 +71,7 @@ struct GatewaySettings: Sendable {
 
         allowedOrigins = Set((environment.string("ALLOWED_ORIGINS") ?? "").split(separator: ",").map { Self.normalized(origin: String($0)) }.filter { !$0.isEmpty })
         if try environment.bool("PARLEY_AUTH", default: true) {
-            let secret = environment.string("JWT_SECRET")
-            let apiKeys = try Self.apiKeys(environment.string("API_KEYS"))
-            guard secret != nil || !apiKeys.isEmpty else {
-                throw ConfigurationError(
-                    variable: "JWT_SECRET",
-                    problem: "is not set and neither is API_KEYS: authentication is on, so set one of them (or PARLEY_AUTH=off for local use)"
-                )
-            }
-            // HS256 with a key shorter than its 256-bit hash is guessable offline.
-            if let secret, secret.utf8.count < 32 {
-                throw ConfigurationError(variable: "JWT_SECRET", problem: "must be at least 32 bytes long (it has \(secret.utf8.count)); e.g. openssl rand -hex 32")
-            }
-            if let short = apiKeys.keys.first(where: { $0.utf8.count < 16 }) {
-                throw ConfigurationError(variable: "API_KEYS", problem: "holds a key of \(short.utf8.count) characters; API keys need at least 16")
-            }
-            let rules = secret.map {
-                Authenticator.JWTRules(key: SymmetricKey(data: Data($0.utf8)), issuer: environment.string("JWT_ISSUER"), audience: environment.string("JWT_AUDIENCE"))
-            }
-            authentication = .on(jwt: rules, apiKeys: apiKeys)
+            authentication = .on(try Self.tokenRules(environment))
         } else {
             authentication = .off
             // Without tokens, any web page a person visits could open a socket to a
@@ -104,6 +86,42 @@ struct GatewaySettings: Sendable {
             // page its user visits: by default only its own pages may open them.
             if allowedOrigins.isEmpty { allowedOrigins = ["http://localhost:\(port)", "http://127.0.0.1:\(port)"] }
         }
+    }
+
+    /// The accepted tokens: `API_KEYS`, HS256 with `JWT_SECRET`, RS256/ES256 from the
+    /// identity provider at `JWT_JWKS_URL`; at least one of them.
+    private static func tokenRules(_ environment: EnvironmentReader) throws(ConfigurationError) -> Authenticator.TokenRules {
+        var rules = Authenticator.TokenRules(claims: ClaimRules(issuer: environment.string("JWT_ISSUER"), audience: environment.string("JWT_AUDIENCE")))
+        rules.apiKeys = try apiKeys(environment.string("API_KEYS"))
+        if let short = rules.apiKeys.keys.first(where: { $0.utf8.count < 16 }) {
+            throw ConfigurationError(variable: "API_KEYS", problem: "holds a key of \(short.utf8.count) characters; API keys need at least 16")
+        }
+        if let secret = environment.string("JWT_SECRET") {
+            // HS256 with a key shorter than its 256-bit hash is guessable offline.
+            guard secret.utf8.count >= 32 else {
+                throw ConfigurationError(variable: "JWT_SECRET", problem: "must be at least 32 bytes long (it has \(secret.utf8.count)); e.g. openssl rand -hex 32")
+            }
+            rules.sharedSecret = SymmetricKey(data: Data(secret.utf8))
+        }
+        if let url = environment.string("JWT_JWKS_URL") {
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                throw ConfigurationError(
+                    variable: "JWT_JWKS_URL", problem: "must be the http(s) URL of the identity provider's key set (JWKS), got \"\(url)\""
+                )
+            }
+            let policy = JWKSKeyCache.Policy(
+                refreshAfter: try environment.seconds("JWT_JWKS_REFRESH_SECONDS", default: .seconds(600), range: 10...86_400),
+                minRefetchInterval: try environment.seconds("JWT_JWKS_MIN_REFETCH_SECONDS", default: .seconds(30), range: 1...3600)
+            )
+            rules.keySet = .init(url: url, policy: policy)
+        }
+        guard !rules.apiKeys.isEmpty || !rules.algorithms.isEmpty else {
+            throw ConfigurationError(
+                variable: "JWT_SECRET",
+                problem: "is not set and neither is JWT_JWKS_URL or API_KEYS: authentication is on, so set one of them (or PARLEY_AUTH=off for local use)"
+            )
+        }
+        return rules
     }
 
     static func isLoopback(_ host: String) -> Bool {

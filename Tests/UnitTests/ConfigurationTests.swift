@@ -70,17 +70,34 @@ struct ConfigurationTests {
             return
         }
         let keys = try GatewaySettings(environment: EnvironmentReader(["API_KEYS": "key-one-0123456789:alice, key-two-0123456789:bob"]))
-        guard case .on(let secret, let apiKeys) = keys.authentication else {
+        guard case .on(let rules) = keys.authentication else {
             Issue.record("authentication should be on")
             return
         }
-        #expect(secret == nil)
-        #expect(apiKeys == ["key-one-0123456789": "alice", "key-two-0123456789": "bob"])
+        #expect(rules.algorithms.isEmpty)
+        #expect(rules.apiKeys == ["key-one-0123456789": "alice", "key-two-0123456789": "bob"])
         #expect { try GatewaySettings(environment: EnvironmentReader(["API_KEYS": "justakey"])) } throws: { error in
             (error as? ConfigurationError)?.variable == "API_KEYS"
         }
         #expect { try GatewaySettings(environment: EnvironmentReader(["JWT_SECRET": "short"])) } throws: { error in
             (error as? ConfigurationError)?.variable == "JWT_SECRET"
+        }
+    }
+
+    @Test func anIdentityProviderKeySetIsEnoughAndItsURLIsChecked() throws {
+        let idp = try GatewaySettings(environment: EnvironmentReader(["JWT_JWKS_URL": "https://id.example/realms/parley/protocol/openid-connect/certs"]))
+        guard case .on(let rules) = idp.authentication else {
+            Issue.record("authentication should be on")
+            return
+        }
+        #expect(rules.algorithms == ["RS256", "ES256"])
+        #expect(rules.keySet == .init(url: "https://id.example/realms/parley/protocol/openid-connect/certs", policy: .init(refreshAfter: .seconds(600), minRefetchInterval: .seconds(30))))
+        for (variable, value) in [("JWT_JWKS_URL", "id.example/certs"), ("JWT_JWKS_URL", "ftp://id.example/certs"), ("JWT_JWKS_REFRESH_SECONDS", "5")] {
+            var environment = ["JWT_JWKS_URL": "https://id.example/certs"]
+            environment[variable] = value
+            #expect { try GatewaySettings(environment: EnvironmentReader(environment)) } throws: { error in
+                (error as? ConfigurationError)?.variable == variable
+            }
         }
     }
 

@@ -52,24 +52,24 @@ ensure_system_packages() {
     log "installed: ${missing[*]}"
 }
 
-# ensure_python_websockets — make `import websockets` work for python3 (the
-# end-to-end suite uses it as its WebSocket client).
-ensure_python_websockets() {
-    if python3 -c 'import websockets' 2>/dev/null; then
+# ensure_python_package MODULE [PIP_NAME] — make `import MODULE` work for python3,
+# installing PIP_NAME (default MODULE) from PyPI when it does not.
+ensure_python_package() {
+    local module=$1 package=${2:-$1}
+    if python3 -c "import $module" 2>/dev/null; then
         return 0
     fi
-    log "installing the Python package websockets with $(command -v python3)"
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore websockets
-    python3 -c 'import websockets' || die "websockets is still not importable by python3 after pip install"
-    log "installed: websockets $(python3 -c 'import websockets; print(websockets.__version__)')"
+    log "installing the Python package $package with $(command -v python3)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$package"
+    python3 -c "import $module" || die "$module is still not importable by python3 after pip install $package"
 }
 
+# ensure_python_websockets — the WebSocket client of the end-to-end suite.
+ensure_python_websockets() { ensure_python_package websockets; }
+
 # ensure_python_pika — the AMQP client of scripts/dead-letters.sh and of R7.
-ensure_python_pika() {
-    if python3 -c 'import pika' 2>/dev/null; then
-        return 0
-    fi
-    log "installing the Python package pika with $(command -v python3)"
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pika
-    python3 -c 'import pika' || die "pika is still not importable by python3 after pip install"
-}
+ensure_python_pika() { ensure_python_package pika; }
+
+# ensure_python_cryptography — signs the identity provider's tokens in the end-to-end
+# suite (RS256 / ES256).
+ensure_python_cryptography() { ensure_python_package cryptography; }

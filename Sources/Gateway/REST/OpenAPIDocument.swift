@@ -548,7 +548,7 @@ enum OpenAPIDocument {
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "JWT or API key",
-            "description": "`Authorization: Bearer <token>`. The token is either an HS256 JWT signed with `JWT_SECRET` whose `sub` claim is the user id (`exp` and `nbf` are honoured), or a static API key listed in `API_KEYS` (`key:user_id` pairs). Keys listed in `ADMIN_API_KEYS` give the administrator role: an admin may read any session and any user's logs, and act for any user in `POST /v1/chat`. With `PARLEY_AUTH=off` (local use only) no token is needed and every request is the user named by the `user` query parameter (default `local`)."
+            "description": "`Authorization: Bearer <token>`. The token is either a JWT whose `sub` claim is the user id (`exp` and `nbf` are honoured; `iss` and `aud` checked when `JWT_ISSUER` / `JWT_AUDIENCE` are set) — HS256 signed with `JWT_SECRET`, or RS256/ES256 signed by an identity provider whose key set is at `JWT_JWKS_URL` (while that key set cannot be fetched the answer is 503 `unavailable`) — or a static API key listed in `API_KEYS` (`key:user_id` pairs). Keys listed in `ADMIN_API_KEYS` give the administrator role: an admin may read any session and any user's logs, and act for any user in `POST /v1/chat`. With `PARLEY_AUTH=off` (local use only) no token is needed and every request is the user named by the `user` query parameter (default `local`)."
           },
           "token_query": {
             "type": "apiKey",

@@ -37,7 +37,7 @@ struct RESTAPI: Sendable {
 
     /// `POST /api/sessions/start`: a session (on a topic, optionally) and the tutor's opening.
     func startSession(_ request: Request) async throws(GatewayHTTPError) -> Response {
-        let userID = try reader.principal(request).actingUser()
+        let userID = try await reader.principal(request).actingUser()
         try refusing { () throws(FrameError) in try AbuseLimits.check(limits.starts, userID, what: "sessions started") }
         let body = try await reader.body(RESTModels.StartRequest.self, of: request, emptyAllowed: true)
         let wait = try reader.wait(request)
@@ -59,7 +59,7 @@ struct RESTAPI: Sendable {
 
     /// `POST /api/sessions/{id}/message`: the reply, once the worker has answered.
     func sendMessage(_ request: Request, sessionID text: String?) async throws(GatewayHTTPError) -> Response {
-        let userID = try reader.principal(request).actingUser()
+        let userID = try await reader.principal(request).actingUser()
         try refusing { () throws(FrameError) in try AbuseLimits.check(limits.turns, userID, what: "messages") }
         let sessionID = try reader.uuid(text, name: "the session id")
         let body = try await reader.body(RESTModels.MessageRequest.self, of: request)
@@ -74,7 +74,7 @@ struct RESTAPI: Sendable {
 
     /// `GET /api/sessions/{id}`: the session and a page of its messages, oldest first.
     func history(_ request: Request, sessionID text: String?) async throws(GatewayHTTPError) -> Response {
-        let principal = try reader.principal(request)
+        let principal = try await reader.principal(request)
         let sessionID = try reader.uuid(text, name: "the session id")
         let page = try reader.page(request, defaultLimit: 100)
         let (session, context, messages) = try await refusing { () async throws(FrameError) in
@@ -95,7 +95,7 @@ struct RESTAPI: Sendable {
 
     /// `POST /v1/chat`: one prompt, one answer, in a session of its own.
     func chat(_ request: Request) async throws(GatewayHTTPError) -> Response {
-        let principal = try reader.principal(request)
+        let principal = try await reader.principal(request)
         let body = try await reader.body(RESTModels.ChatRequest.self, of: request)
         let wait = try reader.wait(request)
         let userID = body.user_id.trimmingCharacters(in: .whitespaces)
@@ -125,7 +125,7 @@ struct RESTAPI: Sendable {
 
     /// `GET /v1/chat/{user_id}/logs`: the user's prompts and answers, newest first.
     func userLogs(_ request: Request, user: String?) async throws(GatewayHTTPError) -> Response {
-        let principal = try reader.principal(request)
+        let principal = try await reader.principal(request)
         guard let user, !user.isEmpty else { throw reader.malformed("the user id is missing") }
         guard principal.mayAccess(user: user) else {
             throw GatewayHTTPError(status: .forbidden, code: "forbidden", message: "these are another user's logs")
@@ -135,7 +135,7 @@ struct RESTAPI: Sendable {
 
     /// `GET /v1/chat/logs`: everyone's logs, for an administrator key.
     func allLogs(_ request: Request) async throws(GatewayHTTPError) -> Response {
-        guard try reader.principal(request).isAdmin else {
+        guard try await reader.principal(request).isAdmin else {
             throw GatewayHTTPError(status: .forbidden, code: "admin_required", message: "every user's logs need an administrator key (ADMIN_API_KEYS)")
         }
         return try await logs(request, user: request.uri.queryParameters.get("user_id").map { String($0) })

@@ -19,6 +19,11 @@ struct GatewayHTTPError: HTTPResponseError {
         retryAfter = error.retryAfter
     }
 
+    /// A refused token: 401, or 503 when the identity provider's keys cannot be fetched.
+    init(_ error: AuthError) {
+        self.init(status: error.isClientFault ? .unauthorized : .serviceUnavailable, code: error.code, message: error.message)
+    }
+
     /// 429 `rate_limited` with the time to wait.
     init(rateLimited what: String, retryAfter wait: Duration) {
         let seconds = max(1, Int(wait.timeInterval.rounded(.up)))

@@ -34,17 +34,17 @@ struct RESTRequestReader: Sendable {
     let defaultWait: Duration
     let maxWait: Duration
 
-    func principal(_ request: Request) throws(GatewayHTTPError) -> Principal {
+    func principal(_ request: Request) async throws(GatewayHTTPError) -> Principal {
         // Administrator keys only in the header: a query string ends up in access logs.
         let headerToken = Authenticator.token(authorization: request.headers[.authorization], query: nil)
         if let headerToken, adminKeys.contains(headerToken) { return Principal(userID: nil, isAdmin: true) }
         let token = Authenticator.token(authorization: request.headers[.authorization], query: request.uri.query)
         do {
-            let userID = try authenticator.userID(token: token, requestedUser: Authenticator.queryValue("user", in: request.uri.query))
+            let userID = try await authenticator.userID(token: token, requestedUser: Authenticator.queryValue("user", in: request.uri.query))
             if case .off = authenticator.mode { return Principal(userID: userID, isAdmin: true) }
             return Principal(userID: userID, isAdmin: false)
         } catch {
-            throw GatewayHTTPError(status: .unauthorized, code: error.code, message: error.message)
+            throw GatewayHTTPError(error)
         }
     }
 

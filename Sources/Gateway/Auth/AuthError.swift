@@ -1,0 +1,34 @@
+/// Why a token was refused.
+enum AuthError: Error, Equatable, Sendable {
+    case missingToken
+    case invalidToken(String)
+    case expiredToken
+    /// The token needs a key of the identity provider and its key set cannot be
+    /// fetched: the token may be fine, the client should try again.
+    case keysUnavailable(String)
+
+    var code: String {
+        switch self {
+        case .missingToken: "missing_token"
+        case .invalidToken: "invalid_token"
+        case .expiredToken: "token_expired"
+        case .keysUnavailable: "unavailable"
+        }
+    }
+
+    var message: String {
+        switch self {
+        case .missingToken: "send a bearer token in the Authorization header or as ?token="
+        case .invalidToken(let why): "the token is not valid: \(why)"
+        case .expiredToken: "the token has expired"
+        // The reason (an internal URL, a network error) is in the gateway's log, not here.
+        case .keysUnavailable: "the identity provider's signing keys cannot be fetched; try again shortly"
+        }
+    }
+
+    /// Whether the client's token, not the gateway, is at fault.
+    var isClientFault: Bool {
+        if case .keysUnavailable = self { return false }
+        return true
+    }
+}
