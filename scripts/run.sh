@@ -9,7 +9,7 @@
 #
 # Settings (environment):
 #   RABBITMQ_PORT (5672), RABBITMQ_PROMETHEUS_PORT (15692), POSTGRES_PORT (5432),
-#   GATEWAY_PORT (8080), LLM_SIM_PORT (8090), WORKERS (3; ports 9101, 9102, ...),
+#   GATEWAY_PORT (8080), GATEWAY_INTERNAL_PORT (8081: its /metrics and /health details), LLM_SIM_PORT (8090), WORKERS (3; ports 9101, 9102, ...),
 #   PARLEY_BUILD (debug | release), PARLEY_AUTH (off when unset),
 #   OPENAI_API_KEY / GEMINI_API_KEY (when neither is set, the simulator answers),
 #   TOPICS_FILE (config/topics.example.json), PLATFORM_API_URL (unset: the catalog
@@ -33,6 +33,7 @@ RABBITMQ_PORT="${RABBITMQ_PORT:-5672}"
 export RABBITMQ_PROMETHEUS_PORT="${RABBITMQ_PROMETHEUS_PORT:-15692}"
 POSTGRES_PORT="${POSTGRES_PORT:-5432}"
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
+GATEWAY_INTERNAL_PORT="${GATEWAY_INTERNAL_PORT:-8081}"
 LLM_SIM_PORT="${LLM_SIM_PORT:-8090}"
 WORKERS="${WORKERS:-3}"
 WORKER_PORT_BASE=9100
@@ -165,7 +166,7 @@ start_prometheus() {
         workers+="${workers:+,}127.0.0.1:$((WORKER_PORT_BASE + i))"
     done
     prometheus_write_config "$PROMETHEUS_DIR/prometheus.yml" "127.0.0.1:$PROMETHEUS_PORT" \
-        "127.0.0.1:$GATEWAY_PORT" "$workers" "127.0.0.1:$RABBITMQ_PROMETHEUS_PORT"
+        "127.0.0.1:$GATEWAY_INTERNAL_PORT" "$workers" "127.0.0.1:$RABBITMQ_PROMETHEUS_PORT"
     PROMETHEUS_STARTED=1
     prometheus_start "$PROMETHEUS_DIR" "$PROMETHEUS_PORT" "$PROMETHEUS_DIR/prometheus.yml"
 }
@@ -244,6 +245,7 @@ start_servers() {
 start_apps() {
     local i llm_env=()
     require_free_port "$GATEWAY_PORT" GATEWAY_PORT
+    require_free_port "$GATEWAY_INTERNAL_PORT" GATEWAY_INTERNAL_PORT
     for ((i = 1; i <= WORKERS; i++)); do
         require_free_port $((WORKER_PORT_BASE + i)) "worker-$i"
     done
@@ -271,7 +273,7 @@ start_apps() {
         log "using the real LLM provider(s) whose key is set"
     fi
 
-    start_app gateway parley-gateway GATEWAY_PORT="$GATEWAY_PORT"
+    start_app gateway parley-gateway GATEWAY_PORT="$GATEWAY_PORT" GATEWAY_INTERNAL_PORT="$GATEWAY_INTERNAL_PORT"
     for ((i = 1; i <= WORKERS; i++)); do
         start_app "worker-$i" parley-worker \
             WORKER_ID="worker-$i" WORKER_PORT=$((WORKER_PORT_BASE + i)) "${llm_env[@]}"
@@ -316,7 +318,7 @@ print_banner() {
       curl -s -X POST http://127.0.0.1:$GATEWAY_PORT/api/sessions/start -d '{"topic_id":101}'
       curl -s -X POST http://127.0.0.1:$GATEWAY_PORT/v1/chat -d '{"user_id":"local","prompt":"Olá!"}'
 
-  Health      http://127.0.0.1:$GATEWAY_PORT/health   metrics: /metrics on :$GATEWAY_PORT, workers :$((WORKER_PORT_BASE + 1))..:$((WORKER_PORT_BASE + WORKERS))
+  Health      http://127.0.0.1:$GATEWAY_INTERNAL_PORT/health (details; public: :$GATEWAY_PORT/health)   metrics: /metrics on :$GATEWAY_INTERNAL_PORT, workers :$((WORKER_PORT_BASE + 1))..:$((WORKER_PORT_BASE + WORKERS))
   RabbitMQ    $AMQP_URL   (prometheus http://127.0.0.1:$RABBITMQ_PROMETHEUS_PORT/metrics)
               bash scripts/lib/rabbitmq.sh ctl .state/rabbitmq list_queues
   PostgreSQL  psql $DATABASE_URL

@@ -58,20 +58,18 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         contentDecoder: decoder, limits: limits, logger: logger
     )
 
-    let healthLogger = logger
+    let health = HealthMonitor(checks: [
+        "database": { [logger] in
+            do { try await store.ping(); return nil } catch { return await settings.database.healthProblem(afterPingFailed: error, logger: logger) }
+        },
+        "broker_publish": { publisher.isConnected ? nil : publisher.lastError },
+        "broker_replies": { replies.isConnected ? nil : replies.lastError },
+    ])
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: HTTPMetricsMiddleware())
-    router.get("/health") { _, _ -> Response in
-        let report = await HealthReport.collect([
-            "database": {
-                do { try await store.ping(); return nil } catch { return await settings.database.healthProblem(afterPingFailed: error, logger: healthLogger) }
-            },
-            "broker_publish": { publisher.isConnected ? nil : publisher.lastError },
-            "broker_replies": { replies.isConnected ? nil : replies.lastError },
-        ])
-        return healthResponse(report)
-    }
-    router.get("/metrics") { _, _ in metricsResponse() }
+    // The public port says only whether the gateway serves; the reasons and the
+    // metrics are on the internal listener.
+    router.get("/health") { _, _ -> Response in healthResponse(await health.report(), detailed: false) }
     rest.register(on: router)
     // The token is checked after the upgrade: HummingbirdWebSocket cannot answer a
     // refused upgrade with a status and body of ours (and a browser could not read
@@ -131,6 +129,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "parley-gateway"),
         logger: logger
     )
+    app.addServices(internalListener(settings: settings, health: health, logger: logger))
     app.addServices(postgres, DatabaseStartupCheck(settings: settings.database, logger: logger), HTTPClientService(client: httpClient), publisher, replies, ReplyRouter(
             consumer: replies, hub: hub, dispatcher: dispatcher,
             recovery: ReplyRecovery(hub: hub, store: store, dispatcher: dispatcher, logger: logger), logger: logger
@@ -145,6 +144,20 @@ private func authenticate(_ request: Request, with authenticator: Authenticator)
     } catch {
         throw GatewayHTTPError(error)
     }
+}
+
+/// The operators' listener on `GATEWAY_INTERNAL_HOST:GATEWAY_INTERNAL_PORT`: `/health`
+/// with each check's detail, and `/metrics` for Prometheus. Keep it off the internet.
+private func internalListener(settings: GatewaySettings, health: HealthMonitor, logger: Logger) -> some Service {
+    let router = Router()
+    router.add(middleware: HTTPMetricsMiddleware())
+    router.get("/health") { _, _ -> Response in healthResponse(await health.report()) }
+    router.get("/metrics") { _, _ in metricsResponse() }
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(settings.internalHost, port: settings.internalPort), serverName: "parley-gateway-internal"),
+        logger: logger
+    )
 }
 
 /// The identity provider's key cache, when `JWT_JWKS_URL` is set.

@@ -9,6 +9,9 @@ struct GatewaySettings: Sendable {
     var logLevel: Logger.Level
     var host: String
     var port: Int
+    /// The operators' listener: `/metrics` and `/health` with each check's detail.
+    var internalHost: String
+    var internalPort: Int
     var broker: BrokerSettings
     var database: DatabaseSettings
     var authentication: Authenticator.Mode
@@ -50,6 +53,11 @@ struct GatewaySettings: Sendable {
         logLevel = try Logger.Level(environment: environment)
         host = environment.string("GATEWAY_HOST", default: "0.0.0.0")
         port = try environment.int("GATEWAY_PORT", default: 8080, range: 0...65535)
+        internalHost = environment.string("GATEWAY_INTERNAL_HOST", default: "127.0.0.1")
+        internalPort = try environment.int("GATEWAY_INTERNAL_PORT", default: 8081, range: 0...65535)
+        guard internalPort != port || port == 0 else {
+            throw ConfigurationError(variable: "GATEWAY_INTERNAL_PORT", problem: "must differ from GATEWAY_PORT (\(port)): metrics and health details are not served on the public port")
+        }
         broker = try BrokerSettings(environment: environment)
         database = try DatabaseSettings(environment: environment)
         maxFrameBytes = try environment.int("MAX_FRAME_BYTES", default: 65_536, range: 1024...16_777_216)

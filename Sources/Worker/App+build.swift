@@ -107,16 +107,14 @@ private func workerRouter(
 ) -> Router<BasicRequestContext> {
     let router = Router()
     router.add(middleware: HTTPMetricsMiddleware())
-    router.get("/health") { _, _ -> Response in
-        let report = await HealthReport.collect([
-            "database": {
-                do { try await store.ping(); return nil } catch { return await database.healthProblem(afterPingFailed: error, logger: logger) }
-            },
-            "broker_publish": { publisher.isConnected ? nil : publisher.lastError },
-            "broker_consume": { consumer.isConnected ? nil : consumer.lastError },
-        ])
-        return healthResponse(report)
-    }
+    let health = HealthMonitor(checks: [
+        "database": {
+            do { try await store.ping(); return nil } catch { return await database.healthProblem(afterPingFailed: error, logger: logger) }
+        },
+        "broker_publish": { publisher.isConnected ? nil : publisher.lastError },
+        "broker_consume": { consumer.isConnected ? nil : consumer.lastError },
+    ])
+    router.get("/health") { _, _ -> Response in healthResponse(await health.report()) }
     router.get("/metrics") { _, _ -> Response in
         metricsResponse()
     }

@@ -548,13 +548,14 @@ class Stack:
         return proc
 
     def start_gateway(self, index: int, extra_env: dict[str, str] | None = None) -> Proc:
-        (port,) = free_ports(1)
+        port, internal_port = free_ports(2)
         gateway_id = f"{self.prefix}-gw{index + 1}"
         environment = self._base_env()
         environment.update(
             GATEWAY_ID=gateway_id,
             GATEWAY_HOST="127.0.0.1",
             GATEWAY_PORT=str(port),
+            GATEWAY_INTERNAL_PORT=str(internal_port),
             PARLEY_AUTH="on",
             JWT_SECRET=JWT_SECRET,
             API_KEYS=f"{API_KEY}:{API_KEY_USER}",
@@ -577,7 +578,7 @@ class Stack:
             environment.update(PLATFORM_API_URL=self.platform.url, PLATFORM_MAX_ATTEMPTS="3", PLATFORM_RETRY_BASE_MS="100", PLATFORM_RETRY_MAX_MS="200")
         proc = self._add(
             Proc(f"gateway {gateway_id}", [self._binary("parley-gateway")], environment, self.tmp / f"{gateway_id}.log",
-                 health_url=f"http://127.0.0.1:{port}/health", extra={"port": port, "id": gateway_id})
+                 health_url=f"http://127.0.0.1:{port}/health", extra={"port": port, "internal_port": internal_port, "id": gateway_id})
         )
         self.gateways.append(proc)
         return proc
@@ -587,6 +588,10 @@ class Stack:
 
     def http_url(self, gateway: int = 0) -> str:
         return f"http://127.0.0.1:{self.gateways[gateway].extra['port']}"
+
+    def internal_url(self, gateway: int = 0) -> str:
+        """The gateway's operators' listener: /metrics and /health with details."""
+        return f"http://127.0.0.1:{self.gateways[gateway].extra['internal_port']}"
 
     def api(self, method: str, path: str, body: Any = None, token: str | None = None, gateway: int = 0, timeout: float = 30.0) -> tuple[int, Any]:
         """A REST call to a gateway."""

@@ -8,6 +8,7 @@ Named test_zx_… so that it runs after the functional tests and before the outa
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -108,7 +109,7 @@ def test_prometheus_yml_passes_promtool_and_scrapes_every_part():
 
     jobs = {job["job_name"]: job for job in obs.load_yaml(obs.PROMETHEUS_YML)["scrape_configs"]}
     assert set(jobs) == {"parley-gateway", "parley-worker", "rabbitmq", "rabbitmq-per-object", "prometheus"}, sorted(jobs)
-    assert jobs["parley-gateway"]["static_configs"][0]["targets"] == ["gateway:8080"]
+    assert jobs["parley-gateway"]["static_configs"][0]["targets"] == ["gateway:8081"]  # the internal listener
     # Every replica of `docker compose up --scale worker=N`, found through DNS.
     (worker_sd,) = jobs["parley-worker"]["dns_sd_configs"]
     assert worker_sd["names"] == ["worker"] and worker_sd["type"] == "A" and worker_sd["port"] == 9100, worker_sd
@@ -160,7 +161,7 @@ def prometheus(stack):
     server.config = obs.local_scrape_config(
         obs.load_yaml(obs.PROMETHEUS_YML),
         {
-            "parley-gateway": [f"127.0.0.1:{g.extra['port']}" for g in stack.gateways if g.alive()],
+            "parley-gateway": [f"127.0.0.1:{g.extra['internal_port']}" for g in stack.gateways if g.alive()],
             "parley-worker": [f"127.0.0.1:{w.extra['port']}" for w in stack.live_workers()],
             "rabbitmq": [rabbitmq],
             "rabbitmq-per-object": [rabbitmq],
@@ -223,10 +224,24 @@ def test_every_dashboard_query_returns_data_from_a_real_prometheus(stack, promet
 # ---------------------------------------------------------------- /metrics
 
 
+def test_the_public_port_tells_only_ok_and_the_internal_listener_the_details(stack):
+    status, body = e2e.http_get(stack.http_url(0) + "/health")
+    assert status == 200 and json.loads(body) == {"status": "ok"}, body
+    assert e2e.http_get(stack.http_url(0) + "/metrics")[0] == 404
+    status, body = e2e.http_get(stack.internal_url(0) + "/health")
+    report = json.loads(body)
+    assert status == 200 and report["status"] == "ok", body
+    assert set(report["checks"]) == {"database", "broker_publish", "broker_replies"}, report
+    status, text = e2e.http_get(stack.internal_url(0) + "/metrics")
+    assert status == 200 and "parley_" in text
+    # The internal listener serves nothing else.
+    assert e2e.http_get(stack.internal_url(0) + "/openapi.json")[0] == 404
+
+
 def test_metrics_endpoints_pass_promtool_check_metrics(traffic):
     need("promtool")
     stack = traffic
-    endpoints = {f"gateway {g.extra['id']}": f"{stack.http_url(i)}/metrics" for i, g in enumerate(stack.gateways) if g.alive()}
+    endpoints = {f"gateway {g.extra['id']}": f"{stack.internal_url(i)}/metrics" for i, g in enumerate(stack.gateways) if g.alive()}
     endpoints |= {f"worker {w.extra['id']}": f"http://127.0.0.1:{w.extra['port']}/metrics" for w in stack.live_workers()}
 
     def scrape() -> dict[str, str]:
@@ -343,7 +358,13 @@ def test_compose_yaml_is_consistent_with_the_repository():
                         "prometheus.yml scrapes worker:9100 (0.0.0.0:9100 needed)")
     if gateway_env.get("GATEWAY_PORT") != "8080" or gateway_env.get("GATEWAY_HOST") != "0.0.0.0":
         problems.append(f"the gateway listens on {gateway_env.get('GATEWAY_HOST')}:{gateway_env.get('GATEWAY_PORT')}, "
-                        "prometheus.yml scrapes gateway:8080")
+                        "its published port is 8080 (0.0.0.0:8080 needed)")
+    if gateway_env.get("GATEWAY_INTERNAL_PORT") != "8081" or gateway_env.get("GATEWAY_INTERNAL_HOST") != "0.0.0.0":
+        problems.append(f"the gateway's internal listener is {gateway_env.get('GATEWAY_INTERNAL_HOST')}:{gateway_env.get('GATEWAY_INTERNAL_PORT')}, "
+                        "prometheus.yml scrapes gateway:8081 (0.0.0.0:8081 needed)")
+    published = [str(p) for p in services.get("gateway", {}).get("ports", [])]
+    if any("8081" in p for p in published):
+        problems.append(f"the gateway publishes its internal listener ({published}): metrics and health details stay inside the network")
     # Without a provider key, the workers talk to the simulator of this file.
     sim_port = obs.environment_of(services.get("llm-sim", {})).get("LLM_SIM_PORT")
     if obs.interpolate_defaults(worker_env.get("OPENAI_BASE_URL", "")) != f"http://llm-sim:{sim_port}/v1":

@@ -6,6 +6,7 @@ socket's next message is accepted and answered."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import parley_e2e as e2e
@@ -61,11 +62,14 @@ def test_broker_outage_is_reported_and_the_session_recovers(stack):
             state["killed"] = True
             error, elapsed = await during(client, session_id)
             state["refused_after"] = elapsed
-            # /health names the broker problem.
+            # The public /health says unavailable; the internal one names the broker.
             await e2e.async_wait_until(
-                lambda: e2e.http_get(stack.http_url(0) + "/health")[0] not in (200, 0),
-                10, "gateway 1's /health to report the broker outage",
+                lambda: e2e.http_get(stack.http_url(0) + "/health") == (503, '{"status":"unavailable"}'),
+                10, "gateway 1's /health to report the outage",
             )
+            status, details = e2e.http_get(stack.internal_url(0) + "/health")
+            checks = json.loads(details)["checks"]
+            assert status == 503 and not all(c["ok"] for name, c in checks.items() if name.startswith("broker")), details
 
             stack.rabbitmq("restart-after-kill")
             state["killed"] = False

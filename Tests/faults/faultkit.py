@@ -146,7 +146,8 @@ def metric_sum(samples, name: str, **labels: str) -> float:
 
 
 def metrics_url(proc: e2e.Proc) -> str:
-    return f"http://127.0.0.1:{proc.extra['port']}/metrics"
+    # A gateway serves metrics on its internal listener, a worker on its one port.
+    return f"http://127.0.0.1:{proc.extra.get('internal_port', proc.extra['port'])}/metrics"
 
 
 def workers_metric(stack: FaultStack, name: str, **labels: str) -> float:

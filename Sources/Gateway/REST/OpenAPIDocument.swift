@@ -6,7 +6,7 @@ enum OpenAPIDocument {
       "info": {
         "title": "Parley gateway API",
         "version": "1.0.0",
-        "description": "The REST API of the Parley gateway: start tutoring sessions, send messages and wait for the tutor's replies, read session histories and chat logs. REST turns go through the same queue and workers as WebSocket turns. Real-time clients use `GET /ws`, a WebSocket with streamed replies, described in docs/protocol.md (WebSocket is not described by OpenAPI). Every endpoint except `/health`, `/metrics`, `/openapi.json` and `/docs` needs a token: `Authorization: Bearer <token>` or `?token=<token>`. Every non-2xx response has the body `{error: {code, message, session_id?, turn_id?}}` (schema `Error`). Operations that wait for a reply take `wait` (seconds, 1 to 300, default 30); when it runs out the answer is `504 reply_timeout`, but the turn still completes and is stored."
+        "description": "The REST API of the Parley gateway: start tutoring sessions, send messages and wait for the tutor's replies, read session histories and chat logs. REST turns go through the same queue and workers as WebSocket turns. Real-time clients use `GET /ws`, a WebSocket with streamed replies, described in docs/protocol.md (WebSocket is not described by OpenAPI). Every endpoint except `/health`, `/openapi.json` and `/docs` needs a token: `Authorization: Bearer <token>` or `?token=<token>`. Every non-2xx response has the body `{error: {code, message, session_id?, turn_id?}}` (schema `Error`). Operations that wait for a reply take `wait` (seconds, 1 to 300, default 30); when it runs out the answer is `504 reply_timeout`, but the turn still completes and is stored."
       },
       "servers": [
         {
@@ -32,7 +32,7 @@ enum OpenAPIDocument {
         },
         {
           "name": "Operations",
-          "description": "Health, metrics and documentation; no authentication."
+          "description": "Health and documentation; no authentication."
         }
       ],
       "paths": {
@@ -432,7 +432,7 @@ enum OpenAPIDocument {
             "operationId": "health",
             "summary": "Health",
             "security": [],
-            "description": "Whether the gateway's dependencies are reachable. No authentication.",
+            "description": "Whether the gateway serves: its database and broker are reachable. No authentication. This port says only `ok` or `unavailable`; each check's reason, and `/metrics`, are on the internal listener (`GATEWAY_INTERNAL_PORT`, not described here).",
             "responses": {
               "200": {
                 "description": "Every check passed.",
@@ -452,42 +452,7 @@ enum OpenAPIDocument {
                       "$ref": "#/components/schemas/Health"
                     },
                     "example": {
-                      "status": "unavailable",
-                      "checks": {
-                        "database": {
-                          "ok": true
-                        },
-                        "broker_publish": {
-                          "ok": false,
-                          "detail": "connection refused"
-                        },
-                        "broker_replies": {
-                          "ok": true
-                        }
-                      }
-                    }
-                  }
-                }
-              }
-            }
-          }
-        },
-        "/metrics": {
-          "get": {
-            "tags": [
-              "Operations"
-            ],
-            "operationId": "metrics",
-            "summary": "Prometheus metrics",
-            "security": [],
-            "description": "Metrics in the Prometheus text exposition format. No authentication.",
-            "responses": {
-              "200": {
-                "description": "The metrics.",
-                "content": {
-                  "text/plain; version=0.0.4": {
-                    "schema": {
-                      "type": "string"
+                      "status": "unavailable"
                     }
                   }
                 }
@@ -1170,29 +1135,10 @@ enum OpenAPIDocument {
               "next_cursor": "eyJ0IjoiMjAyNS0wMy0xNFQwOTozMToxNFoifQ"
             }
           },
-          "HealthCheck": {
-            "type": "object",
-            "required": [
-              "ok"
-            ],
-            "properties": {
-              "ok": {
-                "type": "boolean"
-              },
-              "detail": {
-                "type": [
-                  "string",
-                  "null"
-                ],
-                "description": "What is wrong, when not ok."
-              }
-            }
-          },
           "Health": {
             "type": "object",
             "required": [
-              "status",
-              "checks"
+              "status"
             ],
             "properties": {
               "status": {
@@ -1201,28 +1147,10 @@ enum OpenAPIDocument {
                   "ok",
                   "unavailable"
                 ]
-              },
-              "checks": {
-                "type": "object",
-                "additionalProperties": {
-                  "$ref": "#/components/schemas/HealthCheck"
-                },
-                "description": "One entry per dependency: `database`, `broker_publish`, `broker_replies`."
               }
             },
             "example": {
-              "status": "ok",
-              "checks": {
-                "database": {
-                  "ok": true
-                },
-                "broker_publish": {
-                  "ok": true
-                },
-                "broker_replies": {
-                  "ok": true
-                }
-              }
+              "status": "ok"
             }
           }
         },

@@ -24,11 +24,12 @@ public func metricsResponse() -> Response {
     )
 }
 
-/// `/health`: 200 with the report when every check passes, 503 otherwise.
-public func healthResponse(_ report: HealthReport) -> Response {
+/// `/health`: 200 when every check passes, 503 otherwise; with the report of each
+/// check when `detailed`, else only `{"status":…}` (what a public port may tell).
+public func healthResponse(_ report: HealthReport, detailed: Bool = true) -> Response {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
-    let data = (try? encoder.encode(report)) ?? Data()
+    let data = (detailed ? try? encoder.encode(report) : try? encoder.encode(["status": report.status])) ?? Data()
     return Response(
         status: report.isHealthy ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
         body: .init(byteBuffer: ByteBuffer(bytes: data))
