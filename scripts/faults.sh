@@ -30,9 +30,6 @@ STEPS_CHILD_GRACE=20
 # shellcheck source=lib/steps.sh
 source "$SCRIPTS_DIR/lib/steps.sh"
 
-steps_cleanup_hook() {
-    throwaway_servers_stop
-}
 steps_install_traps
 
 build() {

@@ -2,7 +2,8 @@
 # shellcheck source-path=SCRIPTDIR
 # Runs every Parley test: unit and integration tests (`swift test`) against a real
 # RabbitMQ and PostgreSQL started for this run, then the end-to-end suite, then the
-# quick subset of the fault suite (scripts/faults.sh --quick).
+# quick subset of the fault suite (scripts/faults.sh --quick), then 20 s of each
+# libFuzzer target (scripts/fuzz.sh --quick).
 #
 #   bash scripts/test.sh                      everything
 #   bash scripts/test.sh --filter AMQPTests   extra arguments go to `swift test`
@@ -32,9 +33,6 @@ source "$SCRIPTS_DIR/lib/load.sh"
 # shellcheck source=lib/steps.sh
 source "$SCRIPTS_DIR/lib/steps.sh"
 
-steps_cleanup_hook() {
-    throwaway_servers_stop
-}
 steps_install_traps
 
 start_servers() {
@@ -53,6 +51,7 @@ main() {
     run_step "install system packages" ensure_system_packages
     run_step "install Python websockets" ensure_python_websockets
     run_step "install Python cryptography" ensure_python_cryptography
+    run_step "install schemathesis" ensure_python_package schemathesis
     run_step "start RabbitMQ and PostgreSQL" start_servers
     run_step "swift build" build
     # Built just above; --skip-build avoids a second pass over the build graph.
@@ -65,6 +64,8 @@ main() {
         # connections cut, a poison turn. The full suite: bash scripts/faults.sh.
         run_step "install Python pika" ensure_python_pika
         run_step "fault suite (quick)" run_child env PYTHONDONTWRITEBYTECODE=1 python3 Tests/faults/run_faults.py --quick
+        # The libFuzzer targets, 20 s each (docs/fuzzing.md; longer: scripts/fuzz.sh).
+        run_step "fuzz (quick)" run_child bash scripts/fuzz.sh --quick
     fi
 }
 

@@ -67,6 +67,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
     ])
     let router = Router(context: GatewayRequestContext.self)
     router.add(middleware: HTTPMetricsMiddleware())
+    router.add(middleware: OriginMiddleware { settings.allowsOrigin($0) })
     // The public port says only whether the gateway serves; the reasons and the
     // metrics are on the internal listener.
     router.get("/health") { _, _ -> Response in healthResponse(await health.report(), detailed: false) }
@@ -104,7 +105,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         } catch {
             try await outbound.write(.text(ServerFrame.error(code: error.code, message: error.message).text))
             // A token refused is a policy violation; keys that cannot be fetched, "try again later".
-            try await outbound.close(error.status == .unauthorized ? .policyViolation : .unknown(1013), reason: error.code)
+            try await outbound.close(error.status == .serviceUnavailable ? .unknown(1013) : .policyViolation, reason: error.code)
             return
         }
         if let refusal = limits.sockets.admit(userID) {
@@ -124,7 +125,10 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         router: router,
         server: .http1WebSocketUpgrade(
             webSocketRouter: router,
-            configuration: .init(ws: .init(maxFrameSize: settings.maxFrameBytes, autoPing: .enabled(timePeriod: .seconds(30))))
+            // A text frame that is not UTF-8 closes the socket with 1007 (RFC 6455 §8.1):
+            // decoded leniently, its bytes would become U+FFFD and be stored as a message
+            // the client never wrote.
+            configuration: .init(ws: .init(maxFrameSize: settings.maxFrameBytes, autoPing: .enabled(timePeriod: .seconds(30)), validateUTF8: true))
         ),
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "parley-gateway"),
         logger: logger

@@ -160,6 +160,9 @@ struct GatewaySettings: Sendable {
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
                 throw ConfigurationError(variable: "API_KEYS", problem: "must be a comma-separated list of key:user_id pairs")
             }
+            guard UserID.isValid(parts[1]) else {
+                throw ConfigurationError(variable: "API_KEYS", problem: "names a user id that is not \(UserID.rule)")
+            }
             keys[parts[0]] = parts[1]
         }
         return keys

@@ -78,6 +78,10 @@ struct AuthenticatorTests {
         let off = Authenticator(mode: .off)
         #expect(try await off.userID(token: nil, requestedUser: "bob") == "bob")
         #expect(try await off.userID(token: nil, requestedUser: nil) == "local")
+        // The user id goes to the database and the logs.
+        for bad in [String(repeating: "u", count: 257), "bob\u{1B}[2J", "a\nb"] {
+            await #expect(throws: AuthError.invalidUser) { try await off.userID(token: nil, requestedUser: bad) }
+        }
     }
 
     @Test func theTokenComesFromTheHeaderOrTheQuery() {

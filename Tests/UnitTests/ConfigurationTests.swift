@@ -79,6 +79,9 @@ struct ConfigurationTests {
         #expect { try GatewaySettings(environment: EnvironmentReader(["API_KEYS": "justakey"])) } throws: { error in
             (error as? ConfigurationError)?.variable == "API_KEYS"
         }
+        #expect { try GatewaySettings(environment: EnvironmentReader(["API_KEYS": "key-one-0123456789:\(String(repeating: "u", count: 300))"])) } throws: { error in
+            (error as? ConfigurationError)?.variable == "API_KEYS"
+        }
         #expect { try GatewaySettings(environment: EnvironmentReader(["JWT_SECRET": "short"])) } throws: { error in
             (error as? ConfigurationError)?.variable == "JWT_SECRET"
         }

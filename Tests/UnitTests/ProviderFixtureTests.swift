@@ -277,4 +277,19 @@ struct ProviderFixtureTests {
     func hugeGeminiRetryDelaysAreClamped(text: String, expected: Duration?) {
         #expect(RetryHint.protobufDuration(text) == expected)
     }
+
+    /// `Retry-After` as an HTTP date: read without a DateFormatter, and strictly.
+    @Test(arguments: [
+        ("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777.0), ("Thu, 01 Jan 1970 00:00:00 GMT", 0), ("Tue, 29 Feb 2028 23:59:60 GMT", 1_835_481_600),
+        ("Sun, 06 Nov 1994 08:49:37 UTC", nil), ("Sunday, 06-Nov-94 08:49:37 GMT", nil), ("Sun, 6 Nov 1994 08:49:37 GMT", nil),
+        ("Sun, 06 Nov 1994 24:00:00 GMT", nil), ("Sun, 06 Foo 1994 08:49:37 GMT", nil), ("Sun, +6 Nov 1994 08:49:37 GMT", nil), ("", nil),
+    ] as [(String, Double?)])
+    func httpDatesAreReadByHand(text: String, epochSeconds: Double?) {
+        #expect(RetryHint.httpDate(text)?.timeIntervalSince1970 == epochSeconds)
+    }
+
+    @Test func aRetryAfterDateIsTheTimeUntilThen() {
+        let now = Date(timeIntervalSince1970: 784_111_767)
+        #expect(RetryHint.from(retryAfter: "Sun, 06 Nov 1994 08:49:37 GMT", resetRequests: nil, now: now) == .seconds(10))
+    }
 }

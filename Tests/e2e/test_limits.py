@@ -126,3 +126,31 @@ def test_a_page_of_another_site_cannot_open_a_socket(stack, strict):
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
     run(scenario(), timeout=30)
+
+
+def test_a_page_of_another_site_cannot_call_the_rest_api(stack, strict):
+    """The same allow-list for REST: a request carrying another site's Origin gets 403
+    `origin_not_allowed` and starts nothing (with authentication off, a page could
+    otherwise post as its visitor); a listed origin and no Origin are served."""
+    user = e2e.unique("csrf")
+    token = make_jwt(user)
+    url = stack.http_url(strict) + "/api/sessions/start"
+
+    def post(origin: str | None) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "text/plain"}
+        if origin:
+            headers["Origin"] = origin
+        request = urllib.request.Request(url, data=b"{}", method="POST", headers=headers)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    status, body = post("https://evil.example")
+    assert status == 403 and body["error"]["code"] == "origin_not_allowed", body
+    assert e2e.psql(f"SELECT count(*) FROM sessions WHERE user_id = {e2e.sql_literal(user)}") == [["0"]]
+    for origin in ("https://parley.example", None):
+        status, body = post(origin)
+        assert status == 201 and body["session"]["status"] == "active", (origin, body)

@@ -209,3 +209,16 @@ def test_the_openapi_document_covers_the_routes_and_docs_render_it(stack):
         assert path in paths, (path, sorted(paths))
     status, page = e2e.http_get(stack.http_url(0) + "/docs")
     assert status == 200 and "/openapi.json" in page and "<script" in page, page[:200]
+
+
+def test_a_misspelt_field_is_refused_not_ignored(stack):
+    """Found by the REST fuzzer: `{"topicId": 7001}` started a free chat instead of the
+    topic, without a word. A field the body does not have is `malformed_request`."""
+    user = e2e.unique("typo")
+    token = e2e.make_jwt(user)
+    status, body = stack.api("POST", "/api/sessions/start", {"topicId": 7001}, token)
+    assert status == 400 and body["error"]["code"] == "malformed_request", body
+    assert '"topicId"' in body["error"]["message"] and '"topic_id"' in body["error"]["message"], body
+    assert e2e.psql(f"SELECT count(*) FROM sessions WHERE user_id = {e2e.sql_literal(user)}") == [["0"]]
+    status, body = stack.api("POST", "/v1/chat", {"user_id": user, "prompt": "olá", "stream": True}, token)
+    assert status == 400 and '"stream"' in body["error"]["message"], body

@@ -5,7 +5,8 @@
 #
 #   STEPS_NAME=test.sh            the script's name in the last line
 #   STEPS_CHILD_GRACE=10          seconds a child group gets between TERM and KILL
-#   steps_cleanup_hook            a function the script defines: stop what it started
+#   steps_cleanup_hook            a function the script may define: stop what it
+#                                 started (default: the throwaway servers, if any)
 #   steps_install_traps           once, before the first step
 #
 # Meant to be sourced by scripts that run under `set -euo pipefail`.
@@ -71,7 +72,11 @@ steps_cleanup() {
     # Finish stopping the servers even if another signal comes, or the reader of our
     # output went away (`… | head`): a write must not kill us now.
     trap '' INT TERM PIPE
-    if declare -F steps_cleanup_hook >/dev/null; then steps_cleanup_hook; fi
+    if declare -F steps_cleanup_hook >/dev/null; then
+        steps_cleanup_hook
+    elif declare -F throwaway_servers_stop >/dev/null; then
+        throwaway_servers_stop  # the servers scripts/lib/throwaway.sh started, if any
+    fi
 }
 
 steps_on_exit() {

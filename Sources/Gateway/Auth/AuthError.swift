@@ -6,6 +6,8 @@ enum AuthError: Error, Equatable, Sendable {
     /// The token needs a key of the identity provider and its key set cannot be
     /// fetched: the token may be fine, the client should try again.
     case keysUnavailable(String)
+    /// `?user=` (authentication off) is not a possible user id.
+    case invalidUser
 
     var code: String {
         switch self {
@@ -13,6 +15,7 @@ enum AuthError: Error, Equatable, Sendable {
         case .invalidToken: "invalid_token"
         case .expiredToken: "token_expired"
         case .keysUnavailable: "unavailable"
+        case .invalidUser: "malformed_request"
         }
     }
 
@@ -23,12 +26,13 @@ enum AuthError: Error, Equatable, Sendable {
         case .expiredToken: "the token has expired"
         // The reason (an internal URL, a network error) is in the gateway's log, not here.
         case .keysUnavailable: "the identity provider's signing keys cannot be fetched; try again shortly"
+        case .invalidUser: "?user= must be \(UserID.rule)"
         }
     }
 
-    /// Whether the client's token, not the gateway, is at fault.
-    var isClientFault: Bool {
-        if case .keysUnavailable = self { return false }
-        return true
+    /// Whether the gateway, not the client, is at fault: the client should try again.
+    var isTemporary: Bool {
+        if case .keysUnavailable = self { return true }
+        return false
     }
 }

@@ -47,7 +47,9 @@ struct Authenticator: Sendable {
     func userID(token: String?, requestedUser: String?, now: Date = Date()) async throws(AuthError) -> String {
         switch mode {
         case .off:
-            return requestedUser.flatMap { $0.isEmpty ? nil : $0 } ?? "local"
+            guard let requestedUser, !requestedUser.isEmpty else { return "local" }
+            guard UserID.isValid(requestedUser) else { throw .invalidUser }
+            return requestedUser
         case .on(let rules):
             guard let token, !token.isEmpty else { throw .missingToken }
             if let user = rules.apiKeys[token] { return user }

@@ -50,10 +50,7 @@ struct JSONWebToken: Sendable {
             throw .invalidToken("aud does not name \(audience)")
         }
         guard let subject = claims["sub"] as? String, !subject.isEmpty else { throw .invalidToken("no sub claim") }
-        // The subject becomes a user id in the database and in logs.
-        guard subject.utf8.count <= 256, !subject.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw .invalidToken("sub must be at most 256 bytes without control characters")
-        }
+        guard UserID.isValid(subject) else { throw .invalidToken("sub must be \(UserID.rule)") }
         return subject
     }
 

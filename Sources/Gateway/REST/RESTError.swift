@@ -19,9 +19,14 @@ struct GatewayHTTPError: HTTPResponseError {
         retryAfter = error.retryAfter
     }
 
-    /// A refused token: 401, or 503 when the identity provider's keys cannot be fetched.
+    /// A refused token: 401; 503 when the identity provider's keys cannot be fetched.
     init(_ error: AuthError) {
-        self.init(status: error.isClientFault ? .unauthorized : .serviceUnavailable, code: error.code, message: error.message)
+        let status: HTTPResponse.Status = switch error {
+        case .missingToken, .invalidToken, .expiredToken: .unauthorized
+        case .keysUnavailable: .serviceUnavailable
+        case .invalidUser: .badRequest
+        }
+        self.init(status: status, code: error.code, message: error.message)
     }
 
     /// 429 `rate_limited` with the time to wait.
@@ -43,7 +48,7 @@ struct GatewayHTTPError: HTTPResponseError {
         switch code {
         case "malformed_request", "malformed_frame", "empty_content", "invalid_content": .badRequest
         case "missing_token", "invalid_token", "token_expired": .unauthorized
-        case "forbidden", "admin_required": .forbidden
+        case "forbidden", "admin_required", "origin_not_allowed": .forbidden
         case "session_not_found", "topic_not_found", "course_not_found", "turn_not_found": .notFound
         case "session_completed", "session_busy", "cancelled": .conflict
         case "content_too_long", "body_too_large": .contentTooLarge

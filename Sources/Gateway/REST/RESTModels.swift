@@ -139,18 +139,29 @@ enum RESTModels {
 
     // MARK: Requests
 
-    struct StartRequest: Decodable {
+    struct StartRequest: RequestBody {
+        static let fields = ["topic_id", "course_id"]
         var topic_id: Int64?
         var course_id: Int64?
     }
 
-    struct MessageRequest: Decodable {
+    struct MessageRequest: RequestBody {
+        static let fields = ["content", "client_msg_id"]
         var content: String
         var client_msg_id: String?
     }
 
-    struct ChatRequest: Decodable {
+    struct ChatRequest: RequestBody {
+        static let fields = ["user_id", "prompt"]
         var user_id: String
         var prompt: String
     }
+}
+
+/// A JSON request body: its fields are the only ones it may have. A misspelt field
+/// (`topicId` for `topic_id`) is refused rather than ignored: ignored, it would start
+/// a free chat instead of the topic without a word (found by the REST fuzzer against
+/// the document's `additionalProperties: false`).
+protocol RequestBody: Decodable {
+    static var fields: [String] { get }
 }

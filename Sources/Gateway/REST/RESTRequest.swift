@@ -49,7 +49,7 @@ struct RESTRequestReader: Sendable {
     }
 
     /// The JSON body as `T`; an empty body decodes from `{}` when `emptyAllowed`.
-    func body<T: Decodable>(_ type: T.Type, of request: Request, emptyAllowed: Bool = false) async throws(GatewayHTTPError) -> T {
+    func body<T: RequestBody>(_ type: T.Type, of request: Request, emptyAllowed: Bool = false) async throws(GatewayHTTPError) -> T {
         var request = request
         let buffer: ByteBuffer
         do {
@@ -64,6 +64,9 @@ struct RESTRequestReader: Sendable {
             guard emptyAllowed else { throw malformed("the request needs a JSON body") }
             bytes = Array("{}".utf8)
         }
+        if let unknown = Self.unknownField(in: bytes, allowed: T.fields) {
+            throw malformed("the body has an unknown field \"\(unknown)\" (it may have \(T.fields.map { "\"\($0)\"" }.joined(separator: ", ")))")
+        }
         do {
             return try EnvelopeCoding.decode(T.self, from: bytes)
         } catch DecodingError.keyNotFound(let key, _) {
@@ -75,6 +78,13 @@ struct RESTRequestReader: Sendable {
         } catch {
             throw malformed("the body is not valid JSON")
         }
+    }
+
+    /// The first key of a JSON object body that is not one of `allowed` (nil for
+    /// anything that is not an object: decoding names that problem).
+    private static func unknownField(in bytes: [UInt8], allowed: [String]) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
+        return object.keys.sorted().first { !allowed.contains($0) }.map { String($0.prefix(64)) }
     }
 
     func uuid(_ text: String?, name: String) throws(GatewayHTTPError) -> UUID {

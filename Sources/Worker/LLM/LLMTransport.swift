@@ -95,63 +95,9 @@ private final class StreamProgressClock: Sendable {
     var idle: Duration { last.withLock { $0.duration(to: .now) } }
 }
 
-/// Reads a server's retry hint: `Retry-After` in seconds (or an HTTP date), else an
-/// OpenAI-style `x-ratelimit-reset-requests` duration such as `1s`, `6m0s` or `250ms`.
-enum RetryHint {
+extension RetryHint {
+    /// The hint of a response's headers.
     static func from(_ headers: HTTPHeaders, now: Date = Date()) -> Duration? {
-        if let value = headers.first(name: "retry-after")?.trimmingCharacters(in: .whitespaces) {
-            if let seconds = Double(value) { return .seconds(untrusted: seconds) }
-            if let date = httpDate(value) { return .seconds(untrusted: date.timeIntervalSince(now)) }
-        }
-        if let value = headers.first(name: "x-ratelimit-reset-requests") { return goDuration(value) }
-        return nil
-    }
-
-    /// Go's duration format as OpenAI sends it: `1s`, `6m0s`, `1h2m3.5s`, `250ms`.
-    static func goDuration(_ text: String) -> Duration? {
-        var total = 0.0
-        var number = ""
-        var index = text.startIndex
-        var sawUnit = false
-        while index < text.endIndex {
-            let character = text[index]
-            if character.isNumber || character == "." {
-                number.append(character)
-                index = text.index(after: index)
-                continue
-            }
-            guard let value = Double(number) else { return nil }
-            let rest = text[index...]
-            if rest.hasPrefix("ms") {
-                total += value / 1000
-                index = text.index(index, offsetBy: 2)
-            } else {
-                switch character {
-                case "h": total += value * 3600
-                case "m": total += value * 60
-                case "s": total += value
-                default: return nil
-                }
-                index = text.index(after: index)
-            }
-            number = ""
-            sawUnit = true
-        }
-        guard sawUnit, number.isEmpty else { return nil }
-        return .seconds(untrusted: total)
-    }
-
-    /// Google's `RetryInfo.retryDelay`, a protobuf Duration in JSON: `"2s"`, `"0.5s"`.
-    static func protobufDuration(_ text: String) -> Duration? {
-        guard text.hasSuffix("s"), let seconds = Double(text.dropLast()) else { return nil }
-        return .seconds(untrusted: seconds)
-    }
-
-    private static func httpDate(_ text: String) -> Date? {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        return formatter.date(from: text)
+        from(retryAfter: headers.first(name: "retry-after"), resetRequests: headers.first(name: "x-ratelimit-reset-requests"), now: now)
     }
 }

@@ -1,0 +1,27 @@
+// swift-tools-version:6.0
+// Coverage-guided fuzzing (libFuzzer) of the parsers that read bytes from outside:
+// the WebSocket frame decoder, the SSE parser, the JWT and JWKS readers and the
+// retry-hint parsers. Each target compiles the project's own source file of its
+// parser (the files in Sources/*/ are symbolic links into ../Sources), so the code
+// fuzzed is the code shipped. Built and run by scripts/fuzz.sh; see docs/fuzzing.md.
+import PackageDescription
+
+let package = Package(
+    name: "ParleyFuzz",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", "4.0.0"..<"5.0.0"),
+    ],
+    targets: [
+        .executableTarget(name: "FuzzFrames"),
+        .executableTarget(name: "FuzzSSE"),
+        .executableTarget(
+            name: "FuzzJWT",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(name: "FuzzRetryHints"),
+    ]
+)

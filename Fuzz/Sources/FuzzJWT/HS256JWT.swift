@@ -1,0 +1,1 @@
+../../../Sources/Gateway/Auth/HS256JWT.swift

@@ -1,0 +1,1 @@
+../../../Sources/Shared/Support/Duration+Units.swift

@@ -1,0 +1,1 @@
+../../../Sources/Worker/LLM/Streaming/SSEParser.swift
