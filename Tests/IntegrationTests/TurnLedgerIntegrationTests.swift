@@ -72,10 +72,25 @@ struct TurnLedgerIntegrationTests {
             #expect(try await f.ledger.claim(failed, attempt: attempt, holdFor: .seconds(10)) == .granted(attemptNumber: 1))
             #expect(try await f.ledger.settle(turnID: failed.turnID, attempt: attempt, as: .failed, failure: nil))
             #expect(try await f.ledger.claim(last, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .waitForEarlierTurn)
-            try await f.ledger.withdraw(turnID: withdrawn.turnID)
+            try await f.ledger.withdraw(withdrawn)
             // The overdue one (its gateway died before publishing it) no longer blocks.
             #expect(try await f.ledger.claim(last, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .granted(attemptNumber: 1))
             #expect(try await f.ledger.claim(failed, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .settled(.failed, nil))
+        }
+    }
+
+    /// A register cut at its time limit may commit after the broker refused the turn
+    /// and the gateway withdrew it. Before, the withdraw found no row, the late INSERT
+    /// then entered the turn, and the session's next turn waited until its deadline.
+    @Test func aRegisterThatLandsAfterTheWithdrawEntersNothing() async throws {
+        try await withLedger { f async throws in
+            let refused = f.turn("refused by the broker, its register late")
+            let next = f.turn("the next message")
+            try await f.ledger.withdraw(refused)
+            try await f.ledger.register(refused)
+            try await f.ledger.register(next)
+            #expect(try await f.ledger.claim(next, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .granted(attemptNumber: 1))
+            #expect(try await f.ledger.claim(refused, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .settled(.withdrawn, nil))
         }
     }
 

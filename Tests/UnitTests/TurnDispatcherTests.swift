@@ -122,7 +122,7 @@ struct TurnDispatcherTests {
 /// A ledger whose database is down.
 struct FailingLedger: TurnLedger {
     func register(_ turn: TurnEnvelope) async throws(StoreError) { throw .unavailable("down") }
-    func withdraw(turnID: UUID) async throws(StoreError) { throw .unavailable("down") }
+    func withdraw(_ turn: TurnEnvelope) async throws(StoreError) { throw .unavailable("down") }
     func claim(_ turn: TurnEnvelope, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> TurnClaim { throw .unavailable("down") }
     func renew(turnID: UUID, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> Bool { throw .unavailable("down") }
     func settle(turnID: UUID, attempt: LedgerAttempt, as state: TurnLedgerState, failure: SettledFailure?) async throws(StoreError) -> Bool {

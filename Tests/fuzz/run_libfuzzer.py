@@ -96,7 +96,7 @@ def main() -> int:
         docs = REPO / "docs" / "fuzzing.md"
         text = docs.read_text()
         stamp = time.strftime("%Y-%m-%d")
-        figures = f"{BEGIN}\nRun of {stamp}: `bash scripts/fuzz.sh --seconds {args.seconds}`, release build with AddressSanitizer.\n\n{table(results)}\n{END}"
+        figures = f"{BEGIN}\nRun of {stamp}: {args.seconds} s per target (`Tests/fuzz/run_libfuzzer.py --seconds {args.seconds} --write-docs`), release build with AddressSanitizer, 2 cores.\n\n{table(results)}\n{END}"
         docs.write_text(text[:text.index(BEGIN)] + figures + text[text.index(END) + len(END):])
     failed = [r["target"] for r in results if not r["ok"]]
     if failed:

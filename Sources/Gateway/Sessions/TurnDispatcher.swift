@@ -44,7 +44,7 @@ struct TurnDispatcher: Sendable {
             var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(1))
             for attempt in 1...3 {
                 do {
-                    try await ledger.withdraw(turnID: turn.envelope.turnID)
+                    try await ledger.withdraw(turn.envelope)
                     break
                 } catch {
                     if attempt == 3 {

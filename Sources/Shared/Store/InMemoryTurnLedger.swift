@@ -40,10 +40,11 @@ public final class InMemoryTurnLedger: TurnLedger {
         enter(turn, late: false)
     }
 
-    public func withdraw(turnID: UUID) async throws(StoreError) {
+    public func withdraw(_ turn: TurnEnvelope) async throws(StoreError) {
+        enter(turn, late: false)
         entries.withLock { entries in
-            guard entries[turnID]?.state == .queued, entries[turnID]?.holder == nil else { return }
-            entries[turnID]?.state = .withdrawn
+            guard entries[turn.turnID]?.state == .queued, entries[turn.turnID]?.holder == nil else { return }
+            entries[turn.turnID]?.state = .withdrawn
         }
     }
 

@@ -19,17 +19,8 @@ public struct PostgresTurnLedger: TurnLedger {
         try await enter(turn, late: false)
     }
 
-    public func withdraw(turnID: UUID) async throws(StoreError) {
-        let (client, logger) = (self.client, self.logger)
-        try await storeCall(timeout: timeout) {
-            try await client.query(
-                """
-                UPDATE turns SET state = 'withdrawn', settled_at = now()
-                WHERE turn_id = \(turnID) AND state = 'queued' AND holder IS NULL
-                """,
-                logger: logger
-            )
-        }
+    public func withdraw(_ turn: TurnEnvelope) async throws(StoreError) {
+        try await enter(turn, late: false, withdrawn: true)
     }
 
     public func claim(_ turn: TurnEnvelope, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> TurnClaim {
@@ -128,17 +119,26 @@ public struct PostgresTurnLedger: TurnLedger {
     /// Enters a turn at the next place in its session's order. Two gateways entering a
     /// turn of one session at the same moment collide on (session_id, seq): the loser
     /// tries again. Entering a turn twice (a re-publish) keeps its place.
-    private func enter(_ turn: TurnEnvelope, late: Bool) async throws(StoreError) {
+    /// Enters the turn at the end of its session's order — or, `withdrawn`, marks it
+    /// withdrawn whether or not it was entered: the primary key then makes a register
+    /// that commits later a no-op, and a register still in flight is waited for and
+    /// withdrawn after it.
+    private func enter(_ turn: TurnEnvelope, late: Bool, withdrawn: Bool = false) async throws(StoreError) {
         let (client, logger) = (self.client, self.logger)
+        let state = withdrawn ? "withdrawn" : "queued"
+        let onConflict = withdrawn
+            ? "DO UPDATE SET state = 'withdrawn', settled_at = now() WHERE turns.state = 'queued' AND turns.holder IS NULL"
+            : "DO NOTHING"
         for _ in 1...8 {
             do {
                 try await storeCall(timeout: timeout) {
                     try await client.query(
                         """
-                        INSERT INTO turns (turn_id, session_id, seq, deadline, sent_at, late)
-                        SELECT \(turn.turnID), \(turn.sessionID), coalesce(max(seq), 0) + 1, \(turn.ledgerDeadline), \(turn.sentAt), \(late)
+                        INSERT INTO turns (turn_id, session_id, seq, deadline, sent_at, late, state, settled_at)
+                        SELECT \(turn.turnID), \(turn.sessionID), coalesce(max(seq), 0) + 1, \(turn.ledgerDeadline), \(turn.sentAt), \(late),
+                               \(state), CASE WHEN \(withdrawn) THEN now() END
                         FROM turns WHERE session_id = \(turn.sessionID)
-                        ON CONFLICT (turn_id) DO NOTHING
+                        ON CONFLICT (turn_id) \(unescaped: onConflict)
                         """,
                         logger: logger
                     )

@@ -61,7 +61,10 @@ public enum TurnClaim: Sendable, Equatable {
 /// (docs/decisions.md, "Turn order across gateways").
 ///
 /// - A gateway `register`s a turn before publishing it (its place in the session's
-///   order) and `withdraw`s it when the broker certainly never took it.
+///   order) and `withdraw`s it when the broker certainly never took it. A withdraw
+///   leaves the turn `withdrawn` even when it finds no entry: the register may have
+///   been cut at its time limit and still commit later, and must then find the turn
+///   withdrawn instead of entering a turn that blocks its session until its deadline.
 /// - A worker `claim`s a turn before generating: granted only when every earlier turn
 ///   of the session has ended and no other live attempt holds it. A redelivery (the
 ///   broker has given up on the earlier delivery of the same copy) takes the turn over
@@ -77,7 +80,7 @@ public enum TurnClaim: Sendable, Equatable {
 /// the database) is ordered against the others by the gateways' `sent_at`.
 public protocol TurnLedger: Sendable {
     func register(_ turn: TurnEnvelope) async throws(StoreError)
-    func withdraw(turnID: UUID) async throws(StoreError)
+    func withdraw(_ turn: TurnEnvelope) async throws(StoreError)
     func claim(_ turn: TurnEnvelope, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> TurnClaim
     /// Extends the hold; false when another attempt took the turn over (or it ended).
     func renew(turnID: UUID, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> Bool
