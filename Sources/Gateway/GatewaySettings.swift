@@ -121,6 +121,14 @@ struct GatewaySettings: Sendable {
                 refreshAfter: try environment.seconds("JWT_JWKS_REFRESH_SECONDS", default: .seconds(600), range: 10...86_400),
                 minRefetchInterval: try environment.seconds("JWT_JWKS_MIN_REFETCH_SECONDS", default: .seconds(30), range: 1...3600)
             )
+            // A provider signs tokens for every application it serves: without an
+            // audience, any of them would let its holder in here.
+            guard rules.claims.audience != nil else {
+                throw ConfigurationError(
+                    variable: "JWT_AUDIENCE",
+                    problem: "must be set with JWT_JWKS_URL: the identity provider signs tokens for other applications too; name this one's audience (its client id)"
+                )
+            }
             rules.keySet = .init(url: url, policy: policy)
         }
         guard !rules.apiKeys.isEmpty || !rules.algorithms.isEmpty else {

@@ -88,15 +88,15 @@ struct ConfigurationTests {
     }
 
     @Test func anIdentityProviderKeySetIsEnoughAndItsURLIsChecked() throws {
-        let idp = try GatewaySettings(environment: EnvironmentReader(["JWT_JWKS_URL": "https://id.example/realms/parley/protocol/openid-connect/certs"]))
+        let idp = try GatewaySettings(environment: EnvironmentReader(["JWT_JWKS_URL": "https://id.example/realms/parley/protocol/openid-connect/certs", "JWT_AUDIENCE": "parley"]))
         guard case .on(let rules) = idp.authentication else {
             Issue.record("authentication should be on")
             return
         }
         #expect(rules.algorithms == ["RS256", "ES256"])
         #expect(rules.keySet == .init(url: "https://id.example/realms/parley/protocol/openid-connect/certs", policy: .init(refreshAfter: .seconds(600), minRefetchInterval: .seconds(30))))
-        for (variable, value) in [("JWT_JWKS_URL", "id.example/certs"), ("JWT_JWKS_URL", "ftp://id.example/certs"), ("JWT_JWKS_REFRESH_SECONDS", "5")] {
-            var environment = ["JWT_JWKS_URL": "https://id.example/certs"]
+        for (variable, value) in [("JWT_JWKS_URL", "id.example/certs"), ("JWT_JWKS_URL", "ftp://id.example/certs"), ("JWT_JWKS_REFRESH_SECONDS", "5"), ("JWT_AUDIENCE", "")] {
+            var environment = ["JWT_JWKS_URL": "https://id.example/certs", "JWT_AUDIENCE": "parley"]
             environment[variable] = value
             #expect { try GatewaySettings(environment: EnvironmentReader(environment)) } throws: { error in
                 (error as? ConfigurationError)?.variable == variable

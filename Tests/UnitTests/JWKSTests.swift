@@ -191,6 +191,15 @@ struct HTTPKeySetSourceTests {
         let router = Router()
         router.get("/certs") { _, _ in Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: document))) }
         router.get("/down") { _, _ in Response(status: .badGateway) }
+        // Headers at once, then a body that never comes (found in review: the fetch
+        // and every handshake waiting on it hung for good).
+        router.get("/stalled") { _, _ in
+            Response(status: .ok, body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "{\"keys\":["))
+                try await Task.sleep(for: .seconds(3))
+                try await writer.finish(nil)
+            })
+        }
         router.get("/huge") { _, _ in
             Response(status: .ok, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: " "), count: JSONWebKeySet.maxBytes + 1)))
         }
@@ -207,6 +216,11 @@ struct HTTPKeySetSourceTests {
             await #expect(throws: KeySetError.unreadable("larger than \(JSONWebKeySet.maxBytes) bytes")) {
                 try await HTTPKeySetSource(client: client, url: "\(base)/huge").fetchKeySet()
             }
+            let started = ContinuousClock.now
+            await #expect(throws: KeySetError.fetchFailed("GET \(base)/stalled: no whole answer within 500 ms")) {
+                try await HTTPKeySetSource(client: client, url: "\(base)/stalled", timeout: .milliseconds(500)).fetchKeySet()
+            }
+            #expect(ContinuousClock.now - started < .seconds(5))
         }
     }
 }
