@@ -24,13 +24,13 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         name: "gateway-replies", endpoint: settings.broker.endpoint, topology: topology.gateway(id: settings.gatewayID),
         queue: topology.gatewayQueue(gatewayID: settings.gatewayID), prefetch: 1000, logger: logger
     )
-    let hub = SessionHub(
-        subscriptions: BrokerReplySubscriptions(consumer: replies, topology: topology),
-        maxWaitingTurns: settings.maxWaitingTurnsPerSession, replyTimeout: settings.replyTimeout, logger: logger
-    )
     let dispatcher = TurnDispatcher(
-        hub: hub, publisher: BrokerTurnPublisher(publisher: publisher, topology: topology),
+        publisher: BrokerTurnPublisher(publisher: publisher, topology: topology),
         ledger: PostgresTurnLedger(client: postgres, logger: logger, timeout: .seconds(2)), turnLifetime: settings.turnLifetime, logger: logger
+    )
+    let pipeline = TurnPipeline(
+        subscriptions: BrokerReplySubscriptions(consumer: replies, topology: topology), dispatcher: dispatcher,
+        maxWaitingTurns: settings.maxWaitingTurnsPerSession, replyTimeout: settings.replyTimeout, logger: logger
     )
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
     let contexts: any SessionContextSource =
@@ -44,13 +44,13 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
     let restTurns = RESTTurnTasks(maxRunning: settings.limits.maxRESTTurns)
     let limits = AbuseLimits(settings: settings.limits)
     let connections = ConnectionHandler(
-        hub: hub, store: store, registry: registry, dispatcher: dispatcher, decoder: decoder,
+        pipeline: pipeline, store: store, registry: registry, decoder: decoder,
         gatewayID: settings.gatewayID, maxFrameBytes: settings.maxFrameBytes, outboxCapacity: settings.outboxCapacity,
         maxSessionsPerSocket: settings.maxSessionsPerSocket, limits: limits, logger: logger
     )
     let authenticator = Authenticator(mode: settings.authentication, keys: identityProviderKeys(settings.authentication, client: httpClient, logger: logger))
     let rest = RESTAPI(
-        registry: registry, store: store, turns: TurnWaiter(hub: hub, dispatcher: dispatcher, tasks: restTurns, gatewayID: settings.gatewayID, logger: logger),
+        registry: registry, store: store, turns: TurnWaiter(pipeline: pipeline, tasks: restTurns, gatewayID: settings.gatewayID, logger: logger),
         reader: RESTRequestReader(
             authenticator: authenticator, adminKeys: settings.adminKeys, maxBodyBytes: settings.maxFrameBytes, defaultWait: settings.restWait,
             maxWait: settings.replyTimeout
@@ -134,10 +134,13 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         logger: logger
     )
     app.addServices(internalListener(settings: settings, health: health, logger: logger))
-    app.addServices(postgres, DatabaseStartupCheck(settings: settings.database, logger: logger), HTTPClientService(client: httpClient), publisher, replies, ReplyRouter(
-            consumer: replies, hub: hub, dispatcher: dispatcher,
-            recovery: ReplyRecovery(hub: hub, store: store, dispatcher: dispatcher, logger: logger), logger: logger
-        ), restTurns)
+    // The pipeline stops after the router and the REST turns, and before the broker
+    // connections it publishes and binds through.
+    let replyRouter = ReplyRouter(consumer: replies, pipeline: pipeline, recovery: ReplyRecovery(pipeline: pipeline, store: store, logger: logger), logger: logger)
+    app.addServices(
+        postgres, DatabaseStartupCheck(settings: settings.database, logger: logger), HTTPClientService(client: httpClient), publisher, replies,
+        pipeline, replyRouter, restTurns
+    )
     return app
 }
 

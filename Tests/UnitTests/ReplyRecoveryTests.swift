@@ -11,19 +11,28 @@ struct ReplyRecoveryTests {
 
     @Test func storedRepliesOfTurnsInFlightAreDeliveredOnceAndTheOthersWait() async throws {
         let store = InMemoryConversationStore()
-        let hub = SessionHub(subscriptions: RecordingSubscriptions(), maxWaitingTurns: 4, replyTimeout: .seconds(60), logger: logger)
         let publisher = ScriptedTurnPublisher(failing: [])
-        let dispatcher = TurnDispatcher(hub: hub, publisher: publisher, ledger: InMemoryTurnLedger(), turnLifetime: .seconds(50), logger: logger)
-        let socket = SocketOutbox(userID: "alice", capacity: 50, logger: logger)
+        let dispatcher = TurnDispatcher(publisher: publisher, ledger: InMemoryTurnLedger(), turnLifetime: .seconds(50), logger: logger)
+        let pipeline = TurnPipeline(subscriptions: RecordingSubscriptions(), dispatcher: dispatcher, maxWaitingTurns: 4, replyTimeout: .seconds(60), logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pipeline.run() }
+            defer { group.cancelAll() }
+            try await recoverAfterAReconnect(pipeline: pipeline, store: store)
+        }
+    }
+
+    func recoverAfterAReconnect(pipeline: TurnPipeline, store: InMemoryConversationStore) async throws {
+        let socket = FrameOutbox(userID: "alice", capacity: 50, logger: logger)
         var turns: [PendingTurn] = []
         for _ in 0..<2 {
             let session = SessionRecord(id: UUID(), userID: "alice", topicID: 1)
             try await store.createSession(session)
-            try await hub.attach(socket, to: session.id)
+            try await pipeline.attach(socket, to: session.id)
             let turn = PendingTurn(envelope: TurnEnvelope(kind: .message, sessionID: session.id, userID: "alice", content: "oi", gatewayID: "g"), origin: socket)
-            if let now = try await hub.submit(turn) { await dispatcher.publish(startingWith: now) }
+            try await pipeline.submit(turn)
             turns.append(turn)
         }
+        _ = try await eventually { await pipeline.turnsInFlight().count == 2 ? true : nil }
         // The first turn was answered (and completed its session) while the queue was
         // being replaced: its reply is stored, never delivered. The second is still
         // being generated.
@@ -33,10 +42,10 @@ struct ReplyRecoveryTests {
         )
         answered.completesSession = true
         _ = try await store.record(answered)
-        let recovery = ReplyRecovery(hub: hub, store: store, dispatcher: dispatcher, logger: logger)
+        let recovery = ReplyRecovery(pipeline: pipeline, store: store, logger: logger)
         #expect(await recovery.recover() == 1)
         #expect(await recovery.recover() == 0)
-        #expect(await hub.turnsInFlight().map(\.turnID) == [turns[1].envelope.turnID])
+        #expect(await pipeline.turnsInFlight().map(\.turnID) == [turns[1].envelope.turnID])
         socket.finish()
         var replies: [[String: Any]] = []
         for await frame in socket.frames {

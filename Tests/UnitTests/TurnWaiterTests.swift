@@ -12,23 +12,24 @@ struct TurnWaiterTests {
 
     struct Parts {
         let waiter: TurnWaiter
-        let hub: SessionHub
+        let pipeline: TurnPipeline
         let publisher: ScriptedTurnPublisher
     }
 
-    /// A waiter on an in-memory hub and a scripted broker, its turn tasks running.
+    /// A waiter on a pipeline over a scripted broker, its turn tasks running.
     func withWaiter(
         _ publisher: ScriptedTurnPublisher = ScriptedTurnPublisher(failing: []), doubt: Duration = .seconds(5),
         subscriptions: any ReplySubscriptions = RecordingSubscriptions(), _ body: (Parts) async throws -> Void
     ) async throws {
-        let hub = SessionHub(subscriptions: subscriptions, maxWaitingTurns: 4, replyTimeout: .seconds(60), logger: logger)
-        var dispatcher = TurnDispatcher(hub: hub, publisher: publisher, ledger: InMemoryTurnLedger(), turnLifetime: .seconds(50), logger: logger)
+        var dispatcher = TurnDispatcher(publisher: publisher, ledger: InMemoryTurnLedger(), turnLifetime: .seconds(50), logger: logger)
         dispatcher.doubtResolutionTime = doubt
+        let pipeline = TurnPipeline(subscriptions: subscriptions, dispatcher: dispatcher, maxWaitingTurns: 4, replyTimeout: .seconds(60), logger: logger)
         let tasks = RESTTurnTasks()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await tasks.run() }
+            group.addTask { await pipeline.run() }
             defer { group.cancelAll() }
-            try await body(Parts(waiter: TurnWaiter(hub: hub, dispatcher: dispatcher, tasks: tasks, gatewayID: "g", logger: logger), hub: hub, publisher: publisher))
+            try await body(Parts(waiter: TurnWaiter(pipeline: pipeline, tasks: tasks, gatewayID: "g", logger: logger), pipeline: pipeline, publisher: publisher))
         }
     }
 
@@ -64,10 +65,10 @@ struct TurnWaiterTests {
         try await withWaiter { parts in
             async let answer = parts.waiter.send(.message, content: "oi", to: session, userID: "alice", wait: .seconds(5))
             let turn = try await published(parts.publisher)
-            _ = await parts.hub.deliver(done(turn.turnID))
+            await parts.pipeline.deliver(done(turn.turnID))
             let reply = try await answer
             #expect(reply.turnID == turn.turnID && reply.message.content == "olá")
-            try await waitUntil { await !parts.hub.isTracking(session: session) }
+            try await waitUntil { await !parts.pipeline.isTracking(session: session) }
         }
     }
 
@@ -79,24 +80,26 @@ struct TurnWaiterTests {
             let turn = try await published(parts.publisher)
             #expect(error?.code == "reply_timeout" && error?.turnID == turn.turnID && error?.sessionID == session)
             // Still followed: the session stays bound until the reply arrives.
-            #expect(await parts.hub.isTracking(session: session))
-            _ = await parts.hub.deliver(done(turn.turnID))
-            try await waitUntil { await !parts.hub.isTracking(session: session) }
+            #expect(await parts.pipeline.isTracking(session: session))
+            await parts.pipeline.deliver(done(turn.turnID))
+            try await waitUntil { await !parts.pipeline.isTracking(session: session) }
         }
     }
 
     @Test func aTurnStillWaitingBehindAnotherWhenTheWaitEndsIsWithdrawnUnsent() async throws {
         try await withWaiter { parts in
-            let socket = SocketOutbox(userID: "alice", capacity: 50, logger: logger)
-            try await parts.hub.attach(socket, to: session)
+            let socket = FrameOutbox(userID: "alice", capacity: 50, logger: logger)
+            try await parts.pipeline.attach(socket, to: session)
             let first = PendingTurn(envelope: TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: "1", gatewayID: "g"), origin: socket)
-            if let now = try await parts.hub.submit(first) { await parts.waiter.dispatcher.publish(startingWith: now) }
+            try await parts.pipeline.submit(first)
             let error = await code { () async throws(FrameError) in
                 try await parts.waiter.send(.message, content: "2", to: session, userID: "alice", wait: .milliseconds(200))
             }
             #expect(error?.code == "session_busy" && error?.turnID == nil)
             // The first turn's reply frees the session, and no turn is next in line.
-            #expect(await parts.hub.deliver(done(first.envelope.turnID)) == nil)
+            _ = try await published(parts.publisher)
+            await parts.pipeline.deliver(done(first.envelope.turnID))
+            try await Task.sleep(for: .milliseconds(50))
             #expect(parts.publisher.published.withLock { $0.map(\.content) } == ["1"])
         }
     }
@@ -106,10 +109,10 @@ struct TurnWaiterTests {
         try await withWaiter(publisher, doubt: .milliseconds(100)) { parts in
             async let answer = parts.waiter.send(.message, content: "oi", to: session, userID: "alice", wait: .seconds(5))
             let turn = try await published(parts.publisher)
-            // Once the dispatcher gives up re-publishing, the hub counts the turn as in
+            // Once the dispatcher gives up re-publishing, the pipeline counts the turn as in
             // flight (it may be in the queue) and the listener has heard `unconfirmed`.
-            try await waitUntil { await parts.hub.turnsInFlight().contains { $0.turnID == turn.turnID } }
-            _ = await parts.hub.deliver(done(turn.turnID, "apesar de tudo"))
+            try await waitUntil { await parts.pipeline.turnsInFlight().contains { $0.turnID == turn.turnID } }
+            await parts.pipeline.deliver(done(turn.turnID, "apesar de tudo"))
             #expect(try await answer.message.content == "apesar de tudo")
         }
     }

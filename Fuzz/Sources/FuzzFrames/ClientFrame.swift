@@ -1,1 +1,1 @@
-../../../Sources/Gateway/Frames/ClientFrame.swift
+../../../Sources/Gateway/WebSocket/ClientFrame.swift

@@ -13,8 +13,7 @@ import Shared
 /// the wait ends while the turn still waits behind the session's previous one, it is
 /// withdrawn: nothing was sent, and the client is told so (`session_busy`).
 struct TurnWaiter: Sendable {
-    let hub: SessionHub
-    let dispatcher: TurnDispatcher
+    let pipeline: TurnPipeline
     let tasks: RESTTurnTasks
     let gatewayID: String
     let logger: Logger
@@ -52,14 +51,14 @@ struct TurnWaiter: Sendable {
         logger[metadataKey: "session_id"] = "\(sessionID.lowercased)"
         logger[metadataKey: "turn_id"] = "\(envelope.turnID.lowercased)"
         // Deltas are not needed here: a small outbox drops them and keeps the rest.
-        let listener = SocketOutbox(userID: userID, capacity: 64, logger: logger)
+        let listener = FrameOutbox(userID: userID, capacity: 64, logger: logger)
         let progress = Progress()
         // The request waits on this stream, which (unlike `Task.value`) stops waiting
         // when the request's task is cancelled.
         let (results, report) = AsyncStream.makeStream(of: Result<ReplyEnvelope.Done, FrameError>.self, bufferingPolicy: .bufferingNewest(1))
-        let (hub, dispatcher, turnLogger) = (self.hub, self.dispatcher, logger)
+        let (pipeline, turnLogger) = (self.pipeline, logger)
         let started = tasks.start {
-            let result = await Self.drive(envelope, listener: listener, progress: progress, hub: hub, dispatcher: dispatcher, logger: turnLogger)
+            let result = await Self.drive(envelope, listener: listener, progress: progress, pipeline: pipeline, logger: turnLogger)
             progress.finish(with: result)
             report.yield(result)
             report.finish()
@@ -77,7 +76,7 @@ struct TurnWaiter: Sendable {
             result = nil
         }
         if let result { return try result.get() }
-        if !progress.isAccepted, await hub.cancel(envelope.turnID, from: listener) == .droppedWhileWaiting {
+        if !progress.isAccepted, await pipeline.withdraw(envelope.turnID, from: listener) {
             logger.info("REST request stopped waiting before its turn was sent; withdrawn")
             throw FrameError(
                 code: "session_busy",
@@ -103,33 +102,31 @@ struct TurnWaiter: Sendable {
     /// Submits the turn as a listener of its session, publishes it when the session
     /// is free, and waits for its end.
     private static func drive(
-        _ envelope: TurnEnvelope, listener: SocketOutbox, progress: Progress, hub: SessionHub, dispatcher: TurnDispatcher, logger: Logger
+        _ envelope: TurnEnvelope, listener: FrameOutbox, progress: Progress, pipeline: TurnPipeline, logger: Logger
     ) async -> Result<ReplyEnvelope.Done, FrameError> {
         defer { listener.finish() }
         do {
-            try await hub.attach(listener, to: envelope.sessionID)
+            try await pipeline.attach(listener, to: envelope.sessionID)
         } catch {
             logger.warning("cannot route the session's replies here", metadata: ["error": "\(error)"])
             return .failure(FrameError(code: "unavailable", message: "the message broker is unavailable; nothing was sent, try again shortly"))
         }
         let outcome: Result<ReplyEnvelope.Done, FrameError>
         do {
-            if let publishNow = try await hub.submit(PendingTurn(envelope: envelope, origin: listener, announcesAcceptance: true)) {
-                await dispatcher.publish(startingWith: publishNow)
-            }
+            try await pipeline.submit(PendingTurn(envelope: envelope, origin: listener, announcesAcceptance: true))
             outcome = await Self.outcome(of: envelope.turnID, from: listener, progress: progress)
         } catch {
             outcome = .failure(error)
         }
-        await hub.detach(listener)
+        await pipeline.detach(listener)
         return outcome
     }
 
     /// Reads the listener's frames until the turn's reply or its final error. An
     /// `unconfirmed` publish is not final: the turn may still be answered, and the
-    /// hub ends it with its reply or `reply_timeout`.
+    /// pipeline ends it with its reply or `reply_timeout`.
     private static func outcome(
-        of turnID: UUID, from listener: SocketOutbox, progress: Progress
+        of turnID: UUID, from listener: FrameOutbox, progress: Progress
     ) async -> Result<ReplyEnvelope.Done, FrameError> {
         for await frame in listener.frames {
             listener.didWrite()

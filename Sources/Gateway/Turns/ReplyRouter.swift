@@ -3,14 +3,13 @@ import Logging
 import ServiceLifecycle
 import Shared
 
-/// Consumes this gateway's reply queue and hands each envelope to the hub, which
-/// fans it out to the session's sockets. Also expires turns whose reply is overdue,
+/// Consumes this gateway's reply queue and hands each envelope to the pipeline,
+/// which fans it out to the session's listeners. Also expires turns whose reply is overdue,
 /// and after a reconnect of the queue looks for replies it may have missed
 /// (`ReplyRecovery`).
 struct ReplyRouter: Service {
     let consumer: AMQPConsumer
-    let hub: SessionHub
-    let dispatcher: TurnDispatcher
+    let pipeline: TurnPipeline
     let recovery: ReplyRecovery
     let logger: Logger
 
@@ -20,9 +19,7 @@ struct ReplyRouter: Service {
             for await delivery in consumer.deliveries.cancelOnGracefulShutdown() {
                 do {
                     let reply = try EnvelopeCoding.decode(ReplyEnvelope.self, from: delivery.body)
-                    if let next = await hub.deliver(reply) {
-                        group.addTask { await dispatcher.publish(startingWith: next) }
-                    }
+                    await pipeline.deliver(reply)
                 } catch {
                     logger.error("undecodable reply envelope dropped", metadata: ["error": "\(error)", "routing_key": "\(delivery.routingKey)"])
                 }
@@ -35,8 +32,8 @@ struct ReplyRouter: Service {
     /// Every second: expires overdue turns; after a reconnect (a new connection
     /// generation, past the first) recovers stored replies, at once and again 5 s
     /// later, when the new queue's bindings are surely in place. Recovery (database
-    /// reads) and the publishing of the turns freed run as child tasks: a slow
-    /// database or broker must not delay the next second's `reply_timeout`s.
+    /// reads) runs in child tasks: a slow database must not delay the next second's
+    /// `reply_timeout`s.
     private func expireOverdueTurns() async {
         await withDiscardingTaskGroup { group in
             var generation = consumer.connectionGeneration
@@ -58,9 +55,7 @@ struct ReplyRouter: Service {
                     recoverAgainAt = nil
                     group.addTask { await recovery.recover() }
                 }
-                for turn in await hub.expireOverdueTurns(now: .now) {
-                    group.addTask { await dispatcher.publish(startingWith: turn) }
-                }
+                await pipeline.expireOverdueTurns(now: .now)
             }
             group.cancelAll()
         }

@@ -8,12 +8,6 @@ protocol TurnPublishing: Sendable {
     func cancel(turnID: UUID, sessionID: UUID) async throws(AMQPError)
 }
 
-/// Routes the replies of a session to this gateway (binds its reply queue).
-protocol ReplySubscriptions: Sendable {
-    func subscribe(session: UUID) async throws(AMQPError)
-    func unsubscribe(session: UUID) async throws(AMQPError)
-}
-
 /// `TurnPublishing` on RabbitMQ: persistent, mandatory, with a confirm.
 struct BrokerTurnPublisher: TurnPublishing {
     let publisher: AMQPPublisher
@@ -36,32 +30,5 @@ struct BrokerTurnPublisher: TurnPublishing {
                 messageID: "\(turnID.lowercased).cancel", type: "control.cancel", persistent: false
             )
         )
-    }
-}
-
-/// `ReplySubscriptions` on RabbitMQ: binds the gateway's exclusive queue to the
-/// replies exchange with the session id as routing key.
-struct BrokerReplySubscriptions: ReplySubscriptions {
-    let consumer: AMQPConsumer
-    let topology: ParleyTopology
-
-    func subscribe(session: UUID) async throws(AMQPError) {
-        try await consumer.bind(exchange: topology.repliesExchange, routingKey: session.lowercased)
-    }
-
-    func unsubscribe(session: UUID) async throws(AMQPError) {
-        try await consumer.unbind(exchange: topology.repliesExchange, routingKey: session.lowercased)
-    }
-}
-
-extension AMQPError {
-    /// The error frame a client sees when its turn could not be handed to the broker.
-    var clientFrame: (code: String, message: String) {
-        switch self {
-        case .nacked:
-            ("overloaded", "Parley is overloaded (the turn queue is full); your message was not accepted, try again shortly")
-        default:
-            ("unavailable", "the message broker is unavailable; your message was not accepted, try again shortly")
-        }
     }
 }

@@ -2,30 +2,29 @@ import Foundation
 import Logging
 import Shared
 
-/// Publishes the turns the hub releases, one after another, and reports each
-/// outcome back to the hub (which may release the session's next turn).
+/// Hands one turn to the broker: enters it in its session's order (the ledger),
+/// publishes it until the broker confirms or refuses it, and withdraws it from the
+/// order when it was certainly not sent. `TurnPipeline` calls it for each turn its
+/// sessions release and performs what the outcome means for the session.
 struct TurnDispatcher: Sendable {
-    let hub: SessionHub
     let publisher: any TurnPublishing
     /// Where each turn takes its place in its session's order before it is published:
     /// workers generate a session's turns in that order, whichever gateway sent them.
     let ledger: any TurnLedger
     /// How long a worker may take for a turn, from its publication; kept shorter than
-    /// the hub's reply timeout so that no worker still works on a turn when the hub
-    /// gives up on it and releases the session's next one.
+    /// the pipeline's reply timeout so that no worker still works on a turn when the
+    /// pipeline gives up on it and releases the session's next one.
     let turnLifetime: Duration
     /// How long to keep re-publishing a turn whose first publish went unconfirmed.
     var doubtResolutionTime: Duration = .seconds(20)
     let logger: Logger
 
-    func publish(startingWith first: PendingTurn?) async {
-        var next = first
-        while var turn = next {
-            turn.envelope.deadline = Date().addingTimeInterval(turnLifetime.timeInterval)
-            let outcome = await registerAndPublish(turn)
-            ParleyMetrics.turnsPublished.increment(by: 1, [("outcome", outcome.label)])
-            next = await hub.published(turn, outcome: outcome)
-        }
+    func publish(_ turn: PendingTurn) async -> PublishOutcome {
+        var turn = turn
+        turn.envelope.deadline = Date().addingTimeInterval(turnLifetime.timeInterval)
+        let outcome = await registerAndPublish(turn)
+        ParleyMetrics.turnsPublished.increment(by: 1, [("outcome", outcome.label)])
+        return outcome
     }
 
     private func registerAndPublish(_ turn: PendingTurn) async -> PublishOutcome {
@@ -89,17 +88,6 @@ struct TurnDispatcher: Sendable {
                 logger.warning("turn publish unconfirmed; publishing it again", metadata: metadata)
                 try? await Task.sleep(for: backoff.next())
             }
-        }
-    }
-}
-
-extension PublishOutcome {
-    /// The `outcome` label of `parley_gateway_turns_published_total`.
-    var label: String {
-        switch self {
-        case .confirmed: "confirmed"
-        case .refused: "refused"
-        case .uncertain: "uncertain"
         }
     }
 }

@@ -7,10 +7,9 @@ import Shared
 /// session operations, and a writer that drains the socket's outbox. Every bad
 /// frame gets an error frame and the socket stays open.
 struct ConnectionHandler: Sendable {
-    let hub: SessionHub
+    let pipeline: TurnPipeline
     let store: any ConversationStore
     let registry: SessionRegistry
-    let dispatcher: TurnDispatcher
     let decoder: ClientFrameDecoder
     let gatewayID: String
     let maxFrameBytes: Int
@@ -21,7 +20,7 @@ struct ConnectionHandler: Sendable {
 
     /// State of one socket, owned by its reader.
     private struct Socket {
-        let outbox: SocketOutbox
+        let outbox: FrameOutbox
         var currentSession: UUID?
         var openSessions: Set<UUID> = []
     }
@@ -31,7 +30,7 @@ struct ConnectionHandler: Sendable {
     func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, userID: String) async throws {
         var logger = self.logger
         logger[metadataKey: "user_id"] = "\(userID)"
-        let outbox = SocketOutbox(userID: userID, capacity: outboxCapacity, logger: logger)
+        let outbox = FrameOutbox(userID: userID, capacity: outboxCapacity, logger: logger)
         logger[metadataKey: "socket_id"] = "\(outbox.id)"
         logger.info("socket connected")
         ParleyMetrics.wsConnects.increment()
@@ -70,7 +69,7 @@ struct ConnectionHandler: Sendable {
                 readError = error
             }
             outbox.finish()
-            await hub.detach(outbox)
+            await pipeline.detach(outbox)
         }
         logger.info("socket closed")
         if let readError { throw readError }
@@ -107,9 +106,9 @@ struct ConnectionHandler: Sendable {
                 socket.currentSession = target
                 try await submit(.message, content: content, clientMessageID: clientMessageID, to: target, socket: socket, logger: logger)
             case .cancel(let turnID, let sessionID):
-                try await cancel(turnID, in: sessionID, socket: socket)
+                try await pipeline.cancel(turnID, in: sessionID, from: socket.outbox)
             case .resume(let sessionID, let afterID):
-                // Live frames wait until the history is out (see SocketOutbox).
+                // Live frames wait until the history is out (see FrameOutbox).
                 socket.outbox.hold()
                 do {
                     let session = try await openForReading(sessionID, socket: &socket)
@@ -152,29 +151,6 @@ struct ConnectionHandler: Sendable {
             case .cancel, .resume: break
             }
             throw error
-        }
-    }
-
-    /// Cancels a turn: a waiting one here, one in flight by a signal to the workers.
-    /// The turn's reply then says `cancelled` and holds what was generated.
-    private func cancel(_ turnID: UUID, in sessionID: UUID?, socket: Socket) async throws(FrameError) {
-        let target: UUID
-        switch await hub.cancel(turnID, from: socket.outbox) {
-        case .droppedWhileWaiting:
-            return
-        case .inFlight(let sessionID):
-            target = sessionID
-        case .unknown:
-            // Sent from another gateway, perhaps: any session this socket holds will do.
-            guard let sessionID, socket.openSessions.contains(sessionID) else {
-                throw FrameError(code: "turn_not_found", message: "no turn \(turnID.lowercased) in progress in a session of this socket")
-            }
-            target = sessionID
-        }
-        do {
-            try await dispatcher.publisher.cancel(turnID: turnID, sessionID: target)
-        } catch {
-            throw FrameError(code: "unavailable", message: "the message broker is unavailable; the turn was not cancelled")
         }
     }
 
@@ -231,7 +207,7 @@ struct ConnectionHandler: Sendable {
         if !socket.openSessions.contains(sessionID) {
             try await attach(sessionID, socket: &socket, requestID: nil, clientMessageID: nil)
         }
-        if session.status != .active { await hub.noteCompleted(sessionID) }
+        if session.status != .active { await pipeline.noteCompleted(sessionID) }
         return session
     }
 
@@ -246,7 +222,7 @@ struct ConnectionHandler: Sendable {
             )
         }
         do {
-            try await hub.attach(socket.outbox, to: sessionID)
+            try await pipeline.attach(socket.outbox, to: sessionID)
         } catch {
             throw FrameError(
                 code: "unavailable", message: "the message broker is unavailable; try again shortly", requestID: requestID, clientMessageID: clientMessageID
@@ -262,8 +238,6 @@ struct ConnectionHandler: Sendable {
             kind: kind, sessionID: sessionID, userID: socket.outbox.userID, content: content, clientMessageID: clientMessageID, gatewayID: gatewayID
         )
         logger.debug("turn submitted", metadata: ["session_id": "\(sessionID.lowercased)", "turn_id": "\(envelope.turnID.lowercased)"])
-        if let publishNow = try await hub.submit(PendingTurn(envelope: envelope, origin: socket.outbox)) {
-            await dispatcher.publish(startingWith: publishNow)
-        }
+        try await pipeline.submit(PendingTurn(envelope: envelope, origin: socket.outbox))
     }
 }

@@ -18,7 +18,7 @@ import Synchronization
 /// No reply is dropped silently: a socket that stops reading until its queue is full
 /// of replies is *overrun* — the queue ends, and the writer closes the socket with
 /// 1013 (try again later), so that the client reconnects and resumes.
-final class SocketOutbox: Sendable {
+final class FrameOutbox: Sendable {
     private struct Held {
         var frames: [ServerFrame] = []
         var missed = false

@@ -6,20 +6,19 @@ import Shared
 /// queue may have swallowed. The queue is exclusive to the connection: while the
 /// gateway reconnects to the broker, replies routed to it have nowhere to go. A turn
 /// whose reply is stored by then is answered from the database (a reply that arrives
-/// through the queue as well is dropped by the hub as a duplicate); one still being
+/// through the queue as well is dropped by the pipeline as a duplicate); one still being
 /// generated is answered through the new queue. Replies that are not stored (errors)
 /// still end in `reply_timeout`.
 struct ReplyRecovery: Sendable {
-    let hub: SessionHub
+    let pipeline: TurnPipeline
     let store: any ConversationStore
-    let dispatcher: TurnDispatcher
     let logger: Logger
 
     /// Delivers the stored replies of the turns in flight; returns how many it found.
     @discardableResult
     func recover() async -> Int {
         var recovered = 0
-        for (sessionID, turnID) in await hub.turnsInFlight() {
+        for (sessionID, turnID) in await pipeline.turnsInFlight() {
             let message: ChatMessage?
             let status: SessionRecord.Status?
             do {
@@ -39,7 +38,7 @@ struct ReplyRecovery: Sendable {
                 )
             )
             recovered += 1
-            if let next = await hub.deliver(reply) { await dispatcher.publish(startingWith: next) }
+            await pipeline.deliver(reply)
         }
         return recovered
     }
