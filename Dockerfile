@@ -27,8 +27,10 @@ WORKDIR /src
 COPY Package.swift Package.resolve[d] ./
 RUN swift package resolve
 
-# SwiftPM checks every target's directory, the test targets' too.
+# SwiftPM checks every target's directory, the test targets' too; Plugins/ holds
+# the build plugin that embeds the gateway's OpenAPI document and docs page.
 COPY Sources ./Sources
+COPY Plugins ./Plugins
 COPY Tests ./Tests
 
 # Every executable product (parley-gateway, parley-worker, parley-llm-sim); test

@@ -47,6 +47,10 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Embeds Sources/Gateway/Assets (the OpenAPI document, the docs page) in the
+        // binary at build time: no resource bundle to ship beside it.
+        .executableTarget(name: "AssetEmbedder"),
+        .plugin(name: "EmbedAssets", capability: .buildTool(), dependencies: ["AssetEmbedder"]),
         .executableTarget(
             name: "Gateway",
             dependencies: [
@@ -57,7 +61,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            exclude: ["Assets"],
+            plugins: ["EmbedAssets"]
         ),
         .executableTarget(
             name: "Worker",
@@ -81,6 +87,8 @@ let package = Package(
             dependencies: [
                 "Shared", "Gateway", "Worker", "LLMSim",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

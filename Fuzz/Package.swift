@@ -13,11 +13,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "4.0.0"..<"5.0.0"),
     ],
     targets: [
-        .executableTarget(name: "FuzzFrames"),
+        // The project's ErrorCode, which the frame decoder's and the token readers' errors carry.
+        .target(name: "Shared"),
+        .executableTarget(name: "FuzzFrames", dependencies: ["Shared"]),
         .executableTarget(name: "FuzzSSE"),
         .executableTarget(
             name: "FuzzJWT",
             dependencies: [
+                "Shared",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]

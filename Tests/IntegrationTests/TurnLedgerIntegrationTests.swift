@@ -218,7 +218,7 @@ struct TurnLedgerIntegrationTests {
             try await f.ledger.register(turn)
             let copy = UUID()
             #expect(try await f.ledger.claim(turn, attempt: LedgerAttempt(copy: copy), holdFor: .seconds(10)) == .granted(attemptNumber: 1))
-            let failure = SettledFailure(code: "expired", message: "too late")
+            let failure = SettledFailure(code: .expired, message: "too late")
             #expect(try await f.ledger.settle(turnID: turn.turnID, attempt: LedgerAttempt(copy: UUID()), as: .failed, failure: failure) == false)
             #expect(try await f.ledger.settle(turnID: turn.turnID, attempt: LedgerAttempt(takeover: true, copy: copy), as: .failed, failure: failure))
             // And any later delivery learns the error reply it ended with.

@@ -180,7 +180,7 @@ struct WorkerPipelineTests {
                 Issue.record("expected an error envelope")
                 return
             }
-            #expect(failure.code == "session_not_found")
+            #expect(failure.code == .sessionNotFound)
             #expect(model.calls.load(ordering: .relaxed) == 0)
         }
     }

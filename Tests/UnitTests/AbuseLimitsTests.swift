@@ -55,8 +55,8 @@ struct AbuseLimitsTests {
         let limiter = RateLimiter(.init(perMinute: 6, burst: 1))
         #expect(throws: Never.self) { try AbuseLimits.check(limiter, "alice", what: "messages") }
         #expect { try AbuseLimits.check(limiter, "alice", what: "messages") } throws: { error in
-            let error = error as? FrameError
-            return error?.code == "rate_limited" && error?.retryAfter == 10
+            let error = error as? ClientError
+            return error?.code == .rateLimited && error?.retryAfter == 10
         }
     }
 

@@ -43,25 +43,25 @@ struct ClientFrameTests {
     ])
     func badFramesGetTheirCode(text: String, code: String) {
         #expect { try decoder.decode(text) } throws: { error in
-            (error as? FrameError)?.code == code
+            (error as? ClientError)?.code.rawValue == code
         }
     }
 
     @Test func aWrongTypeNamesTheField() {
         #expect { try decoder.decode(#"{"type":"start","course_id":"two"}"#) } throws: { error in
-            (error as? FrameError)?.message == "\"course_id\" must be a whole number"
+            (error as? ClientError)?.message == "\"course_id\" must be a whole number"
         }
     }
 
     @Test func errorsEchoTheClientsIdentifiers() {
         #expect { try decoder.decode(#"{"type":"message","content":"12345678901","client_msg_id":"c9"}"#) } throws: { error in
-            (error as? FrameError)?.clientMessageID == "c9"
+            (error as? ClientError)?.clientMessageID == "c9"
         }
         #expect { try decoder.decode(#"{"type":"message","content":5,"client_msg_id":"c8"}"#) } throws: { error in
-            (error as? FrameError)?.clientMessageID == "c8"
+            (error as? ClientError)?.clientMessageID == "c8"
         }
         #expect { try decoder.decode(#"{"type":"dance","request_id":"r9"}"#) } throws: { error in
-            (error as? FrameError)?.requestID == "r9"
+            (error as? ClientError)?.requestID == "r9"
         }
     }
 }
@@ -74,7 +74,7 @@ struct ServerFrameTests {
 
     @Test func errorFramesCarryCodeMessageAndContext() throws {
         let turn = UUID()
-        let json = try object(.error(code: "forbidden", message: "no", context: .init(turnID: turn, clientMessageID: "c1")))
+        let json = try object(.error(code: .forbidden, message: "no", context: .init(turnID: turn, clientMessageID: "c1")))
         #expect(json["type"] as? String == "error")
         #expect(json["code"] as? String == "forbidden")
         #expect(json["message"] as? String == "no")

@@ -27,7 +27,7 @@ struct EnvelopeTests {
         let replies: [ReplyEnvelope] = [
             .delta(.init(sessionID: session, turnID: turn, index: 3, text: "o")),
             .done(.init(sessionID: session, turnID: turn, message: message, status: "active", completed: false, usage: .init(promptTokens: 5, completionTokens: 2))),
-            .error(.init(sessionID: session, turnID: turn, code: "llm_unavailable", message: "down")),
+            .error(.init(sessionID: session, turnID: turn, code: .llmUnavailable, message: "down")),
         ]
         for reply in replies {
             let bytes = EnvelopeCoding.encode(reply)

@@ -58,8 +58,13 @@ struct MetricsTests {
     /// Label values come from fixed sets: an HTTP method or an error code a peer made up
     /// would otherwise grow the series without bound.
     @Test func labelValuesFromOutsideAreBounded() {
-        #expect(ParleyMetrics.errorCodeLabel("llm_unavailable") == "llm_unavailable")
-        #expect(ParleyMetrics.errorCodeLabel("x\(UUID())") == "other")
+        let madeUp = #"{"v":1,"kind":"error","session_id":"\#(UUID())","turn_id":"\#(UUID())","code":"x\#(UUID())","message":"?"}"#
+        let failure = try? EnvelopeCoding.decode(ReplyEnvelope.self, from: Data(madeUp.utf8))
+        guard case .error(let read) = failure else {
+            Issue.record("a failure with an unknown code was not read")
+            return
+        }
+        #expect(read.code == .unavailable)
         #expect(ParleyMetrics.standardHTTPMethods.contains("GET"))
         #expect(!ParleyMetrics.standardHTTPMethods.contains("BREW"))
     }

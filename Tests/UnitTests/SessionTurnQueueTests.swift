@@ -80,7 +80,7 @@ struct SessionTurnQueueTests {
             _ = try turns.submit(turn("4"), now: at(0))
             Issue.record("a fourth turn was taken")
         } catch {
-            #expect(error.code == "too_many_pending" && error.clientMessageID == "4")
+            #expect(error.code == .tooManyPending && error.clientMessageID == "4")
         }
     }
 
@@ -115,7 +115,7 @@ struct SessionTurnQueueTests {
         _ = try turns.submit(b, now: at(0))
         #expect(words(turns.published(a.turnID, outcome: .refused(.nacked(exchange: "x", routingKey: "y")), now: at(0))) == ["send:error/overloaded:a", "publish:b"])
         #expect(words(turns.published(b.turnID, outcome: .refused(.notConnected("down")), now: at(0)), notes: true) == [
-            "send:error/unavailable:b", "note:failed(code: \"unavailable\")",
+            "send:error/unavailable:b", "note:failed(code: Shared.ErrorCode.unavailable)",
         ])
         #expect(turns.isIdle)
     }
@@ -168,7 +168,7 @@ struct SessionTurnQueueTests {
         _ = turns.published(last.turnID, outcome: .confirmed, now: at(0))
         #expect(words(turns.deliver(done(last, completed: true), now: at(1))) == ["broadcast:reply", "send:error/session_completed:extra"])
         #expect(turns.isCompleted && turns.isIdle)
-        #expect(throws: FrameError.self) { _ = try turns.submit(turn("more"), now: at(2)) }
+        #expect(throws: ClientError.self) { _ = try turns.submit(turn("more"), now: at(2)) }
     }
 
     @Test func onlyAWaitingTurnCanBeWithdrawn() throws {
@@ -205,7 +205,7 @@ struct SessionTurnQueueTests {
         #expect(first.contains("note:firstDelta(after: 2.0 seconds)") && !second.contains { $0.contains("firstDelta") })
         #expect(words(turns.deliver(done(one), now: at(5)), notes: true).contains("note:answered(after: 5.0 seconds)"))
         // Another gateway's turn failing in this session: shown, not counted here.
-        let foreign = ReplyEnvelope.error(.init(sessionID: session, turnID: UUID(), code: "llm_unavailable", message: "down"))
+        let foreign = ReplyEnvelope.error(.init(sessionID: session, turnID: UUID(), code: .llmUnavailable, message: "down"))
         #expect(words(turns.deliver(foreign, now: at(6)), notes: true) == ["note:delivered(kind: \"error\")", "broadcast:error/llm_unavailable"])
     }
 }

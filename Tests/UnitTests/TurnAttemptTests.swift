@@ -184,7 +184,7 @@ struct TurnAttemptTests {
             Issue.record("T2 was answered in a completed session")
             return
         }
-        #expect(failure.code == "session_completed")
+        #expect(failure.code == .sessionCompleted)
         #expect(model.callCount == 0)
     }
 

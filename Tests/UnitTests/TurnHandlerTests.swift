@@ -124,7 +124,7 @@ struct TurnHandlerTests {
             Issue.record("expected an error reply, got \(reply)")
             return
         }
-        #expect(failure.code == "llm_unavailable")
+        #expect(failure.code == .llmUnavailable)
         #expect(try await store.recentMessages(session: sessionID, limit: 10).isEmpty)
     }
 
@@ -153,8 +153,8 @@ struct TurnHandlerTests {
             Issue.record("expected error replies")
             return
         }
-        #expect(first.code == "session_not_found")
-        #expect(second.code == "forbidden")
+        #expect(first.code == .sessionNotFound)
+        #expect(second.code == .forbidden)
         #expect(model.callCount == 0)
     }
 
@@ -198,7 +198,7 @@ struct TurnHandlerTests {
             Issue.record("expected an error reply")
             return
         }
-        #expect(failure.code == "expired")
+        #expect(failure.code == .expired)
         #expect(model.callCount == 0)
         var answered = message("cedo", in: sessionID)
         _ = try await handler(model).reply(to: answered, logger: logger)
@@ -231,7 +231,7 @@ struct TurnHandlerTests {
             Issue.record("expected an error reply")
             return
         }
-        #expect(failure.code == "session_completed")
+        #expect(failure.code == .sessionCompleted)
     }
 
     /// A learner who talks the model into writing the marker of the documentation

@@ -52,7 +52,7 @@ struct TurnWaiterTests {
         throw CancellationError()
     }
 
-    func code(_ body: () async throws(FrameError) -> ReplyEnvelope.Done) async -> FrameError? {
+    func code(_ body: () async throws(ClientError) -> ReplyEnvelope.Done) async -> ClientError? {
         do {
             _ = try await body()
             return nil
@@ -74,11 +74,11 @@ struct TurnWaiterTests {
 
     @Test func aWaitEndingAfterTheBrokerTookTheTurnIsATimeoutAndTheTurnGoesOn() async throws {
         try await withWaiter { parts in
-            let error = await code { () async throws(FrameError) in
+            let error = await code { () async throws(ClientError) in
                 try await parts.waiter.send(.message, content: "oi", to: session, userID: "alice", wait: .milliseconds(200))
             }
             let turn = try await published(parts.publisher)
-            #expect(error?.code == "reply_timeout" && error?.turnID == turn.turnID && error?.sessionID == session)
+            #expect(error?.code == .replyTimeout && error?.turnID == turn.turnID && error?.sessionID == session)
             // Still followed: the session stays bound until the reply arrives.
             #expect(await parts.pipeline.isTracking(session: session))
             await parts.pipeline.deliver(done(turn.turnID))
@@ -92,10 +92,10 @@ struct TurnWaiterTests {
             try await parts.pipeline.attach(socket, to: session)
             let first = PendingTurn(envelope: TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: "1", gatewayID: "g"), origin: socket)
             try await parts.pipeline.submit(first)
-            let error = await code { () async throws(FrameError) in
+            let error = await code { () async throws(ClientError) in
                 try await parts.waiter.send(.message, content: "2", to: session, userID: "alice", wait: .milliseconds(200))
             }
-            #expect(error?.code == "session_busy" && error?.turnID == nil)
+            #expect(error?.code == .sessionBusy && error?.turnID == nil)
             // The first turn's reply frees the session, and no turn is next in line.
             _ = try await published(parts.publisher)
             await parts.pipeline.deliver(done(first.envelope.turnID))
@@ -123,14 +123,14 @@ struct TurnWaiterTests {
         let publisher = ScriptedTurnPublisher(failing: [.nacked(exchange: "t", routingKey: "turn")])
         publisher.hold.withLock { $0 = Gate() }
         try await withWaiter(publisher) { parts in
-            async let answer = code { () async throws(FrameError) in
+            async let answer = code { () async throws(ClientError) in
                 try await parts.waiter.send(.message, content: "oi", to: session, userID: "alice", wait: .milliseconds(100))
             }
             _ = try await published(parts.publisher)
             try await Task.sleep(for: .milliseconds(300))  // the wait is over; the broker has not answered yet
             publisher.hold.withLock { $0 }?.open()
             let error = await answer
-            #expect(error?.code == "overloaded", "\(String(describing: error))")
+            #expect(error?.code == .overloaded, "\(String(describing: error))")
         }
     }
 
@@ -139,13 +139,13 @@ struct TurnWaiterTests {
     @Test func aWaitEndingWhileTheBindIsUndecidedWaitsForIt() async throws {
         let subscriptions = HeldSubscriptions()
         try await withWaiter(subscriptions: subscriptions) { parts in
-            async let answer = code { () async throws(FrameError) in
+            async let answer = code { () async throws(ClientError) in
                 try await parts.waiter.send(.message, content: "oi", to: session, userID: "alice", wait: .milliseconds(100))
             }
             try await Task.sleep(for: .milliseconds(300))
             subscriptions.release.open()
             let error = await answer
-            #expect(error?.code == "unavailable", "\(String(describing: error))")
+            #expect(error?.code == .unavailable, "\(String(describing: error))")
             #expect(parts.publisher.published.withLock { $0.isEmpty })
         }
     }

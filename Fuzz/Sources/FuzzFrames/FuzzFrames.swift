@@ -2,9 +2,10 @@
 // into a valid `ClientFrame` or refused with one of the codes docs/protocol.md lists;
 // a decoded message's content is never empty, too long or holding a NUL.
 import Foundation
+import Shared
 
 let decoder = ClientFrameDecoder(maxContentCharacters: 4000)
-let refusals: Set<String> = ["malformed_frame", "unknown_type", "empty_content", "content_too_long", "invalid_content"]
+let refusals: Set<ErrorCode> = [.malformedFrame, .unknownType, .emptyContent, .contentTooLong, .invalidContent]
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzFrame(_ start: UnsafeRawPointer, _ count: Int) -> CInt {

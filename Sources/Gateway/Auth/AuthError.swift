@@ -1,3 +1,5 @@
+import Shared
+
 /// Why a token was refused.
 enum AuthError: Error, Equatable, Sendable {
     case missingToken
@@ -9,13 +11,13 @@ enum AuthError: Error, Equatable, Sendable {
     /// `?user=` (authentication off) is not a possible user id.
     case invalidUser
 
-    var code: String {
+    var code: ErrorCode {
         switch self {
-        case .missingToken: "missing_token"
-        case .invalidToken: "invalid_token"
-        case .expiredToken: "token_expired"
-        case .keysUnavailable: "unavailable"
-        case .invalidUser: "malformed_request"
+        case .missingToken: .missingToken
+        case .invalidToken: .invalidToken
+        case .expiredToken: .tokenExpired
+        case .keysUnavailable: .unavailable
+        case .invalidUser: .malformedRequest
         }
     }
 

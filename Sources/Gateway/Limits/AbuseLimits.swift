@@ -24,10 +24,10 @@ struct AbuseLimits: Sendable {
     }
 
     /// `rate_limited`, with the seconds to wait, when `limiter` refuses `key`.
-    static func check(_ limiter: RateLimiter, _ key: String, what: String) throws(FrameError) {
+    static func check(_ limiter: RateLimiter, _ key: String, what: String) throws(ClientError) {
         guard let wait = limiter.take(key) else { return }
         let seconds = max(1, Int(wait.timeInterval.rounded(.up)))
-        throw FrameError(code: "rate_limited", message: "too many \(what); try again in \(seconds) s", retryAfter: seconds)
+        throw ClientError(code: .rateLimited, message: "too many \(what); try again in \(seconds) s", retryAfter: seconds)
     }
 }
 

@@ -3,7 +3,7 @@ import Hummingbird
 import Logging
 import Shared
 
-/// The REST API (see `OpenAPIDocument`): the same sessions, rules and queue as the
+/// The REST API (described by `Assets/openapi.json`): the same sessions, rules and queue as the
 /// WebSocket, for clients that prefer request and response. Every failure is a JSON
 /// error with the status its code means (`GatewayHTTPError`).
 struct RESTAPI: Sendable {
@@ -17,35 +17,35 @@ struct RESTAPI: Sendable {
 
     func register<Context: RequestContext>(on router: Router<Context>) {
         router.post("/api/sessions/start") { request, _ in try await startSession(request) }
-        router.post("/api/sessions/:id/message") { request, context in
-            try await sendMessage(request, sessionID: context.parameters.get("id"))
+        router.post("/api/sessions/:session_id/message") { request, context in
+            try await sendMessage(request, sessionID: context.parameters.get("session_id"))
         }
-        router.get("/api/sessions/:id") { request, context in try await history(request, sessionID: context.parameters.get("id")) }
+        router.get("/api/sessions/:session_id") { request, context in try await history(request, sessionID: context.parameters.get("session_id")) }
         router.post("/v1/chat") { request, _ in try await chat(request) }
         router.get("/v1/chat/logs") { request, _ in try await allLogs(request) }
-        router.get("/v1/chat/:user/logs") { request, context in
+        router.get("/v1/chat/:user_id/logs") { request, context in
             // Path parameters arrive percent-encoded (`jo%C3%A3o`).
-            try await userLogs(request, user: context.parameters.get("user").map { $0.removingPercentEncoding ?? $0 })
+            try await userLogs(request, user: context.parameters.get("user_id").map { $0.removingPercentEncoding ?? $0 })
         }
         router.get("/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: EmbeddedAssets.openapiJSON)))
         }
         router.get("/docs") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: DocsPage.html)))
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: EmbeddedAssets.docsHTML)))
         }
     }
 
     /// `POST /api/sessions/start`: a session (on a topic, optionally) and the tutor's opening.
     func startSession(_ request: Request) async throws(GatewayHTTPError) -> Response {
         let userID = try await reader.principal(request).actingUser()
-        try refusing { () throws(FrameError) in try AbuseLimits.check(limits.starts, userID, what: "sessions started") }
+        try refusing { () throws(ClientError) in try AbuseLimits.check(limits.starts, userID, what: "sessions started") }
         let body = try await reader.body(RESTModels.StartRequest.self, of: request, emptyAllowed: true)
         let wait = try reader.wait(request)
-        let (session, context) = try await refusing { () async throws(FrameError) in
+        let (session, context) = try await refusing { () async throws(ClientError) in
             try await registry.start(userID: userID, topicID: body.topic_id, courseID: body.course_id)
         }
-        let opening = try await refusing { () async throws(FrameError) in
-            do throws(FrameError) {
+        let opening = try await refusing { () async throws(ClientError) in
+            do throws(ClientError) {
                 return try await turns.send(.start, content: "", to: session.id, userID: userID, wait: wait)
             } catch {
                 // The session exists whatever became of its opening: say which it is.
@@ -60,11 +60,11 @@ struct RESTAPI: Sendable {
     /// `POST /api/sessions/{id}/message`: the reply, once the worker has answered.
     func sendMessage(_ request: Request, sessionID text: String?) async throws(GatewayHTTPError) -> Response {
         let userID = try await reader.principal(request).actingUser()
-        try refusing { () throws(FrameError) in try AbuseLimits.check(limits.turns, userID, what: "messages") }
+        try refusing { () throws(ClientError) in try AbuseLimits.check(limits.turns, userID, what: "messages") }
         let sessionID = try reader.uuid(text, name: "the session id")
         let body = try await reader.body(RESTModels.MessageRequest.self, of: request)
         let wait = try reader.wait(request)
-        let done = try await refusing { () async throws(FrameError) in
+        let done = try await refusing { () async throws(ClientError) in
             let content = try contentDecoder.checkedContent(body.content, clientMessageID: body.client_msg_id)
             _ = try await registry.session(sessionID, for: userID, mustBeActive: true)
             return try await turns.send(.message, content: content, clientMessageID: body.client_msg_id, to: sessionID, userID: userID, wait: wait)
@@ -77,7 +77,7 @@ struct RESTAPI: Sendable {
         let principal = try await reader.principal(request)
         let sessionID = try reader.uuid(text, name: "the session id")
         let page = try reader.page(request, defaultLimit: 100)
-        let (session, context, messages) = try await refusing { () async throws(FrameError) in
+        let (session, context, messages) = try await refusing { () async throws(ClientError) in
             let session = try await registry.session(sessionID, for: principal.userID ?? "", admin: principal.isAdmin, mustBeActive: false)
             do {
                 let context = try await store.context(ofSession: sessionID)
@@ -85,7 +85,7 @@ struct RESTAPI: Sendable {
                 return (session, context, messages)
             } catch {
                 logger.warning("cannot read a session's history", metadata: ["session_id": "\(sessionID.lowercased)", "error": "\(error)"])
-                throw FrameError(code: "unavailable", message: "the database is unavailable; try again shortly")
+                throw ClientError(code: .unavailable, message: "the database is unavailable; try again shortly")
             }
         }
         let shown = Array(messages.filter { $0.role != .system }.prefix(page.limit))
@@ -101,17 +101,17 @@ struct RESTAPI: Sendable {
         let userID = body.user_id.trimmingCharacters(in: .whitespaces)
         guard !userID.isEmpty else { throw reader.malformed("user_id must not be empty") }
         guard principal.mayAccess(user: userID) else {
-            throw GatewayHTTPError(status: .forbidden, code: "forbidden", message: "user_id must be the user of the token")
+            throw GatewayHTTPError(status: .forbidden, code: .forbidden, message: "user_id must be the user of the token")
         }
         // A call starts a session and sends a turn: both rates apply.
-        try refusing { () throws(FrameError) in
+        try refusing { () throws(ClientError) in
             try AbuseLimits.check(limits.starts, userID, what: "sessions started")
             try AbuseLimits.check(limits.turns, userID, what: "messages")
         }
-        let log = try await refusing { () async throws(FrameError) in
+        let log = try await refusing { () async throws(ClientError) in
             let prompt = try contentDecoder.checkedContent(body.prompt, clientMessageID: nil)
             let (session, _) = try await registry.start(userID: userID, topicID: nil, courseID: nil)
-            do throws(FrameError) {
+            do throws(ClientError) {
                 let done = try await turns.send(.message, content: prompt, to: session.id, userID: userID, wait: wait)
                 return RESTModels.ChatLog(turnID: done.turnID, sessionID: session.id, userID: userID, prompt: prompt, done: done)
             } catch {
@@ -128,7 +128,7 @@ struct RESTAPI: Sendable {
         let principal = try await reader.principal(request)
         guard let user, !user.isEmpty else { throw reader.malformed("the user id is missing") }
         guard principal.mayAccess(user: user) else {
-            throw GatewayHTTPError(status: .forbidden, code: "forbidden", message: "these are another user's logs")
+            throw GatewayHTTPError(status: .forbidden, code: .forbidden, message: "these are another user's logs")
         }
         return try await logs(request, user: user)
     }
@@ -136,19 +136,19 @@ struct RESTAPI: Sendable {
     /// `GET /v1/chat/logs`: everyone's logs, for an administrator key.
     func allLogs(_ request: Request) async throws(GatewayHTTPError) -> Response {
         guard try await reader.principal(request).isAdmin else {
-            throw GatewayHTTPError(status: .forbidden, code: "admin_required", message: "every user's logs need an administrator key (ADMIN_API_KEYS)")
+            throw GatewayHTTPError(status: .forbidden, code: .adminRequired, message: "every user's logs need an administrator key (ADMIN_API_KEYS)")
         }
         return try await logs(request, user: request.uri.queryParameters.get("user_id").map { String($0) })
     }
 
     private func logs(_ request: Request, user: String?) async throws(GatewayHTTPError) -> Response {
         let page = try reader.page(request, defaultLimit: 50)
-        let entries = try await refusing { () async throws(FrameError) in
+        let entries = try await refusing { () async throws(ClientError) in
             do {
                 return try await store.chatLogs(userID: user, before: page.cursor, limit: page.limit + 1)
             } catch {
                 logger.warning("cannot read chat logs", metadata: ["user_id": "\(user ?? "*")", "error": "\(error)"])
-                throw FrameError(code: "unavailable", message: "the database is unavailable; try again shortly")
+                throw ClientError(code: .unavailable, message: "the database is unavailable; try again shortly")
             }
         }
         let shown = Array(entries.prefix(page.limit))
@@ -157,7 +157,7 @@ struct RESTAPI: Sendable {
     }
 
     /// Runs gateway logic, turning its refusal into the HTTP error its code means.
-    private func refusing<T>(_ body: () throws(FrameError) -> T) throws(GatewayHTTPError) -> T {
+    private func refusing<T>(_ body: () throws(ClientError) -> T) throws(GatewayHTTPError) -> T {
         do {
             return try body()
         } catch {
@@ -165,7 +165,7 @@ struct RESTAPI: Sendable {
         }
     }
 
-    private func refusing<T>(_ body: () async throws(FrameError) -> T) async throws(GatewayHTTPError) -> T {
+    private func refusing<T>(_ body: () async throws(ClientError) -> T) async throws(GatewayHTTPError) -> T {
         do {
             return try await body()
         } catch {

@@ -6,7 +6,7 @@ import Shared
 /// `{"error":{"code","message","session_id"?,"turn_id"?}}`.
 struct GatewayHTTPError: HTTPResponseError {
     var status: HTTPResponse.Status
-    var code: String
+    var code: ErrorCode
     var message: String
     var sessionID: UUID? = nil
     var turnID: UUID? = nil
@@ -14,8 +14,8 @@ struct GatewayHTTPError: HTTPResponseError {
     var retryAfter: Int? = nil
 
     /// A refusal of the gateway's one error type, with the status its code means.
-    init(_ error: FrameError) {
-        self.init(status: Self.status(for: error.code), code: error.code, message: error.message, sessionID: error.sessionID, turnID: error.turnID)
+    init(_ error: ClientError) {
+        self.init(status: HTTPResponse.Status(code: error.code.httpStatus), code: error.code, message: error.message, sessionID: error.sessionID, turnID: error.turnID)
         retryAfter = error.retryAfter
     }
 
@@ -32,33 +32,16 @@ struct GatewayHTTPError: HTTPResponseError {
     /// 429 `rate_limited` with the time to wait.
     init(rateLimited what: String, retryAfter wait: Duration) {
         let seconds = max(1, Int(wait.timeInterval.rounded(.up)))
-        self.init(status: .tooManyRequests, code: "rate_limited", message: "\(what); try again in \(seconds) s")
+        self.init(status: .tooManyRequests, code: .rateLimited, message: "\(what); try again in \(seconds) s")
         retryAfter = seconds
     }
 
-    init(status: HTTPResponse.Status, code: String, message: String, sessionID: UUID? = nil, turnID: UUID? = nil) {
+    init(status: HTTPResponse.Status, code: ErrorCode, message: String, sessionID: UUID? = nil, turnID: UUID? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.sessionID = sessionID
         self.turnID = turnID
-    }
-
-    static func status(for code: String) -> HTTPResponse.Status {
-        switch code {
-        case "malformed_request", "malformed_frame", "empty_content", "invalid_content": .badRequest
-        case "missing_token", "invalid_token", "token_expired": .unauthorized
-        case "forbidden", "admin_required", "origin_not_allowed": .forbidden
-        case "session_not_found", "topic_not_found", "course_not_found", "turn_not_found": .notFound
-        case "session_completed", "session_busy", "cancelled": .conflict
-        case "content_too_long", "body_too_large": .contentTooLarge
-        case "too_many_pending", "rate_limited": .tooManyRequests
-        case "unavailable", "overloaded": .serviceUnavailable
-        case "reply_timeout", "expired", "unconfirmed": .gatewayTimeout
-        case "platform_unavailable": .badGateway
-        case let code where code.hasPrefix("llm_"): .badGateway
-        default: .internalServerError
-        }
     }
 
     private struct Body: Encodable {
@@ -73,7 +56,7 @@ struct GatewayHTTPError: HTTPResponseError {
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = Body(error: .init(code: code, message: message, session_id: sessionID?.lowercased, turn_id: turnID?.lowercased))
+        let body = Body(error: .init(code: code.rawValue, message: message, session_id: sessionID?.lowercased, turn_id: turnID?.lowercased))
         var headers: HTTPFields = [.contentType: "application/json"]
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
         if let retryAfter { headers[.retryAfter] = "\(retryAfter)" } else if status == .serviceUnavailable || status == .tooManyRequests { headers[.retryAfter] = "2" }

@@ -1,7 +1,7 @@
 import Foundation
 import Shared
 
-/// The JSON shapes of the REST API (see `OpenAPIDocument`).
+/// The JSON shapes of the REST API (described by `Assets/openapi.json`).
 enum RESTModels {
     struct Session: Encodable {
         var session_id: String

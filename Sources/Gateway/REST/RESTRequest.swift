@@ -13,7 +13,7 @@ struct Principal: Sendable, Equatable {
     func actingUser() throws(GatewayHTTPError) -> String {
         guard let userID else {
             throw GatewayHTTPError(
-                status: .forbidden, code: "forbidden",
+                status: .forbidden, code: .forbidden,
                 message: "an administrator key reads sessions and logs and may use /v1/chat; start sessions and send messages with the user's own token"
             )
         }
@@ -55,7 +55,7 @@ struct RESTRequestReader: Sendable {
         do {
             buffer = try await request.collectBody(upTo: maxBodyBytes)
         } catch let error as HTTPResponseError where error.status == .contentTooLarge {
-            throw GatewayHTTPError(status: .contentTooLarge, code: "body_too_large", message: "the request body is larger than \(maxBodyBytes) bytes")
+            throw GatewayHTTPError(status: .contentTooLarge, code: .bodyTooLarge, message: "the request body is larger than \(maxBodyBytes) bytes")
         } catch {
             throw malformed("the request body could not be read")
         }
@@ -113,7 +113,7 @@ struct RESTRequestReader: Sendable {
     }
 
     func malformed(_ message: String) -> GatewayHTTPError {
-        GatewayHTTPError(status: .badRequest, code: "malformed_request", message: message)
+        GatewayHTTPError(status: .badRequest, code: .malformedRequest, message: message)
     }
 }
 

@@ -25,17 +25,17 @@ struct TurnWaiter: Sendable {
     /// unconfirmed), and its result once it has one. `decided` opens with either.
     final class Progress: Sendable {
         let decided = Gate()
-        private let state = Locked<(accepted: Bool, result: Result<ReplyEnvelope.Done, FrameError>?)>((false, nil))
+        private let state = Locked<(accepted: Bool, result: Result<ReplyEnvelope.Done, ClientError>?)>((false, nil))
 
         var isAccepted: Bool { state.value.accepted }
-        var result: Result<ReplyEnvelope.Done, FrameError>? { state.value.result }
+        var result: Result<ReplyEnvelope.Done, ClientError>? { state.value.result }
 
         func accept() {
             state.withLock { $0.accepted = true }
             decided.open()
         }
 
-        func finish(with result: Result<ReplyEnvelope.Done, FrameError>) {
+        func finish(with result: Result<ReplyEnvelope.Done, ClientError>) {
             state.withLock { $0.result = result }
             decided.open()
         }
@@ -43,7 +43,7 @@ struct TurnWaiter: Sendable {
 
     func send(
         _ kind: TurnEnvelope.Kind, content: String, clientMessageID: String? = nil, to sessionID: UUID, userID: String, wait: Duration
-    ) async throws(FrameError) -> ReplyEnvelope.Done {
+    ) async throws(ClientError) -> ReplyEnvelope.Done {
         let envelope = TurnEnvelope(
             kind: kind, sessionID: sessionID, userID: userID, content: content, clientMessageID: clientMessageID, gatewayID: gatewayID
         )
@@ -55,7 +55,7 @@ struct TurnWaiter: Sendable {
         let progress = Progress()
         // The request waits on this stream, which (unlike `Task.value`) stops waiting
         // when the request's task is cancelled.
-        let (results, report) = AsyncStream.makeStream(of: Result<ReplyEnvelope.Done, FrameError>.self, bufferingPolicy: .bufferingNewest(1))
+        let (results, report) = AsyncStream.makeStream(of: Result<ReplyEnvelope.Done, ClientError>.self, bufferingPolicy: .bufferingNewest(1))
         let (pipeline, turnLogger) = (self.pipeline, logger)
         let started = tasks.start {
             let result = await Self.drive(envelope, listener: listener, progress: progress, pipeline: pipeline, logger: turnLogger)
@@ -64,9 +64,9 @@ struct TurnWaiter: Sendable {
             report.finish()
         }
         guard started else {
-            throw FrameError(code: "unavailable", message: "the gateway is shutting down or runs its most REST turns; nothing was sent, try again")
+            throw ClientError(code: .unavailable, message: "the gateway is shutting down or runs its most REST turns; nothing was sent, try again")
         }
-        let result: Result<ReplyEnvelope.Done, FrameError>?
+        let result: Result<ReplyEnvelope.Done, ClientError>?
         do {
             result = try await withTimeout(wait) {
                 for await result in results { return result }
@@ -78,8 +78,8 @@ struct TurnWaiter: Sendable {
         if let result { return try result.get() }
         if !progress.isAccepted, await pipeline.withdraw(envelope.turnID, from: listener) {
             logger.info("REST request stopped waiting before its turn was sent; withdrawn")
-            throw FrameError(
-                code: "session_busy",
+            throw ClientError(
+                code: .sessionBusy,
                 message: "the session's previous message was still being answered after \(wait.wholeMilliseconds / 1000) s; this one was not sent — send it again later",
                 sessionID: sessionID
             )
@@ -92,8 +92,8 @@ struct TurnWaiter: Sendable {
             if let result = progress.result { return try result.get() }
         }
         logger.info("REST request stopped waiting; the turn goes on")
-        throw FrameError(
-            code: "reply_timeout",
+        throw ClientError(
+            code: .replyTimeout,
             message: "no reply within \(wait.wholeMilliseconds / 1000) s; the message was accepted and is still answered and stored — read it with GET /api/sessions/\(sessionID.lowercased)",
             sessionID: sessionID, turnID: envelope.turnID
         )
@@ -103,15 +103,15 @@ struct TurnWaiter: Sendable {
     /// is free, and waits for its end.
     private static func drive(
         _ envelope: TurnEnvelope, listener: FrameOutbox, progress: Progress, pipeline: TurnPipeline, logger: Logger
-    ) async -> Result<ReplyEnvelope.Done, FrameError> {
+    ) async -> Result<ReplyEnvelope.Done, ClientError> {
         defer { listener.finish() }
         do {
             try await pipeline.attach(listener, to: envelope.sessionID)
         } catch {
             logger.warning("cannot route the session's replies here", metadata: ["error": "\(error)"])
-            return .failure(FrameError(code: "unavailable", message: "the message broker is unavailable; nothing was sent, try again shortly"))
+            return .failure(ClientError(code: .unavailable, message: "the message broker is unavailable; nothing was sent, try again shortly"))
         }
-        let outcome: Result<ReplyEnvelope.Done, FrameError>
+        let outcome: Result<ReplyEnvelope.Done, ClientError>
         do {
             try await pipeline.submit(PendingTurn(envelope: envelope, origin: listener, announcesAcceptance: true))
             outcome = await Self.outcome(of: envelope.turnID, from: listener, progress: progress)
@@ -127,22 +127,22 @@ struct TurnWaiter: Sendable {
     /// pipeline ends it with its reply or `reply_timeout`.
     private static func outcome(
         of turnID: UUID, from listener: FrameOutbox, progress: Progress
-    ) async -> Result<ReplyEnvelope.Done, FrameError> {
+    ) async -> Result<ReplyEnvelope.Done, ClientError> {
         for await frame in listener.frames {
             listener.didWrite()
             switch frame {
             case .accepted(_, let id, _) where id == turnID:
                 progress.accept()
-            case .error("unconfirmed", _, let context) where context.turnID == turnID:
+            case .error(.unconfirmed, _, let context) where context.turnID == turnID:
                 progress.accept()
             case .reply(let done) where done.turnID == turnID:
                 return .success(done)
             case .error(let code, let message, let context) where context.turnID == turnID:
-                return .failure(FrameError(code: code, message: message, sessionID: context.sessionID, turnID: turnID))
+                return .failure(ClientError(code: code, message: message, sessionID: context.sessionID, turnID: turnID))
             default:
                 continue
             }
         }
-        return .failure(FrameError(code: "unavailable", message: "the gateway stopped before the reply arrived"))
+        return .failure(ClientError(code: .unavailable, message: "the gateway stopped before the reply arrived"))
     }
 }

@@ -5,7 +5,7 @@ import Shared
 protocol SessionContextSource: Sendable {
     /// The context for `userID` on `topicID` within `courseID`; an empty context for a
     /// free chat (no topic, no course).
-    func context(userID: String, topicID: Int64?, courseID: Int64?) async throws(FrameError) -> SessionContext
+    func context(userID: String, topicID: Int64?, courseID: Int64?) async throws(ClientError) -> SessionContext
 }
 
 /// Context from the upstream learning platform (`PLATFORM_API_URL`); its three reads
@@ -14,7 +14,7 @@ struct PlatformContextSource: SessionContextSource {
     let platform: any LearningPlatform
     let logger: Logger
 
-    func context(userID: String, topicID: Int64?, courseID: Int64?) async throws(FrameError) -> SessionContext {
+    func context(userID: String, topicID: Int64?, courseID: Int64?) async throws(ClientError) -> SessionContext {
         guard topicID != nil || courseID != nil else { return SessionContext() }
         let platform = self.platform
         async let learner = Self.result { () async throws(PlatformError) in try await platform.learnerContext(userID: userID) }
@@ -28,10 +28,10 @@ struct PlatformContextSource: SessionContextSource {
         }
         let (learnerResult, topicResult, courseResult) = await (learner, topic, course)
         if case .failure(.notFound) = topicResult, let topicID {
-            throw FrameError(code: "topic_not_found", message: "the learning platform has no topic \(topicID)")
+            throw ClientError(code: .topicNotFound, message: "the learning platform has no topic \(topicID)")
         }
         if case .failure(.notFound) = courseResult, let courseID {
-            throw FrameError(code: "course_not_found", message: "the learning platform has no course \(courseID) for this learner")
+            throw ClientError(code: .courseNotFound, message: "the learning platform has no course \(courseID) for this learner")
         }
         do {
             let (learnerContext, found, courseTitle) = (try learnerResult.get(), try topicResult.get(), try courseResult.get())
@@ -51,7 +51,7 @@ struct PlatformContextSource: SessionContextSource {
             } else {
                 logger.warning("the learning platform did not answer a context read", metadata: metadata)
             }
-            throw FrameError(code: "platform_unavailable", message: "the learning platform did not answer; no session was started, try again")
+            throw ClientError(code: .platformUnavailable, message: "the learning platform did not answer; no session was started, try again")
         }
     }
 
@@ -71,21 +71,21 @@ struct CatalogContextSource: SessionContextSource {
     let catalog: any TopicCatalog
     let logger: Logger
 
-    func context(userID: String, topicID: Int64?, courseID: Int64?) async throws(FrameError) -> SessionContext {
+    func context(userID: String, topicID: Int64?, courseID: Int64?) async throws(ClientError) -> SessionContext {
         guard topicID != nil || courseID != nil else { return SessionContext() }
         do {
             var topic: CatalogTopic?
             if let topicID {
                 topic = try await catalog.topic(id: topicID)
                 guard topic != nil else {
-                    throw FrameError(code: "topic_not_found", message: "there is no topic \(topicID) in the topic catalog")
+                    throw ClientError(code: .topicNotFound, message: "there is no topic \(topicID) in the topic catalog")
                 }
             }
             var courseTitle = topic?.courseID == courseID ? topic?.courseTitle : nil
             if let courseID, courseTitle == nil {
                 courseTitle = try await catalog.courseTitle(id: courseID)
                 guard courseTitle != nil else {
-                    throw FrameError(code: "course_not_found", message: "there is no course \(courseID) in the topic catalog")
+                    throw ClientError(code: .courseNotFound, message: "there is no course \(courseID) in the topic catalog")
                 }
             }
             return SessionContext(
@@ -93,11 +93,11 @@ struct CatalogContextSource: SessionContextSource {
                 learningObjectives: topic?.learningObjectives ?? [], completedTopics: try await catalog.completedTopicTitles(userID: userID),
                 promptTemplate: topic?.promptTemplate
             )
-        } catch let error as FrameError {
+        } catch let error as ClientError {
             throw error
         } catch {
             logger.warning("cannot read the topic catalog", metadata: ["user_id": "\(userID)", "error": "\(error)"])
-            throw FrameError(code: "unavailable", message: "the database is unavailable; no session was started, try again shortly")
+            throw ClientError(code: .unavailable, message: "the database is unavailable; no session was started, try again shortly")
         }
     }
 }

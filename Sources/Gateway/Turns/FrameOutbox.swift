@@ -76,7 +76,7 @@ final class FrameOutbox: Sendable {
         if waiting.missed {
             enqueue(
                 .error(
-                    code: "missed_replies",
+                    code: .missedReplies,
                     message: "more replies arrived while the history was read than this socket could hold; send resume again from the last message id you have"
                 )
             )

@@ -26,7 +26,7 @@ struct SessionTurnQueue {
         case firstDelta(after: Duration)
         case answered(after: Duration)
         /// A turn ended in an error that this gateway counts (it is the turn's gateway).
-        case failed(code: String)
+        case failed(code: ErrorCode)
         /// A reply frame went to the listeners; `kind` is its envelope's.
         case delivered(kind: String)
         case duplicateDropped(turnID: UUID)
@@ -79,7 +79,7 @@ struct SessionTurnQueue {
 
     /// A listener sends a turn: it is published at once when the session is free,
     /// or waits behind the turn in flight.
-    mutating func submit(_ turn: PendingTurn, now: ContinuousClock.Instant) throws(FrameError) -> Action? {
+    mutating func submit(_ turn: PendingTurn, now: ContinuousClock.Instant) throws(ClientError) -> Action? {
         guard !isCompleted else { throw .sessionCompleted(turn.envelope) }
         guard current != nil else {
             current = InFlight(turn: turn, sentAt: now)
@@ -167,7 +167,7 @@ struct SessionTurnQueue {
     mutating func expire(now: ContinuousClock.Instant) -> [Action] {
         guard let current, let deadline = current.deadline, deadline <= now else { return [] }
         let envelope = current.turn.envelope
-        return [.note(.timedOut(turnID: envelope.turnID)), .note(.failed(code: "reply_timeout")), .broadcast(.replyTimedOut(envelope))]
+        return [.note(.timedOut(turnID: envelope.turnID)), .note(.failed(code: .replyTimeout)), .broadcast(.replyTimedOut(envelope))]
             + advance(now: now)
     }
 

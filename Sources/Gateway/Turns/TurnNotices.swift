@@ -8,28 +8,28 @@ extension ServerFrame {
         .accepted(sessionID: turn.sessionID, turnID: turn.turnID, clientMessageID: turn.clientMessageID)
     }
 
-    static func turnRefused(_ turn: TurnEnvelope, _ refusal: (code: String, message: String)) -> ServerFrame {
+    static func turnRefused(_ turn: TurnEnvelope, _ refusal: (code: ErrorCode, message: String)) -> ServerFrame {
         .error(code: refusal.code, message: refusal.message, context: .about(turn))
     }
 
     static func unconfirmed(_ turn: TurnEnvelope) -> ServerFrame {
         .error(
-            code: "unconfirmed",
+            code: .unconfirmed,
             message: "the message broker did not confirm your message; it may still be answered (watch for turn_id) — sending it again may answer it twice",
             context: .about(turn)
         )
     }
 
     static func cancelledWhileWaiting(_ turn: TurnEnvelope) -> ServerFrame {
-        .error(code: "cancelled", message: "the message was cancelled before it was sent to a worker", context: .about(turn))
+        .error(code: .cancelled, message: "the message was cancelled before it was sent to a worker", context: .about(turn))
     }
 
     static func replyTimedOut(_ turn: TurnEnvelope) -> ServerFrame {
-        .error(code: "reply_timeout", message: "no reply arrived in time; the message was accepted and may still be answered later", context: .about(turn))
+        .error(code: .replyTimeout, message: "no reply arrived in time; the message was accepted and may still be answered later", context: .about(turn))
     }
 
     static func completedBeforeSent(_ turn: TurnEnvelope) -> ServerFrame {
-        .error(code: "session_completed", message: "the session was completed before this message was sent; it was not answered", context: .about(turn))
+        .error(code: .sessionCompleted, message: "the session was completed before this message was sent; it was not answered", context: .about(turn))
     }
 
     /// A worker's failure reply; `clientMessageID` is known only to the turn's gateway.
@@ -47,21 +47,21 @@ extension ServerFrame.ErrorContext {
     }
 }
 
-extension FrameError {
-    static func sessionNotOpen(_ turn: TurnEnvelope) -> FrameError {
-        FrameError(code: "session_not_open", message: "attach to the session before sending to it", clientMessageID: turn.clientMessageID)
+extension ClientError {
+    static func sessionNotOpen(_ turn: TurnEnvelope) -> ClientError {
+        ClientError(code: .sessionNotOpen, message: "attach to the session before sending to it", clientMessageID: turn.clientMessageID)
     }
 
-    static func sessionCompleted(_ turn: TurnEnvelope) -> FrameError {
-        FrameError(
-            code: "session_completed", message: "session \(turn.sessionID.lowercased) is completed and takes no more messages",
+    static func sessionCompleted(_ turn: TurnEnvelope) -> ClientError {
+        ClientError(
+            code: .sessionCompleted, message: "session \(turn.sessionID.lowercased) is completed and takes no more messages",
             clientMessageID: turn.clientMessageID
         )
     }
 
-    static func tooManyPending(_ turn: TurnEnvelope, limit: Int) -> FrameError {
-        FrameError(
-            code: "too_many_pending", message: "\(limit) messages of this session are already waiting for the reply in progress; wait for it",
+    static func tooManyPending(_ turn: TurnEnvelope, limit: Int) -> ClientError {
+        ClientError(
+            code: .tooManyPending, message: "\(limit) messages of this session are already waiting for the reply in progress; wait for it",
             clientMessageID: turn.clientMessageID
         )
     }
@@ -69,12 +69,12 @@ extension FrameError {
 
 extension AMQPError {
     /// The error a client sees when its turn could not be handed to the broker.
-    var clientRefusal: (code: String, message: String) {
+    var clientRefusal: (code: ErrorCode, message: String) {
         switch self {
         case .nacked:
-            ("overloaded", "Parley is overloaded (the turn queue is full); your message was not accepted, try again shortly")
+            (.overloaded, "Parley is overloaded (the turn queue is full); your message was not accepted, try again shortly")
         default:
-            ("unavailable", "the message broker is unavailable; your message was not accepted, try again shortly")
+            (.unavailable, "the message broker is unavailable; your message was not accepted, try again shortly")
         }
     }
 }

@@ -16,8 +16,8 @@ import Shared
 /// second turn into the broker next to the first.
 ///
 /// Publishing runs in child tasks of `run()`, a service that stops after the HTTP
-/// server: turns submitted once it has stopped are refused (`unavailable`), never
-/// left waiting.
+/// server and the reply router: a turn released once it has stopped is refused
+/// (`unavailable`), not handed to a publisher that no longer runs.
 actor TurnPipeline: Service {
     private enum Wake {
         case bound
@@ -135,7 +135,7 @@ actor TurnPipeline: Service {
 
     /// Takes a turn of a session the turn's origin holds: published at once when
     /// the session is free, else when the turns before it are answered.
-    func submit(_ turn: PendingTurn) async throws(FrameError) {
+    func submit(_ turn: PendingTurn) async throws(ClientError) {
         let sessionID = turn.sessionID
         guard sessions[sessionID]?.listeners[turn.origin.id] != nil else { throw .sessionNotOpen(turn.envelope) }
         let action = try sessions[sessionID]!.turns.submit(turn, now: .now)
@@ -152,7 +152,7 @@ actor TurnPipeline: Service {
     /// Cancels a turn: a waiting one here, one in flight by a signal to the workers
     /// (its reply then says `cancelled` and holds what was generated). `sessionID`
     /// names the session when the turn is not this gateway's (sent from another).
-    func cancel(_ turnID: UUID, in sessionID: UUID?, from listener: FrameOutbox) async throws(FrameError) {
+    func cancel(_ turnID: UUID, in sessionID: UUID?, from listener: FrameOutbox) async throws(ClientError) {
         let target: UUID
         switch await locate(turnID, of: listener) {
         case .withdrawn:
@@ -161,14 +161,14 @@ actor TurnPipeline: Service {
             target = sessionID
         case .unknown:
             guard let sessionID, sessions[sessionID]?.listeners[listener.id] != nil else {
-                throw FrameError(code: "turn_not_found", message: "no turn \(turnID.lowercased) in progress in a session of this socket")
+                throw ClientError(code: .turnNotFound, message: "no turn \(turnID.lowercased) in progress in a session of this socket")
             }
             target = sessionID
         }
         do {
             try await dispatcher.publisher.cancel(turnID: turnID, sessionID: target)
         } catch {
-            throw FrameError(code: "unavailable", message: "the message broker is unavailable; the turn was not cancelled")
+            throw ClientError(code: .unavailable, message: "the message broker is unavailable; the turn was not cancelled")
         }
     }
 
@@ -244,7 +244,7 @@ actor TurnPipeline: Service {
         case .answered(let duration):
             ParleyMetrics.turnLatency.record(duration)
         case .failed(let code):
-            ParleyMetrics.turnErrors.increment(by: 1, [("code", ParleyMetrics.errorCodeLabel(code))])
+            ParleyMetrics.turnErrors.increment(by: 1, [("code", code.rawValue)])
         case .delivered(let kind):
             ParleyMetrics.repliesDelivered.increment(by: 1, [("kind", kind)])
         case .duplicateDropped(let turnID):

@@ -22,23 +22,7 @@ extension ClientFrame {
     }
 }
 
-/// A frame the gateway refuses, with the code the client sees.
-/// The gateway's one error type: WebSocket clients get it as an `error` frame, REST
-/// clients as a JSON error with the matching HTTP status (`RESTError`).
-struct FrameError: Error, Equatable, Sendable {
-    var code: String
-    var message: String
-    var requestID: String? = nil
-    var clientMessageID: String? = nil
-    /// Set when the session or turn exists although the request failed (e.g. a
-    /// REST `reply_timeout`), so the client can find it.
-    var sessionID: UUID? = nil
-    var turnID: UUID? = nil
-    /// For `rate_limited`: seconds until the action is allowed again.
-    var retryAfter: Int? = nil
-}
-
-/// Decodes and validates client frames (DESIGN §5).
+/// Decodes and validates client frames (docs/protocol.md, "Client → server").
 struct ClientFrameDecoder: Sendable {
     var maxContentCharacters: Int
 
@@ -55,7 +39,7 @@ struct ClientFrameDecoder: Sendable {
         var turn_id: String?
     }
 
-    func decode(_ text: String) throws(FrameError) -> ClientFrame {
+    func decode(_ text: String) throws(ClientError) -> ClientFrame {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard trimmed.hasPrefix("{") else {
             return .message(sessionID: nil, content: try checkedContent(trimmed, clientMessageID: nil), clientMessageID: nil)
@@ -64,81 +48,81 @@ struct ClientFrameDecoder: Sendable {
         let requestID = frame.request_id
         let clientMessageID = frame.client_msg_id
         guard let type = frame.type else {
-            throw FrameError(code: "malformed_frame", message: "the frame has no \"type\" (start, message, resume)", requestID: requestID)
+            throw ClientError(code: .malformedFrame, message: "the frame has no \"type\" (start, message, resume)", requestID: requestID)
         }
         switch type {
         case "start":
             return .start(requestID: requestID, topicID: frame.topic_id, courseID: frame.course_id)
         case "message":
             guard let content = frame.content else {
-                throw FrameError(code: "malformed_frame", message: "a message frame needs \"content\" (a string)", clientMessageID: clientMessageID)
+                throw ClientError(code: .malformedFrame, message: "a message frame needs \"content\" (a string)", clientMessageID: clientMessageID)
             }
             let sessionID = try sessionID(frame.session_id, clientMessageID: clientMessageID)
             return .message(sessionID: sessionID, content: try checkedContent(content, clientMessageID: clientMessageID), clientMessageID: clientMessageID)
         case "resume":
             guard let sessionID = try sessionID(frame.session_id, clientMessageID: nil) else {
-                throw FrameError(code: "malformed_frame", message: "a resume frame needs \"session_id\"", requestID: requestID)
+                throw ClientError(code: .malformedFrame, message: "a resume frame needs \"session_id\"", requestID: requestID)
             }
             return .resume(sessionID: sessionID, afterID: frame.after_id ?? 0)
         case "cancel":
             guard let text = frame.turn_id, let turnID = UUID(uuidString: text) else {
-                throw FrameError(code: "malformed_frame", message: "a cancel frame needs \"turn_id\" (a UUID string)", requestID: requestID)
+                throw ClientError(code: .malformedFrame, message: "a cancel frame needs \"turn_id\" (a UUID string)", requestID: requestID)
             }
             return .cancel(turnID: turnID, sessionID: try sessionID(frame.session_id, clientMessageID: nil))
         default:
-            throw FrameError(
-                code: "unknown_type", message: "unknown frame type \"\(type)\"; use start, message, resume or cancel", requestID: requestID
+            throw ClientError(
+                code: .unknownType, message: "unknown frame type \"\(type)\"; use start, message, resume or cancel", requestID: requestID
             )
         }
     }
 
-    private func wireFrame(_ json: String) throws(FrameError) -> WireFrame {
+    private func wireFrame(_ json: String) throws(ClientError) -> WireFrame {
         do {
             return try JSONDecoder().decode(WireFrame.self, from: Data(json.utf8))
         } catch DecodingError.typeMismatch(let expected, let context) {
             let ids = Self.identifiers(in: json)
-            throw FrameError(
-                code: "malformed_frame", message: "\"\(Self.field(context))\" must be \(Self.describe(expected))",
+            throw ClientError(
+                code: .malformedFrame, message: "\"\(Self.field(context))\" must be \(Self.describe(expected))",
                 requestID: ids.requestID, clientMessageID: ids.clientMessageID
             )
         } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
             let ids = Self.identifiers(in: json)
-            throw FrameError(
-                code: "malformed_frame", message: "\"\(Self.field(context))\" must be a whole number",
+            throw ClientError(
+                code: .malformedFrame, message: "\"\(Self.field(context))\" must be a whole number",
                 requestID: ids.requestID, clientMessageID: ids.clientMessageID
             )
         } catch {
-            throw FrameError(code: "malformed_frame", message: "the frame is not valid JSON; send a JSON object with a \"type\" or plain text")
+            throw ClientError(code: .malformedFrame, message: "the frame is not valid JSON; send a JSON object with a \"type\" or plain text")
         }
     }
 
     /// Trimmed content within the limit, or `empty_content` / `content_too_long` /
     /// `invalid_content`.
-    func checkedContent(_ content: String, clientMessageID: String?) throws(FrameError) -> String {
+    func checkedContent(_ content: String, clientMessageID: String?) throws(ClientError) -> String {
         let trimmed = content.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else {
-            throw FrameError(code: "empty_content", message: "the message is empty", clientMessageID: clientMessageID)
+            throw ClientError(code: .emptyContent, message: "the message is empty", clientMessageID: clientMessageID)
         }
         // PostgreSQL text cannot hold U+0000: refused here, it never reaches a worker.
         guard !trimmed.unicodeScalars.contains("\u{0}") else {
-            throw FrameError(
-                code: "invalid_content", message: "the message contains a NUL character (U+0000), which cannot be stored; remove it",
+            throw ClientError(
+                code: .invalidContent, message: "the message contains a NUL character (U+0000), which cannot be stored; remove it",
                 clientMessageID: clientMessageID
             )
         }
         guard trimmed.count <= maxContentCharacters else {
-            throw FrameError(
-                code: "content_too_long", message: "the message has \(trimmed.count) characters; the limit is \(maxContentCharacters)",
+            throw ClientError(
+                code: .contentTooLong, message: "the message has \(trimmed.count) characters; the limit is \(maxContentCharacters)",
                 clientMessageID: clientMessageID
             )
         }
         return trimmed
     }
 
-    private func sessionID(_ text: String?, clientMessageID: String?) throws(FrameError) -> UUID? {
+    private func sessionID(_ text: String?, clientMessageID: String?) throws(ClientError) -> UUID? {
         guard let text else { return nil }
         guard let id = UUID(uuidString: text) else {
-            throw FrameError(code: "malformed_frame", message: "\"session_id\" must be a UUID string", clientMessageID: clientMessageID)
+            throw ClientError(code: .malformedFrame, message: "\"session_id\" must be a UUID string", clientMessageID: clientMessageID)
         }
         return id
     }

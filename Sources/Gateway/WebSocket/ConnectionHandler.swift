@@ -59,7 +59,7 @@ struct ConnectionHandler: Sendable {
                     guard case .text(let text) = message else {
                         ParleyMetrics.framesReceived.increment(by: 1, [("type", "invalid")])
                         ParleyMetrics.framesRejected.increment(by: 1, [("reason", "unsupported_frame")])
-                        outbox.send(.error(code: "unsupported_frame", message: "send text frames (JSON or plain text), not binary"))
+                        outbox.send(.error(code: .unsupportedFrame, message: "send text frames (JSON or plain text), not binary"))
                         continue
                     }
                     await handle(text, socket: &socket, logger: logger)
@@ -76,7 +76,7 @@ struct ConnectionHandler: Sendable {
     }
 
     private func handle(_ text: String, socket: inout Socket, logger: Logger) async {
-        do throws(FrameError) {
+        do throws(ClientError) {
             let frame: ClientFrame
             do {
                 frame = try decoder.decode(text)
@@ -123,7 +123,7 @@ struct ConnectionHandler: Sendable {
             }
         } catch {
             logger.info("frame refused", metadata: ["code": "\(error.code)"])
-            ParleyMetrics.framesRejected.increment(by: 1, [("reason", error.code)])
+            ParleyMetrics.framesRejected.increment(by: 1, [("reason", error.code.rawValue)])
             socket.outbox.send(
                 .error(
                     code: error.code, message: error.message,
@@ -135,8 +135,8 @@ struct ConnectionHandler: Sendable {
 
     /// The user's rate for the frame's kind of action (a plain-text message that starts
     /// a session counts as a turn here; its start is counted when it happens).
-    private func limit(_ frame: ClientFrame, user: String) throws(FrameError) {
-        do throws(FrameError) {
+    private func limit(_ frame: ClientFrame, user: String) throws(ClientError) {
+        do throws(ClientError) {
             switch frame {
             case .start: try AbuseLimits.check(limits.starts, user, what: "sessions started")
             case .message: try AbuseLimits.check(limits.turns, user, what: "messages")
@@ -155,21 +155,21 @@ struct ConnectionHandler: Sendable {
     }
 
     /// One page of a session's messages after `afterID`, and whether more follow.
-    private func history(of sessionID: UUID, after afterID: Int64) async throws(FrameError) -> (messages: [ChatMessage], more: Bool) {
+    private func history(of sessionID: UUID, after afterID: Int64) async throws(ClientError) -> (messages: [ChatMessage], more: Bool) {
         do {
             let page = try await store.messages(session: sessionID, afterID: afterID, limit: Self.historyPage + 1)
             return (Array(page.prefix(Self.historyPage)), page.count > Self.historyPage)
         } catch {
-            throw FrameError(code: "unavailable", message: "the database is unavailable; try again shortly")
+            throw ClientError(code: .unavailable, message: "the database is unavailable; try again shortly")
         }
     }
 
     private func startSession(
         topicID: Int64?, courseID: Int64?, requestID: String?, socket: inout Socket, logger: Logger
-    ) async throws(FrameError) -> UUID {
+    ) async throws(ClientError) -> UUID {
         guard socket.openSessions.count < maxSessionsPerSocket else {
-            throw FrameError(
-                code: "too_many_sessions", message: "this socket already uses \(maxSessionsPerSocket) sessions; open another socket", requestID: requestID
+            throw ClientError(
+                code: .tooManySessions, message: "this socket already uses \(maxSessionsPerSocket) sessions; open another socket", requestID: requestID
             )
         }
         let session: SessionRecord
@@ -188,7 +188,7 @@ struct ConnectionHandler: Sendable {
 
     /// Checks that the socket's user owns an existing, active session and routes
     /// its replies to this socket.
-    private func open(_ sessionID: UUID, socket: inout Socket, clientMessageID: String?) async throws(FrameError) {
+    private func open(_ sessionID: UUID, socket: inout Socket, clientMessageID: String?) async throws(ClientError) {
         guard !socket.openSessions.contains(sessionID) else { return }
         do {
             _ = try await registry.session(sessionID, for: socket.outbox.userID, mustBeActive: true)
@@ -202,7 +202,7 @@ struct ConnectionHandler: Sendable {
 
     /// Like `open`, for `resume`: a completed session's history can be read too (sending
     /// to it is refused), and the session's status goes into the history frame.
-    private func openForReading(_ sessionID: UUID, socket: inout Socket) async throws(FrameError) -> SessionRecord {
+    private func openForReading(_ sessionID: UUID, socket: inout Socket) async throws(ClientError) -> SessionRecord {
         let session = try await registry.session(sessionID, for: socket.outbox.userID, mustBeActive: false)
         if !socket.openSessions.contains(sessionID) {
             try await attach(sessionID, socket: &socket, requestID: nil, clientMessageID: nil)
@@ -214,18 +214,18 @@ struct ConnectionHandler: Sendable {
     /// The most messages one `history` frame carries.
     static let historyPage = 500
 
-    private func attach(_ sessionID: UUID, socket: inout Socket, requestID: String?, clientMessageID: String?) async throws(FrameError) {
+    private func attach(_ sessionID: UUID, socket: inout Socket, requestID: String?, clientMessageID: String?) async throws(ClientError) {
         guard socket.openSessions.count < maxSessionsPerSocket else {
-            throw FrameError(
-                code: "too_many_sessions", message: "this socket already uses \(maxSessionsPerSocket) sessions; open another socket",
+            throw ClientError(
+                code: .tooManySessions, message: "this socket already uses \(maxSessionsPerSocket) sessions; open another socket",
                 requestID: requestID, clientMessageID: clientMessageID
             )
         }
         do {
             try await pipeline.attach(socket.outbox, to: sessionID)
         } catch {
-            throw FrameError(
-                code: "unavailable", message: "the message broker is unavailable; try again shortly", requestID: requestID, clientMessageID: clientMessageID
+            throw ClientError(
+                code: .unavailable, message: "the message broker is unavailable; try again shortly", requestID: requestID, clientMessageID: clientMessageID
             )
         }
         socket.openSessions.insert(sessionID)
@@ -233,7 +233,7 @@ struct ConnectionHandler: Sendable {
 
     private func submit(
         _ kind: TurnEnvelope.Kind, content: String, clientMessageID: String?, to sessionID: UUID, socket: Socket, logger: Logger
-    ) async throws(FrameError) {
+    ) async throws(ClientError) {
         let envelope = TurnEnvelope(
             kind: kind, sessionID: sessionID, userID: socket.outbox.userID, content: content, clientMessageID: clientMessageID, gatewayID: gatewayID
         )

@@ -1,7 +1,8 @@
 import Foundation
 import Shared
 
-/// A frame the gateway sends to a client (DESIGN §5), encoded once as JSON text.
+/// A frame the gateway sends to a client (docs/protocol.md, "Server → client"),
+/// encoded once as JSON text.
 enum ServerFrame: Sendable {
     case session(sessionID: UUID, status: String, requestID: String?)
     case accepted(sessionID: UUID, turnID: UUID, clientMessageID: String?)
@@ -11,7 +12,7 @@ enum ServerFrame: Sendable {
     case reply(ReplyEnvelope.Done)
     /// `more`: the page is full, `resume` again from the last message's id for the rest.
     case history(sessionID: UUID, messages: [ChatMessage], status: String, more: Bool)
-    case error(code: String, message: String, context: ErrorContext = ErrorContext())
+    case error(code: ErrorCode, message: String, context: ErrorContext = ErrorContext())
 
     struct ErrorContext: Sendable, Equatable {
         var sessionID: UUID? = nil
@@ -97,7 +98,7 @@ private struct WireFrame: Encodable {
             self.more = more
         case .error(let code, let message, let context):
             type = "error"
-            self.code = code
+            self.code = code.rawValue
             self.errorMessage = message
             sessionID = context.sessionID?.lowercased
             turnID = context.turnID?.lowercased
@@ -125,7 +126,7 @@ private struct WireFrame: Encodable {
         try container.encodeIfPresent(reason, forKey: .reason)
         try container.encodeIfPresent(code, forKey: .code)
         try container.encodeIfPresent(retryAfter, forKey: .retryAfter)
-        // `message` is the error text on error frames (DESIGN §5).
+        // `message` is the error text on error frames (docs/protocol.md).
         if let errorMessage {
             var text = encoder.container(keyedBy: ErrorKeys.self)
             try text.encode(errorMessage, forKey: .message)

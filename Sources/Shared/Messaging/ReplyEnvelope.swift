@@ -126,10 +126,10 @@ public enum ReplyEnvelope: Sendable, Equatable {
     public struct Failure: Codable, Sendable, Equatable {
         public var sessionID: UUID
         public var turnID: UUID
-        public var code: String
+        public var code: ErrorCode
         public var message: String
 
-        public init(sessionID: UUID, turnID: UUID, code: String, message: String) {
+        public init(sessionID: UUID, turnID: UUID, code: ErrorCode, message: String) {
             self.sessionID = sessionID
             self.turnID = turnID
             self.code = code

@@ -44,22 +44,11 @@ public enum ParleyMetrics {
     public static let repliesDelivered = ParleyMetric(
         "parley_gateway_replies_delivered_total", .counter, "Reply envelopes delivered to a session's sockets, by kind (delta, reset, done, error)."
     )
-    /// Error codes a client can be sent: the `code` label of `turnErrors` takes only
-    /// these (a reply envelope from the broker could carry any text), others are `other`.
-    public static let knownErrorCodes: Set<String> = [
-        "admin_required", "body_too_large", "cancelled", "content_too_long", "course_not_found", "empty_content", "expired", "forbidden",
-        "invalid_content", "llm_bad_response", "llm_blocked", "llm_quota_exceeded", "llm_rate_limited", "llm_rejected", "llm_unavailable",
-        "malformed_frame", "malformed_request", "missed_replies", "origin_not_allowed", "overloaded", "platform_unavailable", "rate_limited", "reply_timeout", "session_busy",
-        "session_completed", "session_not_found", "session_not_open", "too_many_pending", "too_many_sessions", "too_many_sockets", "topic_not_found",
-        "turn_not_found", "unavailable", "unconfirmed", "unknown_type", "unsupported_frame", "upgrade_required",
-    ]
-
     /// The `method` label of the HTTP metrics takes only these; others are `other`.
     public static let standardHTTPMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
-    /// The `code` label value for a client error code.
-    public static func errorCodeLabel(_ code: String) -> String { knownErrorCodes.contains(code) ? code : "other" }
-
+    /// By `code`: an `ErrorCode`, so the label's values are a fixed set (a code a peer
+    /// made up is read as `unavailable`).
     public static let turnErrors = ParleyMetric(
         "parley_gateway_turn_errors_total", .counter, "Turns that ended in an error for the client, by code (llm_*, reply_timeout, overloaded, ...)."
     )

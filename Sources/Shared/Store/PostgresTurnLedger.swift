@@ -75,7 +75,7 @@ public struct PostgresTurnLedger: TurnLedger {
                 """
                 WITH ended AS (
                     UPDATE turns SET state = \(state.rawValue), holder = NULL, held_until = NULL, settled_at = now(),
-                                     error_code = \(failure?.code), error_message = \(failure?.message)
+                                     error_code = \(failure?.code.rawValue), error_message = \(failure?.message)
                     WHERE turn_id = \(turnID) AND state = 'queued'
                       AND (holder IS NULL OR holder = \(attempt.id) OR held_until < now()
                            OR (\(attempt.takeover) AND holder_copy IS NOT DISTINCT FROM \(attempt.copy)))
@@ -189,7 +189,7 @@ public struct PostgresTurnLedger: TurnLedger {
             for try await (state, code, message, held, blocked) in try await client.query(query, logger: logger).decode(
                 (String, String?, String?, Bool, Bool).self
             ) {
-                let failure = code.map { SettledFailure(code: $0, message: message ?? "") }
+                let failure = code.map { SettledFailure(code: ErrorCode(rawValue: $0) ?? .unavailable, message: message ?? "") }
                 return Standing(
                     state: TurnLedgerState(rawValue: state) ?? .queued, failure: failure, heldByOther: held, blockedByEarlierTurn: blocked
                 )

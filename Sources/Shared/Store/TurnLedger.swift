@@ -15,10 +15,10 @@ public enum TurnLedgerState: String, Sendable, Codable {
 /// The error reply a turn ended with, kept so that any later attempt (a redelivery
 /// after the first one's publish failed) sends the same one. Fixed text per code.
 public struct SettledFailure: Sendable, Equatable {
-    public var code: String
+    public var code: ErrorCode
     public var message: String
 
-    public init(code: String, message: String) {
+    public init(code: ErrorCode, message: String) {
         self.code = code
         self.message = message
     }

@@ -45,15 +45,15 @@ enum LLMError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The turn was cancelled (by the user, or because its deadline passed).
     case cancelled
 
-    var code: String {
+    var code: ErrorCode {
         switch self {
-        case .unavailable, .stalled, .circuitOpen: "llm_unavailable"
-        case .rateLimited: "llm_rate_limited"
-        case .quotaExceeded: "llm_quota_exceeded"
-        case .rejected: "llm_rejected"
-        case .blocked: "llm_blocked"
-        case .malformedResponse: "llm_bad_response"
-        case .cancelled: "cancelled"
+        case .unavailable, .stalled, .circuitOpen: .llmUnavailable
+        case .rateLimited: .llmRateLimited
+        case .quotaExceeded: .llmQuotaExceeded
+        case .rejected: .llmRejected
+        case .blocked: .llmBlocked
+        case .malformedResponse: .llmBadResponse
+        case .cancelled: .cancelled
         }
     }
 

@@ -43,17 +43,17 @@ struct TurnHandler: Sendable {
             return stored
         }
         if turn.isExpired() {
-            return try await failure(turn, attempt, code: "expired", "the message waited past its deadline and was not answered; send it again")
+            return try await failure(turn, attempt, code: .expired, "the message waited past its deadline and was not answered; send it again")
         }
         guard let session = try await fromStore({ try await store.session(id: turn.sessionID) }) else {
-            return try await failure(turn, attempt, code: "session_not_found", "session \(turn.sessionID.lowercased) does not exist")
+            return try await failure(turn, attempt, code: .sessionNotFound, "session \(turn.sessionID.lowercased) does not exist")
         }
         guard session.userID == turn.userID else {
-            return try await failure(turn, attempt, code: "forbidden", "session \(turn.sessionID.lowercased) belongs to another user")
+            return try await failure(turn, attempt, code: .forbidden, "session \(turn.sessionID.lowercased) belongs to another user")
         }
         guard session.status == .active else {
             return try await failure(
-                turn, attempt, code: "session_completed", "session \(turn.sessionID.lowercased) is \(session.status.rawValue) and takes no more messages"
+                turn, attempt, code: .sessionCompleted, "session \(turn.sessionID.lowercased) is \(session.status.rawValue) and takes no more messages"
             )
         }
         switch try await admit(turn, attempt, logger: logger) {
@@ -62,7 +62,7 @@ struct TurnHandler: Sendable {
         case .generate(let attemptNumber, let waited):
             // While this turn waited, the turn before it may have completed the session.
             if waited, try await fromStore({ try await store.session(id: turn.sessionID) })?.status != .active {
-                return try await failure(turn, attempt, code: "session_completed", "session \(turn.sessionID.lowercased) was completed before this message was answered")
+                return try await failure(turn, attempt, code: .sessionCompleted, "session \(turn.sessionID.lowercased) was completed before this message was answered")
             }
             if attemptNumber > 1 {
                 // An earlier attempt may have streamed text: the client drops it.
@@ -107,7 +107,7 @@ struct TurnHandler: Sendable {
                 }
                 waited = true
                 if turn.isExpired() {
-                    return .answer(try await failure(turn, attempt, code: "expired", "the message waited past its deadline and was not answered; send it again"))
+                    return .answer(try await failure(turn, attempt, code: .expired, "the message waited past its deadline and was not answered; send it again"))
                 }
                 guard attempt.isCurrent() else { throw .superseded }
                 // Stopping: waiting turns go back to the queue at once.
@@ -167,7 +167,7 @@ struct TurnHandler: Sendable {
             logger.warning("the model failed", metadata: ["error": "\(error)", "code": "\(error.code)"])
             return try await failure(turn, attempt, code: error.code, error.clientMessage)
         case .cancelledBeforeStart:
-            return try await failure(turn, attempt, code: "cancelled", "the message was cancelled before an answer was started")
+            return try await failure(turn, attempt, code: .cancelled, "the message was cancelled before an answer was started")
         case .cancelled:
             logger.info("turn cancelled; keeping what was generated")
             record.replyContent = shown.text
@@ -257,7 +257,7 @@ struct TurnHandler: Sendable {
 
     /// An error reply for the client — unless another attempt holds the turn, which
     /// then answers it.
-    private func failure(_ turn: TurnEnvelope, _ attempt: TurnAttempt, code: String, _ message: String) async throws(TurnFailure) -> ReplyEnvelope {
+    private func failure(_ turn: TurnEnvelope, _ attempt: TurnAttempt, code: ErrorCode, _ message: String) async throws(TurnFailure) -> ReplyEnvelope {
         let failure = SettledFailure(code: code, message: message)
         let ended = try await fromStore {
             try await holding.ledger.settle(turnID: turn.turnID, attempt: attempt.ledger, as: .failed, failure: failure)

@@ -87,7 +87,7 @@ struct ProviderChain: Sendable {
                 } catch {
                     if case .cancelled = error { throw error }
                     record(attemptOf: labels, started: started, firstText: firstText.value, outcome: "error")
-                    ParleyMetrics.llmErrors.increment(by: 1, [("provider", slot.model.provider), ("code", error.code)])
+                    ParleyMetrics.llmErrors.increment(by: 1, [("provider", slot.model.provider), ("code", error.code.rawValue)])
                     lastError = error
                     metadata["error"] = "\(error)"
                     metadata["attempt"] = "\(attempt)"

@@ -1,0 +1,85 @@
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import ServiceLifecycle
+import Shared
+
+/// What the gateway needs from outside: the database, the broker, the identity
+/// provider, the learning platform. `buildApplication` passes the real ones; the
+/// Swift tests pass in-memory ones to `buildRouter`.
+struct GatewayBoundaries: Sendable {
+    var store: any ConversationStore
+    var ledger: any TurnLedger
+    var publisher: any TurnPublishing
+    var subscriptions: any ReplySubscriptions
+    var contexts: any SessionContextSource
+    /// The identity provider's keys, when `JWT_JWKS_URL` is set.
+    var keys: JWKSKeyCache?
+    /// Named checks for `/health`: nil when fine, else what is wrong.
+    var healthChecks: [String: @Sendable () async -> String?]
+}
+
+/// The gateway's routes and the services they need running: `pipeline` (turns)
+/// and `restTurns` (the tasks of REST turns).
+struct GatewayRoutes {
+    let router: Router<GatewayRequestContext>
+    let pipeline: TurnPipeline
+    let restTurns: RESTTurnTasks
+    let health: HealthMonitor
+}
+
+/// Builds the public routes — `/health`, the REST API, `/ws` — over `boundaries`.
+func buildRouter(settings: GatewaySettings, boundaries: GatewayBoundaries, logger: Logger) -> GatewayRoutes {
+    let dispatcher = TurnDispatcher(publisher: boundaries.publisher, ledger: boundaries.ledger, turnLifetime: settings.turnLifetime, logger: logger)
+    let pipeline = TurnPipeline(
+        subscriptions: boundaries.subscriptions, dispatcher: dispatcher,
+        maxWaitingTurns: settings.maxWaitingTurnsPerSession, replyTimeout: settings.replyTimeout, logger: logger
+    )
+    let registry = SessionRegistry(store: boundaries.store, contexts: boundaries.contexts, logger: logger)
+    let decoder = ClientFrameDecoder(maxContentCharacters: settings.maxContentCharacters)
+    let restTurns = RESTTurnTasks(maxRunning: settings.limits.maxRESTTurns)
+    let limits = AbuseLimits(settings: settings.limits)
+    let authenticator = Authenticator(mode: settings.authentication, keys: boundaries.keys)
+    let health = HealthMonitor(checks: boundaries.healthChecks)
+
+    let router = Router(context: GatewayRequestContext.self)
+    router.add(middleware: HTTPMetricsMiddleware())
+    router.add(middleware: OriginMiddleware { settings.allowsOrigin($0) })
+    // The public port says only whether the gateway serves; the reasons and the
+    // metrics are on the internal listener.
+    router.get("/health") { _, _ -> Response in healthResponse(await health.report(), detailed: false) }
+    RESTAPI(
+        registry: registry, store: boundaries.store,
+        turns: TurnWaiter(pipeline: pipeline, tasks: restTurns, gatewayID: settings.gatewayID, logger: logger),
+        reader: RESTRequestReader(
+            authenticator: authenticator, adminKeys: settings.adminKeys, maxBodyBytes: settings.maxFrameBytes, defaultWait: settings.restWait,
+            maxWait: settings.replyTimeout
+        ),
+        contentDecoder: decoder, limits: limits, logger: logger
+    ).register(on: router)
+    let connections = ConnectionHandler(
+        pipeline: pipeline, store: boundaries.store, registry: registry, decoder: decoder,
+        gatewayID: settings.gatewayID, maxFrameBytes: settings.maxFrameBytes, outboxCapacity: settings.outboxCapacity,
+        maxSessionsPerSocket: settings.maxSessionsPerSocket, limits: limits, logger: logger
+    )
+    WebSocketEndpoint(settings: settings, authenticator: authenticator, limits: limits, connections: connections).register(on: router)
+    return GatewayRoutes(router: router, pipeline: pipeline, restTurns: restTurns, health: health)
+}
+
+/// The public server for `routes`: HTTP/1.1 with the WebSocket upgrade.
+func publicServer(
+    _ routes: GatewayRoutes, settings: GatewaySettings, logger: Logger
+) -> Application<RouterResponder<GatewayRequestContext>> {
+    Application(
+        router: routes.router,
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: routes.router,
+            // A text frame that is not UTF-8 closes the socket with 1007 (RFC 6455 §8.1):
+            // decoded leniently, its bytes would become U+FFFD and be stored as a message
+            // the client never wrote.
+            configuration: .init(ws: .init(maxFrameSize: settings.maxFrameBytes, autoPing: .enabled(timePeriod: .seconds(30)), validateUTF8: true))
+        ),
+        configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "parley-gateway"),
+        logger: logger
+    )
+}

@@ -1,0 +1,186 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import HummingbirdWSClient
+import HummingbirdWSTesting
+import Logging
+import Testing
+
+@testable import Gateway
+@testable import Shared
+
+/// The gateway's public routes as `buildApplication` builds them — the same
+/// `buildRouter` — over in-memory boundaries: the store, the ledger, a broker and a
+/// stand-in worker. REST through the router, `/ws` through a live server.
+@Suite("Gateway routes", .timeLimit(.minutes(1)))
+struct GatewayRouterTests {
+    let logger = Logger(label: "test")
+
+    struct Harness {
+        let app: Application<RouterResponder<GatewayRequestContext>>
+        let routes: GatewayRoutes
+        let broker: InMemoryBroker
+        let store: InMemoryConversationStore
+    }
+
+    /// The gateway's app on in-memory parts, its pipeline and a worker running.
+    func withGateway(_ environment: [String: String] = [:], _ body: (Harness) async throws -> Void) async throws {
+        // HummingbirdWSClient sends `Origin: ws://localhost`.
+        var variables = ["PARLEY_AUTH": "off", "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": "0", "ALLOWED_ORIGINS": "ws://localhost"]
+        variables.merge(environment) { $1 }
+        let settings = try GatewaySettings(environment: EnvironmentReader(variables))
+        let (store, broker) = (InMemoryConversationStore(), InMemoryBroker())
+        let boundaries = GatewayBoundaries(
+            store: store, ledger: InMemoryTurnLedger(), publisher: broker, subscriptions: broker,
+            contexts: CatalogContextSource(catalog: InMemoryTopicCatalog([]), logger: logger), keys: nil,
+            healthChecks: ["database": { nil }]
+        )
+        let routes = buildRouter(settings: settings, boundaries: boundaries, logger: logger)
+        var app = publicServer(routes, settings: settings, logger: logger)
+        app.addServices(routes.pipeline, routes.restTurns)
+        let worker = EchoWorker(broker: broker, store: store, pipeline: routes.pipeline)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await worker.run() }
+            defer { group.cancelAll() }
+            try await body(Harness(app: app, routes: routes, broker: broker, store: store))
+        }
+    }
+
+    func json(_ buffer: ByteBuffer) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(buffer: buffer)) as? [String: Any]) ?? [:]
+    }
+
+    @Test func aRESTSessionIsStartedAnsweredAndRead() async throws {
+        let (anaKey, biaKey) = ("ana-key-0123456789abcdef", "bia-key-0123456789abcdef")
+        try await withGateway(["PARLEY_AUTH": "on", "API_KEYS": "\(anaKey):ana,\(biaKey):bia"]) { gateway in
+            try await gateway.app.test(.router) { client in
+                let started = try await client.execute(uri: "/api/sessions/start?token=\(anaKey)", method: .post)
+                #expect(started.status == .created, "\(String(buffer: started.body))")
+                let session = try #require((json(started.body)["session"] as? [String: Any])?["session_id"] as? String)
+                #expect((json(started.body)["message"] as? [String: Any])?["content"] as? String == "Olá! Vamos começar?")
+
+                let sent = try await client.execute(
+                    uri: "/api/sessions/\(session)/message?token=\(anaKey)", method: .post, body: ByteBuffer(string: #"{"content":"oi"}"#)
+                )
+                #expect(sent.status == .ok)
+                #expect((json(sent.body)["message"] as? [String: Any])?["content"] as? String == "eco: oi")
+
+                let history = try await client.execute(uri: "/api/sessions/\(session)?token=\(anaKey)", method: .get)
+                let contents = (json(history.body)["messages"] as? [[String: Any]])?.compactMap { $0["content"] as? String }
+                #expect(contents == ["Olá! Vamos começar?", "oi", "eco: oi"])
+
+                let other = try await client.execute(uri: "/api/sessions/\(session)?token=\(biaKey)", method: .get)
+                #expect(other.status == .forbidden)
+                #expect((json(other.body)["error"] as? [String: Any])?["code"] as? String == "forbidden")
+            }
+            // The listener of each REST turn left; the session is unbound again.
+            #expect(gateway.broker.bound.withLock { $0.isEmpty })
+        }
+    }
+
+    @Test(arguments: [
+        ("/api/sessions/start?user=ana", HTTPRequest.Method.post, #"{"topicId":7001}"#, HTTPResponse.Status.badRequest, "malformed_request"),
+        ("/api/sessions/9b2f6d1e-4c7a-4f0e-8d3b-2a61c5e8f013/message?user=ana", .post, #"{"content":"oi"}"#, .notFound, "session_not_found"),
+        ("/api/sessions/not-a-uuid?user=ana", .get, "", .badRequest, "malformed_request"),
+        ("/ws?user=ana", .get, "", .upgradeRequired, "upgrade_required"),
+    ])
+    func badRequestsGetTheirCode(uri: String, method: HTTPRequest.Method, body: String, status: HTTPResponse.Status, code: String) async throws {
+        try await withGateway { gateway in
+            try await gateway.app.test(.router) { client in
+                let response = try await client.execute(uri: uri, method: method, body: body.isEmpty ? nil : ByteBuffer(string: body))
+                #expect(response.status == status)
+                #expect((json(response.body)["error"] as? [String: Any])?["code"] as? String == code)
+            }
+        }
+    }
+
+    @Test func thePublicHealthSaysOnlyWhetherTheGatewayServes() async throws {
+        try await withGateway { gateway in
+            try await gateway.app.test(.router) { client in
+                let health = try await client.execute(uri: "/health", method: .get)
+                #expect(health.status == .ok && json(health.body).keys.sorted() == ["status"])
+                #expect(try await client.execute(uri: "/metrics", method: .get).status == .notFound)
+            }
+        }
+    }
+
+    /// The document served is the repository's file, and it describes exactly the
+    /// routes the router has (the WebSocket, which OpenAPI cannot describe, aside).
+    @Test func theOpenAPIDocumentIsTheFileAndMatchesTheRoutes() async throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appending(path: "../../Sources/Gateway/Assets/openapi.json")
+        let fileData = try Data(contentsOf: file)
+        let document = try #require(try JSONSerialization.jsonObject(with: fileData) as? [String: Any])
+        try await withGateway { gateway in
+            try await gateway.app.test(.router) { client in
+                let served = try await client.execute(uri: "/openapi.json", method: .get)
+                #expect(served.headers[.contentType] == "application/json")
+                let fromFile = try #require(try JSONSerialization.jsonObject(with: fileData) as? [String: Any])
+                #expect(NSDictionary(dictionary: json(served.body)).isEqual(to: fromFile))
+                let docs = try await client.execute(uri: "/docs", method: .get)
+                #expect(String(buffer: docs.body).contains("/openapi.json"))
+            }
+            let paths = try #require(document["paths"] as? [String: [String: Any]])
+            let documented = Set(
+                paths.flatMap { path, operations in
+                    operations.keys.filter { ["get", "post", "put", "patch", "delete"].contains($0) }.map { "\($0.uppercased()) \(path)" }
+                }
+            )
+            let routed = Set(
+                gateway.routes.router.routes.map { "\($0.method.rawValue) \($0.path)" }
+            ).subtracting(["GET /ws"])
+            #expect(routed == documented, "routed but not documented: \(routed.subtracting(documented)); documented but not routed: \(documented.subtracting(routed))")
+        }
+    }
+
+    @Test func aWebSocketClientTypesAndIsAnswered() async throws {
+        try await withGateway { gateway in
+            try await gateway.app.test(.live) { client in
+                let frames = FrameLog()
+                try await client.ws("/ws?user=ana") { inbound, outbound, _ in
+                    try await outbound.write(.text("olá"))
+                    for try await message in inbound.messages(maxSize: 1 << 16) {
+                        guard case .text(let text) = message else { continue }
+                        let type = frames.append(text)
+                        if type == "reply" { break }
+                    }
+                }
+                #expect(frames.types == ["session", "accepted", "delta", "delta", "reply"], "\(frames.last)")
+                #expect(frames.last["message"].flatMap { ($0 as? [String: Any])?["content"] as? String } == "eco: olá")
+            }
+            try await eventually { gateway.broker.bound.withLock { $0.isEmpty } ? true : nil }
+        }
+    }
+
+    @Test func aWebSocketFromAPageNotAllowedIsRefusedWithItsCode() async throws {
+        try await withGateway(["ALLOWED_ORIGINS": "https://parley.example"]) { gateway in
+            try await gateway.app.test(.live) { client in
+                let frames = FrameLog()
+                var configuration = WebSocketClientConfiguration()
+                configuration.additionalHeaders = [.origin: "https://evil.example"]
+                let close = try await client.ws("/ws?user=ana", configuration: configuration) { inbound, _, _ in
+                    for try await message in inbound.messages(maxSize: 1 << 16) {
+                        if case .text(let text) = message { _ = frames.append(text) }
+                    }
+                }
+                #expect(frames.last["code"] as? String == "origin_not_allowed")
+                #expect(close?.closeCode == .policyViolation)
+            }
+        }
+    }
+}
+
+/// The frames a test's WebSocket client read.
+final class FrameLog: @unchecked Sendable {
+    private var frames: [[String: Any]] = []
+    private let lock = NSLock()
+
+    /// Adds a frame; returns its type.
+    func append(_ text: String) -> String? {
+        let frame = (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+        lock.withLock { frames.append(frame) }
+        return frame["type"] as? String
+    }
+
+    var types: [String] { lock.withLock { frames.compactMap { $0["type"] as? String } } }
+    var last: [String: Any] { lock.withLock { frames.last ?? [:] } }
+}
