@@ -24,16 +24,31 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
-        // rabbitmq-c (Debian: librabbitmq-dev). Only Sources/Shared/AMQP imports it.
+        // rabbitmq-c (Debian: librabbitmq-dev). Only Sources/AMQPClient imports it.
         .systemLibrary(
             name: "CRabbitMQ",
             pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"])]
         ),
+        // Durations, backoff, timeouts, locks: what every other target leans on.
+        .target(name: "ParleySupport"),
+        // A generic AMQP 0-9-1 client over rabbitmq-c: a connection thread, a
+        // publisher with confirms, a consumer with manual acks and reconnects.
+        .target(
+            name: "AMQPClient",
+            dependencies: [
+                "CRabbitMQ", "ParleySupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // What the gateway and the workers both use: the wire contract and topology,
+        // configuration, the conversation store and turn ledger, the learning
+        // platform's client, the topic catalog, metrics and health.
         .target(
             name: "Shared",
             dependencies: [
-                "CRabbitMQ",
+                "AMQPClient", "ParleySupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -47,6 +62,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // In-memory stand-ins of Shared's boundaries, for the tests only.
+        .target(name: "ParleyTestSupport", dependencies: ["Shared"]),
         // Embeds Sources/Gateway/Assets (the OpenAPI document, the docs page) in the
         // binary at build time: no resource bundle to ship beside it.
         .executableTarget(name: "AssetEmbedder"),
@@ -54,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "Gateway",
             dependencies: [
-                "Shared",
+                "Shared", "AMQPClient", "ParleySupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -68,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "Worker",
             dependencies: [
-                "Shared",
+                "Shared", "AMQPClient", "ParleySupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -85,7 +102,7 @@ let package = Package(
         .testTarget(
             name: "UnitTests",
             dependencies: [
-                "Shared", "Gateway", "Worker", "LLMSim",
+                "Shared", "AMQPClient", "ParleySupport", "ParleyTestSupport", "Gateway", "Worker", "LLMSim",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
@@ -102,7 +119,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Shared", "Gateway", "Worker", "LLMSim",
+                "Shared", "AMQPClient", "ParleySupport", "ParleyTestSupport", "Gateway", "Worker", "LLMSim",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

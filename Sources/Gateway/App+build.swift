@@ -1,3 +1,4 @@
+import AMQPClient
 import AsyncHTTPClient
 import Foundation
 import Hummingbird

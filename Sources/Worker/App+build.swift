@@ -1,7 +1,9 @@
+import AMQPClient
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
+import ParleySupport
 import PostgresNIO
 import ServiceLifecycle
 import Shared

@@ -1,8 +1,10 @@
 import Foundation
 import Logging
+import ParleySupport
 import Synchronization
 import Testing
 
+@testable import AMQPClient
 @testable import Shared
 
 /// The connection thread's promise: every command submitted ends, with a result or an

@@ -3,6 +3,7 @@ import PostgresNIO
 import Testing
 
 @testable import Shared
+@testable import Worker
 
 @Suite("PostgreSQL (real database)")
 struct PostgresIntegrationTests {

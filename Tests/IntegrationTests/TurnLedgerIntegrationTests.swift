@@ -3,6 +3,7 @@ import PostgresNIO
 import Testing
 
 @testable import Shared
+@testable import Worker
 
 /// The turn ledger on real PostgreSQL: order across gateways, one attempt at a time,
 /// takeover by a redelivery, and the store's fence.

@@ -1,4 +1,6 @@
+import AMQPClient
 import Foundation
+import ParleySupport
 import PostgresNIO
 import Synchronization
 import Testing

@@ -1,3 +1,4 @@
+import AMQPClient
 import Testing
 
 @testable import Gateway

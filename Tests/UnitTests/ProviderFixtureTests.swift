@@ -6,6 +6,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import NIOHTTP1
+import ParleySupport
 import Synchronization
 import Testing
 

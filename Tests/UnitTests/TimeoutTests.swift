@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import ParleySupport
 import Testing
 
 @testable import Shared

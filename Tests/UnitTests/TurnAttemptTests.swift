@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import ParleySupport
+import ParleyTestSupport
 import ServiceLifecycleTestKit
 import Synchronization
 import Testing

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import ParleySupport
+import ParleyTestSupport
 import Synchronization
 import Testing
 

@@ -1,5 +1,8 @@
+import AMQPClient
 import Foundation
 import Logging
+import ParleySupport
+import ParleyTestSupport
 import Testing
 
 @testable import Gateway

@@ -1,1 +1,1 @@
-../../../Sources/Shared/Support/Duration+Units.swift
+../../../Sources/ParleySupport/Duration+Units.swift

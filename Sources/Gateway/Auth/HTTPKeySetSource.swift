@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import ParleySupport
 import Shared
 
 /// Fetches the key set from the identity provider's JWKS URL (`JWT_JWKS_URL`), e.g.

@@ -1,3 +1,4 @@
+import ParleySupport
 import ServiceLifecycle
 import Shared
 

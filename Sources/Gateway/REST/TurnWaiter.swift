@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ParleySupport
 import Shared
 
 /// Sends a turn for a REST request and waits for its reply. The request listens to

@@ -1,5 +1,7 @@
+import AMQPClient
 import Foundation
 import Logging
+import ParleySupport
 import Shared
 
 /// Hands one turn to the broker: enters it in its session's order (the ledger),

@@ -1,3 +1,4 @@
+import AMQPClient
 import Logging
 
 /// Broker settings every process shares.

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOSSL
+import ParleySupport
 import PostgresNIO
 import ServiceLifecycle
 

@@ -1,3 +1,4 @@
+import AMQPClient
 /// Parley's exchanges and queues (DESIGN §3). `prefix` is `parley` in production;
 /// tests use their own prefix so that they never share queues.
 public struct ParleyTopology: Sendable {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import ParleySupport
 
 /// `LearningPlatform` over HTTP/JSON. Reads retry transient failures (connection
 /// errors, time-outs, 5xx, 408, 429) with exponential backoff up to

@@ -79,6 +79,11 @@ public struct StoredReply: Sendable, Equatable {
     public var message: ChatMessage
     /// False when another attempt of the same turn had stored it already.
     public var isNew: Bool
+
+    public init(message: ChatMessage, isNew: Bool) {
+        self.message = message
+        self.isNew = isNew
+    }
 }
 
 /// One answered prompt, as the chat-log endpoints list it.

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ParleySupport
 import PostgresNIO
 
 /// `TurnLedger` on PostgreSQL (table `turns`, migration 5). Every call is one

@@ -1,4 +1,5 @@
 import Foundation
+import ParleySupport
 import PostgresNIO
 
 /// What can go wrong at the conversation-store boundary.
@@ -31,7 +32,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Classifies any error thrown by PostgresNIO (or by `withTimeout`). A statement
     /// the server refuses is judged by its SQLSTATE, also inside a transaction (where
     /// PostgresNIO wraps it): only the transient classes are an outage.
-    static func wrapping(_ error: any Error) -> StoreError {
+    public static func wrapping(_ error: any Error) -> StoreError {
         if let storeError = error as? StoreError { return storeError }
         if error is TimeoutError { return .unavailable("no answer within the time limit") }
         if let transaction = error as? PostgresTransactionError {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ParleySupport
 import ServiceLifecycle
 import Shared
 

@@ -1,4 +1,5 @@
 import Logging
+import ParleySupport
 import ServiceLifecycle
 import Shared
 

@@ -1,4 +1,5 @@
 import Foundation
+import ParleySupport
 import Shared
 
 /// One attempt at generating a turn: one delivery of it to this worker.

@@ -1,4 +1,5 @@
 import Foundation
+import ParleySupport
 import Shared
 import Synchronization
 

@@ -1,5 +1,7 @@
+import AMQPClient
 import Foundation
 import Logging
+import ParleySupport
 import ServiceLifecycle
 import Shared
 

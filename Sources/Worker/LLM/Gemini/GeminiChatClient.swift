@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import ParleySupport
 import Shared
 
 /// Google Gemini's `models/{model}:generateContent` and

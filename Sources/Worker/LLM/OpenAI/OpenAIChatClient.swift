@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import ParleySupport
 import Shared
 
 /// OpenAI's `/v1/chat/completions`, streaming (`stream: true` with

@@ -1,4 +1,5 @@
 import Logging
+import ParleySupport
 import Shared
 
 /// What the chain reports while an answer is generated.

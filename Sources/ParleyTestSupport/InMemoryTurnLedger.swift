@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 import Synchronization
 
 /// `TurnLedger` in memory, for unit tests; the SQL is tested against PostgreSQL in

@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 import Synchronization
 
 /// `ConversationStore` in memory, for unit tests of the code around the store.

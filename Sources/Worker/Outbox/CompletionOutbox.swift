@@ -1,6 +1,8 @@
 import Foundation
 import Logging
+import ParleySupport
 import PostgresNIO
+import Shared
 
 /// A completion waiting to be sent to the learning platform, claimed by one sender.
 public struct OutboxEntry: Sendable, Equatable {

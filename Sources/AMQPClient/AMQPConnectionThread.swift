@@ -1,6 +1,7 @@
 import CRabbitMQ
 import Foundation
 import Logging
+import ParleySupport
 import Synchronization
 
 #if canImport(Glibc)

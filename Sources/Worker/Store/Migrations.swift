@@ -1,5 +1,6 @@
 import Logging
 import PostgresNIO
+import Shared
 
 /// One numbered schema change, applied once.
 public struct Migration: Sendable {
