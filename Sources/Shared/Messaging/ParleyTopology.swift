@@ -1,6 +1,8 @@
 import AMQPClient
-/// Parley's exchanges and queues (DESIGN §3). `prefix` is `parley` in production;
-/// tests use their own prefix so that they never share queues.
+
+/// Parley's exchanges and queues (docs/architecture.md, "Processes and queues").
+/// `prefix` is `parley` in production; tests use their own prefix so that they never
+/// share queues.
 public struct ParleyTopology: Sendable {
     public var prefix: String
     /// Deliveries of one turn before the broker dead-letters it.

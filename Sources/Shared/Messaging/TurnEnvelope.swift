@@ -1,6 +1,7 @@
 import Foundation
 
-/// A user turn on its way from a gateway to a worker (DESIGN §4).
+/// A user turn on its way from a gateway to a worker (docs/architecture.md, "The path
+/// of a turn").
 public struct TurnEnvelope: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable {
         /// The session was just started: the worker writes the tutor's opening message.

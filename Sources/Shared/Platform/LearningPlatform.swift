@@ -47,7 +47,8 @@ public enum PlatformError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// The upstream learning platform (DESIGN §7). `HTTPLearningPlatform` is the real one.
+/// The upstream learning platform (docs/decisions.md, "Training sessions: where the
+/// context comes from" and "The completion outbox"). `HTTPLearningPlatform` is the real one.
 public protocol LearningPlatform: Sendable {
     func learnerContext(userID: String) async throws(PlatformError) -> LearnerContext
     /// The course's title as the learner's progress in it names it.
