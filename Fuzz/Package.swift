@@ -10,7 +10,7 @@ let package = Package(
     name: "ParleyFuzz",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-crypto.git", "4.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "4.0.0"..<"5.0.0")
     ],
     targets: [
         // The project's ErrorCode, which the frame decoder's and the token readers' errors carry.

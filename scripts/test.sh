@@ -52,6 +52,8 @@ main() {
     run_step "install Python websockets" ensure_python_websockets
     run_step "install Python cryptography" ensure_python_cryptography
     run_step "install schemathesis" ensure_python_package schemathesis
+    # Formatting first: it takes seconds, and names the file (.swift-format).
+    run_step "format check" run_child bash scripts/format.sh --check
     run_step "start RabbitMQ and PostgreSQL" start_servers
     run_step "swift build" build
     # Built just above; --skip-build avoids a second pass over the build graph.

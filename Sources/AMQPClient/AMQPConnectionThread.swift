@@ -57,8 +57,12 @@ final class AMQPConnectionThread: @unchecked Sendable {
     private let wakeDescriptor: Int32
 
     init(
-        name: String, endpoint: AMQPEndpoint, topology: AMQPTopology, heartbeatSeconds: Int32 = 10,
-        role: any AMQPConnectionRole, logger: Logger
+        name: String,
+        endpoint: AMQPEndpoint,
+        topology: AMQPTopology,
+        heartbeatSeconds: Int32 = 10,
+        role: any AMQPConnectionRole,
+        logger: Logger
     ) {
         self.name = name
         self.endpoint = endpoint
@@ -167,7 +171,7 @@ final class AMQPConnectionThread: @unchecked Sendable {
             defer { state.onStopped = [] }
             return state.onStopped
         }
-        waiters.forEach { $0.resume() }
+        for waiter in waiters { waiter.resume() }
     }
 
     private func connect(generation: Int) -> AMQPWire? {
@@ -190,7 +194,10 @@ final class AMQPConnectionThread: @unchecked Sendable {
                 return state.lastError != text
             }
             if firstFailure {
-                logger.error("cannot connect to the broker, retrying with backoff", metadata: ["endpoint": "\(endpoint.redacted)", "error": "\(text)"])
+                logger.error(
+                    "cannot connect to the broker, retrying with backoff",
+                    metadata: ["endpoint": "\(endpoint.redacted)", "error": "\(text)"]
+                )
             }
             return nil
         }

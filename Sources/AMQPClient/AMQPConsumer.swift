@@ -15,7 +15,11 @@ public final class AMQPConsumer: Service, Sendable {
     private let role: ConsumerRole
 
     public init(
-        name: String, endpoint: AMQPEndpoint, topology: AMQPTopology, queue: String, prefetch: UInt16,
+        name: String,
+        endpoint: AMQPEndpoint,
+        topology: AMQPTopology,
+        queue: String,
+        prefetch: UInt16,
         logger: Logger
     ) {
         let (stream, continuation) = AsyncStream.makeStream(of: AMQPDelivery.self)
@@ -162,9 +166,15 @@ final class ConsumerRole: AMQPConnectionRole, @unchecked Sendable {
         case .delivery(let message):
             continuation.yield(
                 AMQPDelivery(
-                    deliveryTag: message.deliveryTag, connectionGeneration: generation.load(ordering: .acquiring),
-                    redelivered: message.redelivered, exchange: message.exchange, routingKey: message.routingKey,
-                    messageID: message.messageID, type: message.type, headers: message.headers, body: message.body
+                    deliveryTag: message.deliveryTag,
+                    connectionGeneration: generation.load(ordering: .acquiring),
+                    redelivered: message.redelivered,
+                    exchange: message.exchange,
+                    routingKey: message.routingKey,
+                    messageID: message.messageID,
+                    type: message.type,
+                    headers: message.headers,
+                    body: message.body
                 )
             )
         case .consumerCancelled:

@@ -20,7 +20,7 @@ public struct AMQPEndpoint: Sendable, Equatable {
     /// an empty path means `/`).
     public init?(url string: String) {
         guard let components = URLComponents(string: string), components.scheme == "amqp",
-              let host = components.host, !host.isEmpty, (1...65535).contains(components.port ?? 5672)
+            let host = components.host, !host.isEmpty, (1...65535).contains(components.port ?? 5672)
         else { return nil }
         self.host = host
         self.port = components.port ?? 5672

@@ -11,8 +11,14 @@ public struct AMQPOutgoingMessage: Sendable {
     public var headers: [String: AMQPTableValue]
 
     public init(
-        exchange: String, routingKey: String, body: [UInt8], messageID: String = "", type: String = "",
-        contentType: String = "application/json", persistent: Bool = true, mandatory: Bool = false,
+        exchange: String,
+        routingKey: String,
+        body: [UInt8],
+        messageID: String = "",
+        type: String = "",
+        contentType: String = "application/json",
+        persistent: Bool = true,
+        mandatory: Bool = false,
         headers: [String: AMQPTableValue] = [:]
     ) {
         self.exchange = exchange

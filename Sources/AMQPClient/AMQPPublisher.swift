@@ -12,7 +12,10 @@ public final class AMQPPublisher: Service, Sendable {
     private let role: PublisherRole
 
     public init(
-        name: String, endpoint: AMQPEndpoint, topology: AMQPTopology, confirmTimeout: Duration = .seconds(10),
+        name: String,
+        endpoint: AMQPEndpoint,
+        topology: AMQPTopology,
+        confirmTimeout: Duration = .seconds(10),
         logger: Logger
     ) {
         let role = PublisherRole(confirmTimeout: confirmTimeout, logger: logger)
@@ -103,7 +106,9 @@ final class PublisherRole: AMQPConnectionRole, @unchecked Sendable {
     }
 
     func publish(
-        _ message: AMQPOutgoingMessage, on wire: AMQPWire, complete: @escaping (Result<Void, AMQPError>) -> Void
+        _ message: AMQPOutgoingMessage,
+        on wire: AMQPWire,
+        complete: @escaping (Result<Void, AMQPError>) -> Void
     ) throws(AMQPError) {
         guard !isBlocked else {
             // A blocked broker does not read our socket: writing could wedge the thread.

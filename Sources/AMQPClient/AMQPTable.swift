@@ -15,7 +15,7 @@ enum AMQPTable {
     static func with<R>(_ values: [String: AMQPTableValue], _ body: (amqp_table_t) -> R) -> R {
         guard !values.isEmpty else { return body(empty) }
         var cStrings: [UnsafeMutablePointer<CChar>] = []
-        defer { cStrings.forEach { free($0) } }
+        defer { for copy in cStrings { free(copy) } }
         func bytes(_ string: String) -> amqp_bytes_t {
             let copy = strdup(string)!
             cStrings.append(copy)
@@ -77,7 +77,10 @@ func withAMQPBytes<R>(_ a: String, _ b: String, _ body: (amqp_bytes_t, amqp_byte
 }
 
 func withAMQPBytes<R>(
-    _ a: String, _ b: String, _ c: String, _ body: (amqp_bytes_t, amqp_bytes_t, amqp_bytes_t) -> R
+    _ a: String,
+    _ b: String,
+    _ c: String,
+    _ body: (amqp_bytes_t, amqp_bytes_t, amqp_bytes_t) -> R
 ) -> R {
     withAMQPBytes(a) { a in withAMQPBytes(b) { b in withAMQPBytes(c) { c in body(a, b, c) } } }
 }

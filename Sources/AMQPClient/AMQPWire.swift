@@ -33,7 +33,14 @@ final class AMQPWire {
         var rpcTimeout = timeval(duration: .seconds(15))
         amqp_set_rpc_timeout(state, &rpcTimeout)
         let login = parley_amqp_login_plain(
-            state, endpoint.virtualHost, 0, 131_072, heartbeatSeconds, endpoint.user, endpoint.password, name
+            state,
+            endpoint.virtualHost,
+            0,
+            131_072,
+            heartbeatSeconds,
+            endpoint.user,
+            endpoint.password,
+            name
         )
         try Self.check(login, doing: "login as \(endpoint.user) to vhost \(endpoint.virtualHost)")
         amqp_channel_open(state, Self.channel)
@@ -76,8 +83,14 @@ final class AMQPWire {
         withAMQPBytes(queue.name) { name in
             AMQPTable.with(queue.arguments) { table in
                 _ = amqp_queue_declare(
-                    state, Self.channel, name, 0, queue.durable ? 1 : 0, queue.exclusive ? 1 : 0,
-                    queue.autoDelete ? 1 : 0, table
+                    state,
+                    Self.channel,
+                    name,
+                    0,
+                    queue.durable ? 1 : 0,
+                    queue.exclusive ? 1 : 0,
+                    queue.autoDelete ? 1 : 0,
+                    table
                 )
             }
         }
@@ -126,7 +139,14 @@ final class AMQPWire {
                         properties.headers = headers
                         let bytes = amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress))
                         return amqp_basic_publish(
-                            state, Self.channel, exchange, routingKey, message.mandatory ? 1 : 0, 0, &properties, bytes
+                            state,
+                            Self.channel,
+                            exchange,
+                            routingKey,
+                            message.mandatory ? 1 : 0,
+                            0,
+                            &properties,
+                            bytes
                         )
                     }
                 }
@@ -179,8 +199,14 @@ final class AMQPWire {
             let message = try readMessage(doing: "reading a delivery")
             return .delivery(
                 AMQPReceivedMessage(
-                    deliveryTag: tag, redelivered: redelivered, exchange: exchange, routingKey: routingKey,
-                    messageID: message.messageID, type: message.type, headers: message.headers, body: message.body
+                    deliveryTag: tag,
+                    redelivered: redelivered,
+                    exchange: exchange,
+                    routingKey: routingKey,
+                    messageID: message.messageID,
+                    type: message.type,
+                    headers: message.headers,
+                    body: message.body
                 )
             )
         case PARLEY_BASIC_ACK:

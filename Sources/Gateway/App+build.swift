@@ -22,8 +22,12 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
     let store = PostgresConversationStore(client: postgres, logger: logger, timeout: .seconds(5))
     let publisher = AMQPPublisher(name: "gateway-publish", endpoint: settings.broker.endpoint, topology: topology.shared, logger: logger)
     let replies = AMQPConsumer(
-        name: "gateway-replies", endpoint: settings.broker.endpoint, topology: topology.gateway(id: settings.gatewayID),
-        queue: topology.gatewayQueue(gatewayID: settings.gatewayID), prefetch: 1000, logger: logger
+        name: "gateway-replies",
+        endpoint: settings.broker.endpoint,
+        topology: topology.gateway(id: settings.gatewayID),
+        queue: topology.gatewayQueue(gatewayID: settings.gatewayID),
+        prefetch: 1000,
+        logger: logger
     )
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
     let boundaries = GatewayBoundaries(
@@ -35,7 +39,10 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         keys: identityProviderKeys(settings.authentication, client: httpClient, logger: logger),
         healthChecks: [
             "database": { [logger] in
-                do { try await store.ping(); return nil } catch { return await settings.database.healthProblem(afterPingFailed: error, logger: logger) }
+                do {
+                    try await store.ping()
+                    return nil
+                } catch { return await settings.database.healthProblem(afterPingFailed: error, logger: logger) }
             },
             "broker_publish": { publisher.isConnected ? nil : publisher.lastError },
             "broker_replies": { replies.isConnected ? nil : replies.lastError },
@@ -43,13 +50,22 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
     )
     let routes = buildRouter(settings: settings, boundaries: boundaries, logger: logger)
     let replyRouter = ReplyRouter(
-        consumer: replies, pipeline: routes.pipeline, recovery: ReplyRecovery(pipeline: routes.pipeline, store: store, logger: logger), logger: logger
+        consumer: replies,
+        pipeline: routes.pipeline,
+        recovery: ReplyRecovery(pipeline: routes.pipeline, store: store, logger: logger),
+        logger: logger
     )
     var app = publicServer(routes, settings: settings, logger: logger)
     app.addServices(
         internalListener(settings: settings, health: routes.health, logger: logger),
-        postgres, DatabaseStartupCheck(settings: settings.database, logger: logger), HTTPClientService(client: httpClient), publisher, replies,
-        routes.pipeline, replyRouter, routes.restTurns
+        postgres,
+        DatabaseStartupCheck(settings: settings.database, logger: logger),
+        HTTPClientService(client: httpClient),
+        publisher,
+        replies,
+        routes.pipeline,
+        replyRouter,
+        routes.restTurns
     )
     return app
 }

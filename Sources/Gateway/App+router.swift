@@ -32,8 +32,11 @@ struct GatewayRoutes {
 func buildRouter(settings: GatewaySettings, boundaries: GatewayBoundaries, logger: Logger) -> GatewayRoutes {
     let dispatcher = TurnDispatcher(publisher: boundaries.publisher, ledger: boundaries.ledger, turnLifetime: settings.turnLifetime, logger: logger)
     let pipeline = TurnPipeline(
-        subscriptions: boundaries.subscriptions, dispatcher: dispatcher,
-        maxWaitingTurns: settings.maxWaitingTurnsPerSession, replyTimeout: settings.replyTimeout, logger: logger
+        subscriptions: boundaries.subscriptions,
+        dispatcher: dispatcher,
+        maxWaitingTurns: settings.maxWaitingTurnsPerSession,
+        replyTimeout: settings.replyTimeout,
+        logger: logger
     )
     let registry = SessionRegistry(store: boundaries.store, contexts: boundaries.contexts, logger: logger)
     let decoder = ClientFrameDecoder(maxContentCharacters: settings.maxContentCharacters)
@@ -49,18 +52,31 @@ func buildRouter(settings: GatewaySettings, boundaries: GatewayBoundaries, logge
     // metrics are on the internal listener.
     router.get("/health") { _, _ -> Response in healthResponse(await health.report(), detailed: false) }
     RESTAPI(
-        registry: registry, store: boundaries.store,
+        registry: registry,
+        store: boundaries.store,
         turns: TurnWaiter(pipeline: pipeline, tasks: restTurns, gatewayID: settings.gatewayID, logger: logger),
         reader: RESTRequestReader(
-            authenticator: authenticator, adminKeys: settings.adminKeys, maxBodyBytes: settings.maxFrameBytes, defaultWait: settings.restWait,
+            authenticator: authenticator,
+            adminKeys: settings.adminKeys,
+            maxBodyBytes: settings.maxFrameBytes,
+            defaultWait: settings.restWait,
             maxWait: settings.replyTimeout
         ),
-        contentDecoder: decoder, limits: limits, logger: logger
+        contentDecoder: decoder,
+        limits: limits,
+        logger: logger
     ).register(on: router)
     let connections = ConnectionHandler(
-        pipeline: pipeline, store: boundaries.store, registry: registry, decoder: decoder,
-        gatewayID: settings.gatewayID, maxFrameBytes: settings.maxFrameBytes, outboxCapacity: settings.outboxCapacity,
-        maxSessionsPerSocket: settings.maxSessionsPerSocket, limits: limits, logger: logger
+        pipeline: pipeline,
+        store: boundaries.store,
+        registry: registry,
+        decoder: decoder,
+        gatewayID: settings.gatewayID,
+        maxFrameBytes: settings.maxFrameBytes,
+        outboxCapacity: settings.outboxCapacity,
+        maxSessionsPerSocket: settings.maxSessionsPerSocket,
+        limits: limits,
+        logger: logger
     )
     WebSocketEndpoint(settings: settings, authenticator: authenticator, limits: limits, connections: connections).register(on: router)
     return GatewayRoutes(router: router, pipeline: pipeline, restTurns: restTurns, health: health)
@@ -68,7 +84,9 @@ func buildRouter(settings: GatewaySettings, boundaries: GatewayBoundaries, logge
 
 /// The public server for `routes`: HTTP/1.1 with the WebSocket upgrade.
 func publicServer(
-    _ routes: GatewayRoutes, settings: GatewaySettings, logger: Logger
+    _ routes: GatewayRoutes,
+    settings: GatewaySettings,
+    logger: Logger
 ) -> Application<RouterResponder<GatewayRequestContext>> {
     Application(
         router: routes.router,

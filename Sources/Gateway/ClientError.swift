@@ -17,7 +17,12 @@ struct ClientError: Error, Equatable, Sendable {
     var retryAfter: Int? = nil
 
     init(
-        code: ErrorCode, message: String? = nil, requestID: String? = nil, clientMessageID: String? = nil, sessionID: UUID? = nil, turnID: UUID? = nil,
+        code: ErrorCode,
+        message: String? = nil,
+        requestID: String? = nil,
+        clientMessageID: String? = nil,
+        sessionID: UUID? = nil,
+        turnID: UUID? = nil,
         retryAfter: Int? = nil
     ) {
         self.code = code

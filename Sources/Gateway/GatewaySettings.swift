@@ -56,7 +56,10 @@ struct GatewaySettings: Sendable {
         internalHost = environment.string("GATEWAY_INTERNAL_HOST", default: "127.0.0.1")
         internalPort = try environment.int("GATEWAY_INTERNAL_PORT", default: 8081, range: 0...65535)
         guard internalPort != port || port == 0 else {
-            throw ConfigurationError(variable: "GATEWAY_INTERNAL_PORT", problem: "must differ from GATEWAY_PORT (\(port)): metrics and health details are not served on the public port")
+            throw ConfigurationError(
+                variable: "GATEWAY_INTERNAL_PORT",
+                problem: "must differ from GATEWAY_PORT (\(port)): metrics and health details are not served on the public port"
+            )
         }
         broker = try BrokerSettings(environment: environment)
         database = try DatabaseSettings(environment: environment)
@@ -69,15 +72,25 @@ struct GatewaySettings: Sendable {
         limits = try LimitSettings(environment: environment)
         restWait = try environment.seconds("REST_WAIT_SECONDS", default: min(.seconds(30), replyTimeout), range: 1...86_400)
         guard restWait <= replyTimeout else {
-            throw ConfigurationError(variable: "REST_WAIT_SECONDS", problem: "must not exceed REPLY_TIMEOUT_SECONDS (\(replyTimeout.wholeMilliseconds / 1000))")
+            throw ConfigurationError(
+                variable: "REST_WAIT_SECONDS",
+                problem: "must not exceed REPLY_TIMEOUT_SECONDS (\(replyTimeout.wholeMilliseconds / 1000))"
+            )
         }
-        adminKeys = Set((environment.string("ADMIN_API_KEYS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        adminKeys = Set(
+            (environment.string("ADMIN_API_KEYS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        )
         if let short = adminKeys.first(where: { $0.utf8.count < 16 }) {
-            throw ConfigurationError(variable: "ADMIN_API_KEYS", problem: "holds a key of \(short.utf8.count) characters; administrator keys need at least 16")
+            throw ConfigurationError(
+                variable: "ADMIN_API_KEYS",
+                problem: "holds a key of \(short.utf8.count) characters; administrator keys need at least 16"
+            )
         }
         platform = try PlatformSettings(environment: environment)
 
-        allowedOrigins = Set((environment.string("ALLOWED_ORIGINS") ?? "").split(separator: ",").map { Self.normalized(origin: String($0)) }.filter { !$0.isEmpty })
+        allowedOrigins = Set(
+            (environment.string("ALLOWED_ORIGINS") ?? "").split(separator: ",").map { Self.normalized(origin: String($0)) }.filter { !$0.isEmpty }
+        )
         if try environment.bool("PARLEY_AUTH", default: true) {
             authentication = .on(try Self.tokenRules(environment))
         } else {
@@ -87,7 +100,8 @@ struct GatewaySettings: Sendable {
             guard allowedOrigins.isEmpty == false || Self.isLoopback(host) else {
                 throw ConfigurationError(
                     variable: "ALLOWED_ORIGINS",
-                    problem: "is not set, with PARLEY_AUTH=off and GATEWAY_HOST=\(host) reachable beyond this machine: list the web origins that may open sockets (e.g. http://localhost:8080), or turn authentication on"
+                    problem:
+                        "is not set, with PARLEY_AUTH=off and GATEWAY_HOST=\(host) reachable beyond this machine: list the web origins that may open sockets (e.g. http://localhost:8080), or turn authentication on"
                 )
             }
             // A loopback gateway without tokens still must not take sockets from any web
@@ -99,7 +113,9 @@ struct GatewaySettings: Sendable {
     /// The accepted tokens: `API_KEYS`, HS256 with `JWT_SECRET`, RS256/ES256 from the
     /// identity provider at `JWT_JWKS_URL`; at least one of them.
     private static func tokenRules(_ environment: EnvironmentReader) throws(ConfigurationError) -> Authenticator.TokenRules {
-        var rules = Authenticator.TokenRules(claims: ClaimRules(issuer: environment.string("JWT_ISSUER"), audience: environment.string("JWT_AUDIENCE")))
+        var rules = Authenticator.TokenRules(
+            claims: ClaimRules(issuer: environment.string("JWT_ISSUER"), audience: environment.string("JWT_AUDIENCE"))
+        )
         rules.apiKeys = try apiKeys(environment.string("API_KEYS"))
         if let short = rules.apiKeys.keys.first(where: { $0.utf8.count < 16 }) {
             throw ConfigurationError(variable: "API_KEYS", problem: "holds a key of \(short.utf8.count) characters; API keys need at least 16")
@@ -107,14 +123,18 @@ struct GatewaySettings: Sendable {
         if let secret = environment.string("JWT_SECRET") {
             // HS256 with a key shorter than its 256-bit hash is guessable offline.
             guard secret.utf8.count >= 32 else {
-                throw ConfigurationError(variable: "JWT_SECRET", problem: "must be at least 32 bytes long (it has \(secret.utf8.count)); e.g. openssl rand -hex 32")
+                throw ConfigurationError(
+                    variable: "JWT_SECRET",
+                    problem: "must be at least 32 bytes long (it has \(secret.utf8.count)); e.g. openssl rand -hex 32"
+                )
             }
             rules.sharedSecret = SymmetricKey(data: Data(secret.utf8))
         }
         if let url = environment.string("JWT_JWKS_URL") {
             guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
                 throw ConfigurationError(
-                    variable: "JWT_JWKS_URL", problem: "must be the http(s) URL of the identity provider's key set (JWKS), got \"\(url)\""
+                    variable: "JWT_JWKS_URL",
+                    problem: "must be the http(s) URL of the identity provider's key set (JWKS), got \"\(url)\""
                 )
             }
             let policy = JWKSKeyCache.Policy(
@@ -126,7 +146,8 @@ struct GatewaySettings: Sendable {
             guard rules.claims.audience != nil else {
                 throw ConfigurationError(
                     variable: "JWT_AUDIENCE",
-                    problem: "must be set with JWT_JWKS_URL: the identity provider signs tokens for other applications too; name this one's audience (its client id)"
+                    problem:
+                        "must be set with JWT_JWKS_URL: the identity provider signs tokens for other applications too; name this one's audience (its client id)"
                 )
             }
             rules.keySet = .init(url: url, policy: policy)
@@ -134,7 +155,8 @@ struct GatewaySettings: Sendable {
         guard !rules.apiKeys.isEmpty || !rules.algorithms.isEmpty else {
             throw ConfigurationError(
                 variable: "JWT_SECRET",
-                problem: "is not set and neither is JWT_JWKS_URL or API_KEYS: authentication is on, so set one of them (or PARLEY_AUTH=off for local use)"
+                problem:
+                    "is not set and neither is JWT_JWKS_URL or API_KEYS: authentication is on, so set one of them (or PARLEY_AUTH=off for local use)"
             )
         }
         return rules

@@ -15,7 +15,7 @@ func buildApplication(settings: SimSettings, logger: Logger) -> some Application
     // contains `?contains=` was written, in microseconds since 1970 (for benchmarks).
     router.get("/sim/trace") { request, _ -> Response in
         guard let needle = request.uri.queryParameters["contains"].map(String.init), !needle.isEmpty,
-              let date = engine.stats.firstText(containing: needle)
+            let date = engine.stats.firstText(containing: needle)
         else {
             return SimHTTP.json(.object([.init(key: "error", value: .string("no stream with that text"))]), status: 404)
         }

@@ -45,7 +45,8 @@ enum LLMSimMain {
         )
         // A stand-in: on SIGTERM it may drop connections after a short grace.
         var configuration = ServiceGroupConfiguration(
-            services: [.init(service: buildApplication(settings: settings, logger: logger))], logger: logger
+            services: [.init(service: buildApplication(settings: settings, logger: logger))],
+            logger: logger
         )
         configuration.gracefulShutdownSignals = [.sigterm, .sigint]
         configuration.maximumGracefulShutdownDuration = .seconds(2)

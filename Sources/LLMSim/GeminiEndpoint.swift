@@ -31,13 +31,17 @@ struct GeminiEndpoint: Sendable {
         }
         guard !body.contents.isEmpty else {
             return json(
-                GeminiWire.error(code: 400, message: "* GenerateContentRequest.contents: contents is not specified\n"), status: 400
+                GeminiWire.error(code: 400, message: "* GenerateContentRequest.contents: contents is not specified\n"),
+                status: 400
             )
         }
 
         let turn = engine.prepare(
             SimExchange(
-                provider: .gemini, stream: stream, conversation: body.conversation, maxOutputTokens: body.maxOutputTokens,
+                provider: .gemini,
+                stream: stream,
+                conversation: body.conversation,
+                maxOutputTokens: body.maxOutputTokens,
                 header: SimHTTP.header("x-sim", in: request.headers)
             )
         )
@@ -66,8 +70,14 @@ struct GeminiEndpoint: Sendable {
         let finishReason = turn.truncated ? "MAX_TOKENS" : "STOP"
         if stream {
             var plan = GeminiWire.streamPlan(
-                identity, tokens: turn.tokens, finishReason: finishReason, promptTokens: turn.promptTokens, pacing: turn.pacing,
-                cutAfter: turn.directives.cutAfter, malformedAfter: turn.directives.malformedAfter, framing: framing
+                identity,
+                tokens: turn.tokens,
+                finishReason: finishReason,
+                promptTokens: turn.promptTokens,
+                pacing: turn.pacing,
+                cutAfter: turn.directives.cutAfter,
+                malformedAfter: turn.directives.malformedAfter,
+                framing: framing
             )
             plan.traceFirstText(at: turn.tokens.isEmpty ? nil : 0, of: body.conversation, in: engine.stats)
             return Response(status: .ok, headers: SimHTTP.fields([("content-type", streamType)]), body: plan.body(from: start))
@@ -78,7 +88,9 @@ struct GeminiEndpoint: Sendable {
         }
         try await SimHTTP.wait(until: turn.pacing.wholeAnswer(tokens: turn.tokens.count), after: start)
         let answer = GeminiWire.response(
-            identity, text: turn.text, finishReason: finishReason,
+            identity,
+            text: turn.text,
+            finishReason: finishReason,
             usage: GeminiWire.usage(prompt: turn.promptTokens, candidates: turn.tokens.count)
         )
         if turn.directives.malformedAfter != nil {

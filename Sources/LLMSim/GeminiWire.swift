@@ -105,8 +105,15 @@ enum GeminiWire {
     /// when its last token is ready, the last with the finish reason and full usage;
     /// with the turn's `cut=` and `malformed=` faults.
     static func streamPlan(
-        _ identity: Identity, tokens: [String], finishReason: String, promptTokens: Int, pacing: SimPacing,
-        cutAfter: Int?, malformedAfter: Int?, framing: SimStreamPlan.Framing, chunkTokens: Int = 5
+        _ identity: Identity,
+        tokens: [String],
+        finishReason: String,
+        promptTokens: Int,
+        pacing: SimPacing,
+        cutAfter: Int?,
+        malformedAfter: Int?,
+        framing: SimStreamPlan.Framing,
+        chunkTokens: Int = 5
     ) -> SimStreamPlan {
         var plan = SimStreamPlan(framing: framing)
         let cut = cutAfter.map { min($0, tokens.count) }
@@ -129,7 +136,10 @@ enum GeminiWire {
             if malformed == start { addMalformed(afterTokens: start) }
             let last = cut == nil && end == sent && !finalSeparately
             let json = response(
-                identity, text: tokens[start..<end].joined(), finishReason: last ? finishReason : nil, usage: last ? full : partial
+                identity,
+                text: tokens[start..<end].joined(),
+                finishReason: last ? finishReason : nil,
+                usage: last ? full : partial
             )
             plan.events.append(.init(at: pacing.tokenReady(end - 1), data: json.text))
             start = end
@@ -168,13 +178,15 @@ enum GeminiWire {
             let message =
                 switch status {
                 case 400: "Request contains an invalid argument."
-                case 401: "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential."
+                case 401:
+                    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential."
                 case 403: missingKeyMessage
                 case 404: notFoundMessage(model: model, method: "generateContent")
                 case 429: "Resource has been exhausted (e.g. check quota)."
                 case 503: "The model is overloaded. Please try again later."
                 case 504: "Deadline expired before operation could complete."
-                case 500...599: "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting"
+                case 500...599:
+                    "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting"
                 default: "Simulated failure \(status)."
                 }
             return (status, error(code: status, message: message, retryAfter: retryAfter))

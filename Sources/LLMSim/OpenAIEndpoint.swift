@@ -17,21 +17,26 @@ struct OpenAIEndpoint: Sendable {
             let limits = engine.consumeRateLimits(tokens: 0)
             return SimHTTP.json(
                 OpenAIWire.error(message: OpenAIWire.missingKeyMessage, type: "invalid_request_error", code: "invalid_api_key"),
-                status: 401, headers: limits.headers + requestID()
+                status: 401,
+                headers: limits.headers + requestID()
             )
         }
         guard let body else {
             let limits = engine.consumeRateLimits(tokens: 0)
             return SimHTTP.json(
                 OpenAIWire.error(message: OpenAIWire.unparsableMessage, type: "invalid_request_error", code: nil),
-                status: 400, headers: limits.headers + requestID()
+                status: 400,
+                headers: limits.headers + requestID()
             )
         }
 
         let turn = engine.prepare(
             SimExchange(
-                provider: .openai, stream: stream, conversation: body.conversation,
-                maxOutputTokens: body.max_completion_tokens ?? body.max_tokens, header: SimHTTP.header("x-sim", in: request.headers)
+                provider: .openai,
+                stream: stream,
+                conversation: body.conversation,
+                maxOutputTokens: body.max_completion_tokens ?? body.max_tokens,
+                header: SimHTTP.header("x-sim", in: request.headers)
             )
         )
         var limits = engine.consumeRateLimits(tokens: turn.promptTokens + turn.tokens.count)
@@ -55,15 +60,21 @@ struct OpenAIEndpoint: Sendable {
         let finishReason = blocked ? "content_filter" : turn.truncated ? "length" : "stop"
         let usage = OpenAIWire.Usage(prompt: turn.promptTokens, completion: tokens.count)
         let identity = OpenAIWire.Identity(
-            id: "chatcmpl-" + SimHTTP.randomID(length: 29), created: Int(Date().timeIntervalSince1970), model: body.model
+            id: "chatcmpl-" + SimHTTP.randomID(length: 29),
+            created: Int(Date().timeIntervalSince1970),
+            model: body.model
         )
         let headers = limits.headers + requestID()
 
         if stream {
             var plan = OpenAIWire.streamPlan(
-                identity, tokens: tokens, finishReason: finishReason,
-                usage: body.stream_options?.include_usage == true ? usage : nil, pacing: turn.pacing,
-                cutAfter: turn.directives.cutAfter, malformedAfter: turn.directives.malformedAfter
+                identity,
+                tokens: tokens,
+                finishReason: finishReason,
+                usage: body.stream_options?.include_usage == true ? usage : nil,
+                pacing: turn.pacing,
+                cutAfter: turn.directives.cutAfter,
+                malformedAfter: turn.directives.malformedAfter
             )
             // Event 0 is the role chunk; the first token comes with event 1.
             plan.traceFirstText(at: tokens.isEmpty ? nil : 1, of: body.conversation, in: engine.stats)

@@ -92,8 +92,13 @@ enum OpenAIWire {
     /// the usage (when asked for) and `[DONE]`, paced by the turn's timing, with its
     /// `cut=` and `malformed=` faults.
     static func streamPlan(
-        _ identity: Identity, tokens: [String], finishReason: String, usage: Usage?, pacing: SimPacing,
-        cutAfter: Int?, malformedAfter: Int?
+        _ identity: Identity,
+        tokens: [String],
+        finishReason: String,
+        usage: Usage?,
+        pacing: SimPacing,
+        cutAfter: Int?,
+        malformedAfter: Int?
     ) -> SimStreamPlan {
         var plan = SimStreamPlan(framing: .sse(lineBreak: "\n"))
         let nullUsage: SimJSON? = usage == nil ? nil : .null
@@ -142,10 +147,16 @@ enum OpenAIWire {
                 switch status {
                 case 400: error(message: "Simulated bad request.", type: "invalid_request_error", code: nil)
                 case 401: error(message: "Incorrect API key provided.", type: "invalid_request_error", code: "invalid_api_key")
-                case 404: error(message: "The model `\(model)` does not exist or you do not have access to it.", type: "invalid_request_error", code: "model_not_found")
+                case 404:
+                    error(
+                        message: "The model `\(model)` does not exist or you do not have access to it.",
+                        type: "invalid_request_error",
+                        code: "model_not_found"
+                    )
                 case 429: error(message: rateLimitMessage(model: model, retryAfter: retryAfter ?? 1), type: "requests", code: "rate_limit_exceeded")
                 case 503: error(message: "The engine is currently overloaded, please try again later.", type: "server_error", code: nil)
-                case 500...599: error(message: "The server had an error while processing your request. Sorry about that!", type: "server_error", code: nil)
+                case 500...599:
+                    error(message: "The server had an error while processing your request. Sorry about that!", type: "server_error", code: nil)
                 default: error(message: "Simulated failure \(status).", type: "invalid_request_error", code: nil)
                 }
             return (status, body, retryAfter)

@@ -39,9 +39,18 @@ struct SimDirectives: Sendable, Equatable {
     var only: SimProvider?
 
     init(
-        delayMilliseconds: Int? = nil, status: Int? = nil, retryAfterSeconds: Int? = nil, quota: Bool = false,
-        safety: Bool = false, ttftMilliseconds: Int? = nil, tokensPerSecond: Double? = nil, tokens: Int? = nil,
-        cutAfter: Int? = nil, malformedAfter: Int? = nil, failFirst: Int? = nil, only: SimProvider? = nil
+        delayMilliseconds: Int? = nil,
+        status: Int? = nil,
+        retryAfterSeconds: Int? = nil,
+        quota: Bool = false,
+        safety: Bool = false,
+        ttftMilliseconds: Int? = nil,
+        tokensPerSecond: Double? = nil,
+        tokens: Int? = nil,
+        cutAfter: Int? = nil,
+        malformedAfter: Int? = nil,
+        failFirst: Int? = nil,
+        only: SimProvider? = nil
     ) {
         self.delayMilliseconds = delayMilliseconds
         self.status = status
@@ -167,20 +176,42 @@ struct SimDirectives: Sendable, Equatable {
             }
         }
         switch key {
-        case "delay": guard let v = int(0...Self.maxMilliseconds) else { return false }; delayMilliseconds = v
-        case "status": guard let v = int(400...599) else { return false }; status = v
-        case "retry_after": guard let v = int(0...86_400) else { return false }; retryAfterSeconds = v
-        case "quota": guard let v = flag() else { return false }; quota = v
-        case "safety": guard let v = flag() else { return false }; safety = v
-        case "ttft": guard let v = int(0...Self.maxMilliseconds) else { return false }; ttftMilliseconds = v
+        case "delay":
+            guard let v = int(0...Self.maxMilliseconds) else { return false }
+            delayMilliseconds = v
+        case "status":
+            guard let v = int(400...599) else { return false }
+            status = v
+        case "retry_after":
+            guard let v = int(0...86_400) else { return false }
+            retryAfterSeconds = v
+        case "quota":
+            guard let v = flag() else { return false }
+            quota = v
+        case "safety":
+            guard let v = flag() else { return false }
+            safety = v
+        case "ttft":
+            guard let v = int(0...Self.maxMilliseconds) else { return false }
+            ttftMilliseconds = v
         case "tps":
             guard let v = value.flatMap({ Double($0) }), v.isFinite, v >= 0.001 else { return false }
             tokensPerSecond = v
-        case "tokens": guard let v = int(1...Self.maxTokens) else { return false }; tokens = v
-        case "cut": guard let v = int(0...Int.max) else { return false }; cutAfter = v
-        case "malformed": guard let v = int(0...Int.max) else { return false }; malformedAfter = v
-        case "fail_first": guard let v = int(0...Int.max) else { return false }; failFirst = v
-        case "only": guard let v = value.flatMap({ SimProvider(rawValue: $0.lowercased()) }) else { return false }; only = v
+        case "tokens":
+            guard let v = int(1...Self.maxTokens) else { return false }
+            tokens = v
+        case "cut":
+            guard let v = int(0...Int.max) else { return false }
+            cutAfter = v
+        case "malformed":
+            guard let v = int(0...Int.max) else { return false }
+            malformedAfter = v
+        case "fail_first":
+            guard let v = int(0...Int.max) else { return false }
+            failFirst = v
+        case "only":
+            guard let v = value.flatMap({ SimProvider(rawValue: $0.lowercased()) }) else { return false }
+            only = v
         default: return false
         }
         return true

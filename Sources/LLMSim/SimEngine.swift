@@ -86,10 +86,12 @@ final class SimEngine: Sendable {
             truncated = true
         }
         return SimTurn(
-            outcome: Self.outcome(of: directives), directives: directives,
+            outcome: Self.outcome(of: directives),
+            directives: directives,
             pacing: settings.timing.pacing(for: directives),
             promptTokens: exchange.conversation.reduce(0) { $0 + SimTokenizer.count($1.content) },
-            tokens: tokens, truncated: truncated
+            tokens: tokens,
+            truncated: truncated
         )
     }
 

@@ -26,13 +26,17 @@ enum SimHTTP {
 
     static func response(status: Int, contentType: String, text: String, headers: [(String, String)] = []) -> Response {
         Response(
-            status: HTTPResponse.Status(code: status), headers: fields([("content-type", contentType)] + headers),
+            status: HTTPResponse.Status(code: status),
+            headers: fields([("content-type", contentType)] + headers),
             body: .init(byteBuffer: ByteBuffer(string: text))
         )
     }
 
     static func json(
-        _ value: SimJSON, status: Int = 200, headers: [(String, String)] = [], contentType: String = "application/json"
+        _ value: SimJSON,
+        status: Int = 200,
+        headers: [(String, String)] = [],
+        contentType: String = "application/json"
     ) -> Response {
         response(status: status, contentType: contentType, text: value.text, headers: headers)
     }

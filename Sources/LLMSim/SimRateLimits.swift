@@ -45,9 +45,11 @@ struct SimRateLimits: Sendable {
         requestLevel = max(0, requestLevel - 1)
         tokenLevel = max(0, tokenLevel - Double(tokens))
         return Snapshot(
-            limitRequests: requestLimit, remainingRequests: Int(requestLevel.rounded(.down)),
+            limitRequests: requestLimit,
+            remainingRequests: Int(requestLevel.rounded(.down)),
             resetRequests: .seconds((Double(requestLimit) - requestLevel) * 60 / Double(requestLimit)),
-            limitTokens: tokenLimit, remainingTokens: Int(tokenLevel.rounded(.down)),
+            limitTokens: tokenLimit,
+            remainingTokens: Int(tokenLevel.rounded(.down)),
             resetTokens: .seconds((Double(tokenLimit) - tokenLevel) * 60 / Double(tokenLimit))
         )
     }

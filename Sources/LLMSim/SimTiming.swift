@@ -17,11 +17,12 @@ struct SimTiming: Sendable, Equatable {
         let ttft = directives.ttftMilliseconds.map { Duration.milliseconds($0) }
         let first = ttft ?? directives.delayMilliseconds.map { .milliseconds($0) } ?? timeToFirstToken
         let override: Duration? =
-            if let delay = directives.delayMilliseconds { .milliseconds(delay) }
-            else if ttft != nil || directives.tokensPerSecond != nil { nil }
-            else { fixedLatency }
+            if let delay = directives.delayMilliseconds { .milliseconds(delay) } else if ttft != nil || directives.tokensPerSecond != nil { nil } else
+            { fixedLatency }
         return SimPacing(
-            firstToken: first, tokensPerSecond: directives.tokensPerSecond ?? tokensPerSecond, fixedAnswerTime: override
+            firstToken: first,
+            tokensPerSecond: directives.tokensPerSecond ?? tokensPerSecond,
+            fixedAnswerTime: override
         )
     }
 }

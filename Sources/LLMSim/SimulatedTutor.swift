@@ -30,7 +30,7 @@ struct SimulatedTutor: Sendable {
     /// The topic the worker's opening cue names ("… uma sessão sobre Frações. …"), if any.
     static func topic(inCue cue: String) -> String? {
         guard let start = cue.range(of: "sessão sobre ")?.upperBound,
-              let end = cue[start...].range(of: ". ")?.lowerBound ?? cue[start...].lastIndex(of: ".")
+            let end = cue[start...].range(of: ". ")?.lowerBound ?? cue[start...].lastIndex(of: ".")
         else { return nil }
         let topic = cue[start..<end].trimmingCharacters(in: .whitespaces)
         return topic.isEmpty || topic == "o tema da conversa" ? nil : topic
@@ -41,7 +41,7 @@ struct SimulatedTutor: Sendable {
     /// the tutor congratulates and writes the marker.
     static func completionMarker(in conversation: [Message]) -> String? {
         guard let system = conversation.first(where: { $0.role == "system" })?.content,
-              let open = system.firstIndex(of: "{")
+            let open = system.firstIndex(of: "{")
         else { return nil }
         var candidate = system[open...]
         while let close = candidate.firstIndex(of: "}") {

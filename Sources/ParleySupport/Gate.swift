@@ -19,7 +19,7 @@ public final class Gate: Sendable {
             defer { state.waiters = [:] }
             return Array(state.waiters.values)
         }
-        waiters.forEach { $0.resume() }
+        for waiter in waiters { waiter.resume() }
     }
 
     public var isOpen: Bool { state.withLock { $0.isOpen } }

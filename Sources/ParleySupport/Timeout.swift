@@ -20,7 +20,8 @@ public struct TimeoutError: Error, Sendable {
 /// where Parley gives up structured concurrency, and only for work that is already
 /// cancelled.
 public func withTimeout<T: Sendable>(
-    _ duration: Duration, _ body: @escaping @Sendable () async throws -> T
+    _ duration: Duration,
+    _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let race = TimeoutRace<T>()
     return try await withTaskCancellationHandler {

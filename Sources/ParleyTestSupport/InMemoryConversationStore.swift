@@ -97,15 +97,22 @@ public final class InMemoryConversationStore: ConversationStore {
         try check()
         return state.withLock { state in
             let prompts = Dictionary(
-                state.messages.filter { $0.message.role == .user }.map { ($0.turn, $0.message.content) }, uniquingKeysWith: { first, _ in first }
+                state.messages.filter { $0.message.role == .user }.map { ($0.turn, $0.message.content) },
+                uniquingKeysWith: { first, _ in first }
             )
             return state.messages.reversed().compactMap { entry -> ChatLogEntry? in
                 guard entry.message.role == .assistant, let prompt = prompts[entry.turn], let session = state.sessions[entry.session],
                     userID == nil || session.userID == userID, before.map({ entry.message.id < $0 }) ?? true
                 else { return nil }
                 return ChatLogEntry(
-                    messageID: entry.message.id, turnID: entry.turn, sessionID: entry.session, userID: session.userID, prompt: prompt,
-                    response: entry.message.content, model: nil, timestamp: entry.message.timestamp
+                    messageID: entry.message.id,
+                    turnID: entry.turn,
+                    sessionID: entry.session,
+                    userID: session.userID,
+                    prompt: prompt,
+                    response: entry.message.content,
+                    model: nil,
+                    timestamp: entry.message.timestamp
                 )
             }.prefix(limit).map { $0 }
         }

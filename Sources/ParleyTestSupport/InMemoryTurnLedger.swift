@@ -74,7 +74,10 @@ public final class InMemoryTurnLedger: TurnLedger {
     }
 
     public func settle(
-        turnID: UUID, attempt: LedgerAttempt, as state: TurnLedgerState, failure: SettledFailure?
+        turnID: UUID,
+        attempt: LedgerAttempt,
+        as state: TurnLedgerState,
+        failure: SettledFailure?
     ) async throws(StoreError) -> Bool {
         entries.withLock { entries in
             guard let entry = entries[turnID] else { return true }

@@ -20,28 +20,44 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
     let topology = settings.broker.topology
     let publisher = AMQPPublisher(name: "worker-publish", endpoint: settings.broker.endpoint, topology: topology.shared, logger: logger)
     let consumer = AMQPConsumer(
-        name: "worker-consume", endpoint: settings.broker.endpoint, topology: topology.shared, queue: topology.turnsQueue,
-        prefetch: UInt16(settings.concurrency), logger: logger
+        name: "worker-consume",
+        endpoint: settings.broker.endpoint,
+        topology: topology.shared,
+        queue: topology.turnsQueue,
+        prefetch: UInt16(settings.concurrency),
+        logger: logger
     )
     let control = AMQPConsumer(
-        name: "worker-control", endpoint: settings.broker.endpoint, topology: topology.worker(id: settings.workerID),
-        queue: topology.controlQueue(workerID: settings.workerID), prefetch: 100, logger: logger
+        name: "worker-control",
+        endpoint: settings.broker.endpoint,
+        topology: topology.worker(id: settings.workerID),
+        queue: topology.controlQueue(workerID: settings.workerID),
+        prefetch: 100,
+        logger: logger
     )
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
     let cancellations = TurnCancellations()
     var handler = TurnHandler(
-        store: store, holding: TurnHolding(ledger: PostgresTurnLedger(client: postgres, logger: logger)),
+        store: store,
+        holding: TurnHolding(ledger: PostgresTurnLedger(client: postgres, logger: logger)),
         generator: providerChain(settings: settings, httpClient: httpClient, logger: logger),
         prompts: PromptBuilder(
-            systemPrompt: settings.systemPrompt, maxHistory: settings.maxConversationHistory, completionMarker: settings.completionMarker
+            systemPrompt: settings.systemPrompt,
+            maxHistory: settings.maxConversationHistory,
+            completionMarker: settings.completionMarker
         ),
         cancellations: cancellations
     )
     handler.completionMarker = settings.completionMarker
     let schemaReady = Gate()
     var processor = TurnProcessor(
-        consumer: consumer, publisher: publisher, handler: handler, topology: topology, retryPause: settings.retryPause,
-        startAfter: schemaReady, logger: logger
+        consumer: consumer,
+        publisher: publisher,
+        handler: handler,
+        topology: topology,
+        retryPause: settings.retryPause,
+        startAfter: schemaReady,
+        logger: logger
     )
     processor.coalescer = settings.coalescer
     let http = Application(
@@ -50,7 +66,9 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
         logger: logger
     )
     let migrations = MigrationService(
-        client: postgres, catalog: settings.topics.map { (PostgresTopicCatalog(client: postgres, logger: logger), $0) }, done: schemaReady,
+        client: postgres,
+        catalog: settings.topics.map { (PostgresTopicCatalog(client: postgres, logger: logger), $0) },
+        done: schemaReady,
         logger: logger
     )
     let outbox = PostgresCompletionOutbox(client: postgres, logger: logger)
@@ -64,8 +82,11 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
     if let platform = settings.platform {
         let sender = CompletionSender(
             outbox: outbox,
-            platform: HTTPLearningPlatform(client: httpClient, settings: platform, logger: logger), settings: platform,
-            pollInterval: settings.outboxPollInterval, startAfter: schemaReady, logger: logger
+            platform: HTTPLearningPlatform(client: httpClient, settings: platform, logger: logger),
+            settings: platform,
+            pollInterval: settings.outboxPollInterval,
+            startAfter: schemaReady,
+            logger: logger
         )
         services.append(.init(service: sender))
     }
@@ -99,19 +120,30 @@ func providerChain(settings: WorkerSettings, httpClient: HTTPClient, logger: Log
         }
     }
     return ProviderChain(
-        slots: models.map { .init(model: $0, breaker: CircuitBreaker(failureThreshold: settings.breakerFailures, cooldown: settings.breakerCooldown)) },
-        policy: settings.retry, streaming: settings.streaming, logger: logger
+        slots: models.map {
+            .init(model: $0, breaker: CircuitBreaker(failureThreshold: settings.breakerFailures, cooldown: settings.breakerCooldown))
+        },
+        policy: settings.retry,
+        streaming: settings.streaming,
+        logger: logger
     )
 }
 
 private func workerRouter(
-    store: PostgresConversationStore, database: DatabaseSettings, publisher: AMQPPublisher, consumer: AMQPConsumer, logger: Logger
+    store: PostgresConversationStore,
+    database: DatabaseSettings,
+    publisher: AMQPPublisher,
+    consumer: AMQPConsumer,
+    logger: Logger
 ) -> Router<BasicRequestContext> {
     let router = Router()
     router.add(middleware: HTTPMetricsMiddleware())
     let health = HealthMonitor(checks: [
         "database": {
-            do { try await store.ping(); return nil } catch { return await database.healthProblem(afterPingFailed: error, logger: logger) }
+            do {
+                try await store.ping()
+                return nil
+            } catch { return await database.healthProblem(afterPingFailed: error, logger: logger) }
         },
         "broker_publish": { publisher.isConnected ? nil : publisher.lastError },
         "broker_consume": { consumer.isConnected ? nil : consumer.lastError },

@@ -26,7 +26,9 @@ enum WorkerMain {
             ]
         )
         if settings.sendsARealKeyToTheSimulator {
-            logger.warning("OPENAI_API_KEY is set but OPENAI_BASE_URL points at the simulator (llm-sim): set OPENAI_BASE_URL to use the real provider")
+            logger.warning(
+                "OPENAI_API_KEY is set but OPENAI_BASE_URL points at the simulator (llm-sim): set OPENAI_BASE_URL to use the real provider"
+            )
         }
         do {
             try await buildWorker(settings: settings, logger: logger).run()

@@ -25,7 +25,8 @@ enum MigrateCommand {
     }
 
     static func run() async -> Int32 {
-        let settings = settingsOrExit(of: "parley-worker migrate") { environment throws(ConfigurationError) in try Settings(environment: environment) }
+        let settings = settingsOrExit(of: "parley-worker migrate") { environment throws(ConfigurationError) in try Settings(environment: environment)
+        }
         bootstrapObservability(logLevel: settings.logLevel)
         let logger = Logger(label: "parley-worker-migrate")
         let client = PostgresClient(configuration: settings.database.clientConfiguration, backgroundLogger: logger)

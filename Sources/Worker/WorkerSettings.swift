@@ -60,7 +60,10 @@ struct WorkerSettings: Sendable {
         if providers.contains(.openai) {
             openAI = ProviderSettings(
                 baseURL: try Self.url(environment, "OPENAI_BASE_URL", default: "https://api.openai.com/v1"),
-                apiKey: try environment.requiredString("OPENAI_API_KEY", why: "OpenAI is in the provider chain (any value for a local server or parley-llm-sim)"),
+                apiKey: try environment.requiredString(
+                    "OPENAI_API_KEY",
+                    why: "OpenAI is in the provider chain (any value for a local server or parley-llm-sim)"
+                ),
                 model: environment.string("OPENAI_MODEL", default: "gpt-4o-mini"),
                 temperature: try Self.decimal(environment, "OPENAI_TEMPERATURE", range: 0...2),
                 maxOutputTokens: try Self.optionalInt(environment, "OPENAI_MAX_OUTPUT_TOKENS", range: 1...1_000_000)
@@ -117,12 +120,17 @@ struct WorkerSettings: Sendable {
         return text
     }
 
-    private static func optionalInt(_ environment: EnvironmentReader, _ variable: String, range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+    private static func optionalInt(_ environment: EnvironmentReader, _ variable: String, range: ClosedRange<Int>) throws(ConfigurationError) -> Int?
+    {
         guard environment.string(variable) != nil else { return nil }
         return try environment.int(variable, default: range.lowerBound, range: range)
     }
 
-    private static func decimal(_ environment: EnvironmentReader, _ variable: String, range: ClosedRange<Double>) throws(ConfigurationError) -> Double? {
+    private static func decimal(
+        _ environment: EnvironmentReader,
+        _ variable: String,
+        range: ClosedRange<Double>
+    ) throws(ConfigurationError) -> Double? {
         guard let text = environment.string(variable) else { return nil }
         guard let value = Double(text), range.contains(value) else {
             throw ConfigurationError(variable: variable, problem: "must be a number from \(range.lowerBound) to \(range.upperBound), got \"\(text)\"")

@@ -27,7 +27,11 @@ struct AMQPConnectionThreadTests {
         var count: Int { results.withLock { $0.count } }
     }
 
-    private func command(_ name: String, into outcomes: Outcomes, run body: @escaping @Sendable (AMQPWire) throws(AMQPError) -> Void = { _ in })
+    private func command(
+        _ name: String,
+        into outcomes: Outcomes,
+        run body: @escaping @Sendable (AMQPWire) throws(AMQPError) -> Void = { _ in }
+    )
         -> AMQPConnectionThread.Command
     {
         AMQPConnectionThread.Command(
@@ -42,7 +46,11 @@ struct AMQPConnectionThreadTests {
     @Test func commandsQueuedBehindAFailingOneAreFailedNotForgotten() async throws {
         let broker = try BrokerFixture()
         let thread = AMQPConnectionThread(
-            name: "test-commands", endpoint: broker.endpoint, topology: broker.topology.shared, role: IdleRole(), logger: TestEnvironment.logger
+            name: "test-commands",
+            endpoint: broker.endpoint,
+            topology: broker.topology.shared,
+            role: IdleRole(),
+            logger: TestEnvironment.logger
         )
         thread.start()
         defer { thread.stop() }

@@ -10,7 +10,12 @@ struct AMQPIntegrationTests {
         let broker = try BrokerFixture()
         let publisher = broker.publisher()
         let consumer = broker.consumer(prefetch: 100)
-        defer { Task { await publisher.shutdown(); await consumer.shutdown() } }
+        defer {
+            Task {
+                await publisher.shutdown()
+                await consumer.shutdown()
+            }
+        }
         try await publisher.waitUntilConnected()
         for index in 0..<50 {
             try await publisher.publish(broker.turnMessage("m\(index)", id: "id\(index)"))
@@ -37,7 +42,12 @@ struct AMQPIntegrationTests {
         await first.shutdown()  // like a worker dying before it acks
 
         let second = broker.consumer()
-        defer { Task { await publisher.shutdown(); await second.shutdown() } }
+        defer {
+            Task {
+                await publisher.shutdown()
+                await second.shutdown()
+            }
+        }
         let again = try #require(try await next(of: second.deliveries))
         #expect(again.messageID == "t1")
         #expect(again.redelivered)
@@ -52,7 +62,13 @@ struct AMQPIntegrationTests {
         let publisher = broker.publisher()
         let consumer = broker.consumer()
         let dead = broker.consumer(queue: broker.topology.deadQueue)
-        defer { Task { await publisher.shutdown(); await consumer.shutdown(); await dead.shutdown() } }
+        defer {
+            Task {
+                await publisher.shutdown()
+                await consumer.shutdown()
+                await dead.shutdown()
+            }
+        }
         try await publisher.waitUntilConnected()
         try await publisher.publish(broker.turnMessage("poison", id: "p1"))
         let delivery = try #require(try await next(of: consumer.deliveries))
@@ -69,7 +85,13 @@ struct AMQPIntegrationTests {
         let publisher = broker.publisher()
         let consumer = broker.consumer()
         let dead = broker.consumer(queue: broker.topology.deadQueue)
-        defer { Task { await publisher.shutdown(); await consumer.shutdown(); await dead.shutdown() } }
+        defer {
+            Task {
+                await publisher.shutdown()
+                await consumer.shutdown()
+                await dead.shutdown()
+            }
+        }
         try await publisher.waitUntilConnected()
         try await publisher.publish(broker.turnMessage("keeps failing", id: "f1"))
         var attempts = 0
@@ -114,7 +136,11 @@ struct AMQPIntegrationTests {
         defer { Task { await publisher.shutdown() } }
         try await publisher.waitUntilConnected()
         let message = AMQPOutgoingMessage(
-            exchange: broker.topology.repliesExchange, routingKey: "nobody", body: Array("x".utf8), messageID: "u1", mandatory: true
+            exchange: broker.topology.repliesExchange,
+            routingKey: "nobody",
+            body: Array("x".utf8),
+            messageID: "u1",
+            mandatory: true
         )
         await #expect { try await publisher.publish(message) } throws: { error in
             if case .unroutable = error as? AMQPError { return true }
@@ -140,7 +166,12 @@ struct AMQPIntegrationTests {
         let queue = broker.topology.gatewayQueue(gatewayID: "g1")
         let publisher = broker.publisher()
         let replies = broker.consumer(queue: queue, topology: broker.topology.gateway(id: "g1"))
-        defer { Task { await publisher.shutdown(); await replies.shutdown() } }
+        defer {
+            Task {
+                await publisher.shutdown()
+                await replies.shutdown()
+            }
+        }
         try await publisher.waitUntilConnected()
         try await replies.waitUntilConnected()
         try await replies.bind(exchange: broker.topology.repliesExchange, routingKey: "session-a")
@@ -167,11 +198,20 @@ struct AMQPIntegrationTests {
         let publisher = AMQPPublisher(name: name, endpoint: broker.endpoint, topology: broker.topology.shared, logger: TestEnvironment.logger)
         publisher.start()
         let replies = AMQPConsumer(
-            name: name, endpoint: broker.endpoint, topology: broker.topology.gateway(id: "g2"), queue: queue, prefetch: 10,
+            name: name,
+            endpoint: broker.endpoint,
+            topology: broker.topology.gateway(id: "g2"),
+            queue: queue,
+            prefetch: 10,
             logger: TestEnvironment.logger
         )
         replies.start()
-        defer { Task { await publisher.shutdown(); await replies.shutdown() } }
+        defer {
+            Task {
+                await publisher.shutdown()
+                await replies.shutdown()
+            }
+        }
         try await publisher.waitUntilConnected()
         try await replies.waitUntilConnected()
         try await replies.bind(exchange: broker.topology.repliesExchange, routingKey: "s1")
@@ -179,7 +219,13 @@ struct AMQPIntegrationTests {
         try BrokerControl.closeConnections(named: name)
         try await eventually("both connections are back") {
             (try? await publisher.publish(
-                AMQPOutgoingMessage(exchange: broker.topology.repliesExchange, routingKey: "s1", body: Array("after".utf8), messageID: "after", mandatory: true)
+                AMQPOutgoingMessage(
+                    exchange: broker.topology.repliesExchange,
+                    routingKey: "s1",
+                    body: Array("after".utf8),
+                    messageID: "after",
+                    mandatory: true
+                )
             )) != nil
         }
         var iterator = replies.deliveries.makeAsyncIterator()

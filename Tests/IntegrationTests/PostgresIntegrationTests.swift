@@ -42,8 +42,14 @@ struct PostgresIntegrationTests {
             let session = SessionRecord(id: UUID(), userID: "alice")
             try await store.createSession(session)
             let turn = CompletedTurn(
-                sessionID: session.id, turnID: UUID(), userContent: "oi", replyContent: "olá", rawReply: "olá",
-                model: "m", usage: TokenUsage(promptTokens: 1, completionTokens: 2), latencyMilliseconds: 5
+                sessionID: session.id,
+                turnID: UUID(),
+                userContent: "oi",
+                replyContent: "olá",
+                rawReply: "olá",
+                model: "m",
+                usage: TokenUsage(promptTokens: 1, completionTokens: 2),
+                latencyMilliseconds: 5
             )
             let results = try await withThrowingTaskGroup(of: StoredReply.self) { group in
                 for _ in 0..<4 { group.addTask { try await store.record(turn) } }
@@ -66,8 +72,14 @@ struct PostgresIntegrationTests {
             let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger)
             // A turn of a session that does not exist: the foreign key refuses it (23503).
             let turn = CompletedTurn(
-                sessionID: UUID(), turnID: UUID(), userContent: "oi", replyContent: "olá", rawReply: "olá",
-                model: "m", usage: TokenUsage(), latencyMilliseconds: 5
+                sessionID: UUID(),
+                turnID: UUID(),
+                userContent: "oi",
+                replyContent: "olá",
+                rawReply: "olá",
+                model: "m",
+                usage: TokenUsage(),
+                latencyMilliseconds: 5
             )
             do {
                 _ = try await store.record(turn)
@@ -90,8 +102,14 @@ struct PostgresIntegrationTests {
             let session = SessionRecord(id: UUID(), userID: "alice")
             try await store.createSession(session, context: SessionContext(source: .platform, topicTitle: "Fra\u{0}ções"))
             let turn = CompletedTurn(
-                sessionID: session.id, turnID: UUID(), userContent: "oi\u{0}tudo bem", replyContent: "o\u{0}lá", rawReply: "o\u{0}lá",
-                model: "m", usage: TokenUsage(), latencyMilliseconds: 5
+                sessionID: session.id,
+                turnID: UUID(),
+                userContent: "oi\u{0}tudo bem",
+                replyContent: "o\u{0}lá",
+                rawReply: "o\u{0}lá",
+                model: "m",
+                usage: TokenUsage(),
+                latencyMilliseconds: 5
             )
             let stored = try await store.record(turn)
             #expect(stored.message.content == "olá")
@@ -135,8 +153,14 @@ struct PostgresIntegrationTests {
             for index in 1...4 {
                 _ = try await store.record(
                     CompletedTurn(
-                        sessionID: session.id, turnID: UUID(), userContent: "q\(index)", replyContent: "a\(index)", rawReply: "a\(index)",
-                        model: "m", usage: TokenUsage(), latencyMilliseconds: 1
+                        sessionID: session.id,
+                        turnID: UUID(),
+                        userContent: "q\(index)",
+                        replyContent: "a\(index)",
+                        rawReply: "a\(index)",
+                        model: "m",
+                        usage: TokenUsage(),
+                        latencyMilliseconds: 1
                     )
                 )
             }

@@ -42,7 +42,9 @@ enum TestEnvironment {
 
 /// Polls `condition` until it holds or `timeout` passes (tests never sleep for a fixed time).
 func eventually(
-    timeout: Duration = .seconds(10), _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
+    timeout: Duration = .seconds(10),
+    _ what: String,
+    sourceLocation: SourceLocation = #_sourceLocation,
     _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now.advanced(by: timeout)
@@ -116,8 +118,12 @@ struct BrokerFixture {
 
     func consumer(queue: String? = nil, topology amqpTopology: AMQPTopology? = nil, prefetch: UInt16 = 10) -> AMQPConsumer {
         let consumer = AMQPConsumer(
-            name: "test-consume", endpoint: endpoint, topology: amqpTopology ?? topology.shared, queue: queue ?? topology.turnsQueue,
-            prefetch: prefetch, logger: TestEnvironment.logger
+            name: "test-consume",
+            endpoint: endpoint,
+            topology: amqpTopology ?? topology.shared,
+            queue: queue ?? topology.turnsQueue,
+            prefetch: prefetch,
+            logger: TestEnvironment.logger
         )
         consumer.start()
         return consumer
@@ -125,7 +131,11 @@ struct BrokerFixture {
 
     func turnMessage(_ body: String, id: String = UUID().uuidString) -> AMQPOutgoingMessage {
         AMQPOutgoingMessage(
-            exchange: topology.turnsExchange, routingKey: topology.turnRoutingKey, body: Array(body.utf8), messageID: id, mandatory: true
+            exchange: topology.turnsExchange,
+            routingKey: topology.turnRoutingKey,
+            body: Array(body.utf8),
+            messageID: id,
+            mandatory: true
         )
     }
 }

@@ -17,8 +17,14 @@ struct TrainingIntegrationTests {
 
     func completion(of session: UUID) -> CompletedTurn {
         var turn = CompletedTurn(
-            sessionID: session, turnID: UUID(), userContent: "eu domino", replyContent: "Parabéns!", rawReply: "Parabéns! {TOPIC_COMPLETED}",
-            model: "m", usage: TokenUsage(), latencyMilliseconds: 1
+            sessionID: session,
+            turnID: UUID(),
+            userContent: "eu domino",
+            replyContent: "Parabéns!",
+            rawReply: "Parabéns! {TOPIC_COMPLETED}",
+            model: "m",
+            usage: TokenUsage(),
+            latencyMilliseconds: 1
         )
         turn.completesSession = true
         return turn
@@ -29,8 +35,15 @@ struct TrainingIntegrationTests {
             try await Migrator().migrate(client, logger: logger)
             let store = PostgresConversationStore(client: client, logger: logger)
             let context = SessionContext(
-                source: .platform, topicTitle: "Frações", topicDescription: "somar", courseTitle: "Matemática", learningObjectives: ["a", "b"],
-                userLevel: "advanced", completedTopics: ["Números"], struggles: ["divisão"], promptTemplate: "Ensine {topic_title}"
+                source: .platform,
+                topicTitle: "Frações",
+                topicDescription: "somar",
+                courseTitle: "Matemática",
+                learningObjectives: ["a", "b"],
+                userLevel: "advanced",
+                completedTopics: ["Números"],
+                struggles: ["divisão"],
+                promptTemplate: "Ensine {topic_title}"
             )
             let session = SessionRecord(id: UUID(), userID: "ana", topicID: 101, courseID: 1)
             try await store.createSession(session, context: context)
@@ -66,7 +79,9 @@ struct TrainingIntegrationTests {
             #expect(payloads[0]["userId"] as? Int == 42)
             #expect(payloads[0]["topicId"] as? Int == 101 && payloads[0]["courseId"] as? Int == 1)
             #expect(payloads[0]["sessionId"] as? String == numeric.id.lowercased)
-            #expect((payloads[0]["completedAt"] as? String).flatMap { try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse($0) } != nil)
+            #expect(
+                (payloads[0]["completedAt"] as? String).flatMap { try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse($0) } != nil
+            )
             // "007" is not a canonical number: it stays the string it is.
             #expect(payloads[1]["userId"] as? String == "007" && payloads[1]["courseId"] is NSNull)
             #expect(try await store.session(id: numeric.id)?.status == .completed)
@@ -130,11 +145,18 @@ struct TrainingIntegrationTests {
                     sessions.append(session.id)
                 }
                 let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
-                let settings = PlatformSettings(baseURL: base, retryBase: .milliseconds(20), retryMaximum: .milliseconds(50), requestTimeout: .seconds(5))
+                let settings = PlatformSettings(
+                    baseURL: base,
+                    retryBase: .milliseconds(20),
+                    retryMaximum: .milliseconds(50),
+                    requestTimeout: .seconds(5)
+                )
                 let senders = (0..<3).map { _ in
                     CompletionSender(
                         outbox: PostgresCompletionOutbox(client: client, logger: logger),
-                        platform: HTTPLearningPlatform(client: httpClient, settings: settings, logger: logger), settings: settings, logger: logger
+                        platform: HTTPLearningPlatform(client: httpClient, settings: settings, logger: logger),
+                        settings: settings,
+                        logger: logger
                     )
                 }
                 let outbox = PostgresCompletionOutbox(client: client, logger: logger)
@@ -162,7 +184,9 @@ struct TrainingIntegrationTests {
         var state = FakePlatform.State()
         state.readFailuresLeft = 2
         state.contexts["ana"] = ["userLevel": "intermediate", "completedTopicIds": [3, 5], "struggleTopics": [["title": "divisão"], "frações"]]
-        state.topics[101] = ["title": "Frações", "description": "somar", "learningObjectives": "somar\ncomparar", "promptTemplate": "Ensine {topic_title}"]
+        state.topics[101] = [
+            "title": "Frações", "description": "somar", "learningObjectives": "somar\ncomparar", "promptTemplate": "Ensine {topic_title}",
+        ]
         state.courses[1] = ["course": ["title": "Matemática"], "progress": 0.5]
         let platform = FakePlatform(state)
         try await platform.run { base in
@@ -173,7 +197,15 @@ struct TrainingIntegrationTests {
             #expect(learner == LearnerContext(userLevel: "intermediate", completedTopics: ["3", "5"], struggles: ["divisão", "frações"]))
             #expect(platform.state.withLock { $0.reads } == 3)
             let topic = try await client.topic(id: 101)
-            #expect(topic == PlatformTopic(title: "Frações", description: "somar", promptTemplate: "Ensine {topic_title}", learningObjectives: ["somar", "comparar"]))
+            #expect(
+                topic
+                    == PlatformTopic(
+                        title: "Frações",
+                        description: "somar",
+                        promptTemplate: "Ensine {topic_title}",
+                        learningObjectives: ["somar", "comparar"]
+                    )
+            )
             #expect(try await client.courseTitle(userID: "ana", courseID: 1) == "Matemática")
             await #expect(throws: PlatformError.notFound) { try await client.topic(id: 999) }
             #expect(try await client.learnerContext(userID: "new-learner") == LearnerContext())
@@ -222,13 +254,28 @@ struct TrainingIntegrationTests {
                 try await store.createSession(session)
                 // An opening (no prompt) is not a log entry.
                 _ = try await store.record(
-                    CompletedTurn(sessionID: session.id, turnID: UUID(), userContent: nil, replyContent: "Olá", rawReply: "Olá", model: "m", usage: .init(), latencyMilliseconds: 1)
+                    CompletedTurn(
+                        sessionID: session.id,
+                        turnID: UUID(),
+                        userContent: nil,
+                        replyContent: "Olá",
+                        rawReply: "Olá",
+                        model: "m",
+                        usage: .init(),
+                        latencyMilliseconds: 1
+                    )
                 )
                 for index in 0..<5 {
                     _ = try await store.record(
                         CompletedTurn(
-                            sessionID: session.id, turnID: UUID(), userContent: "\(user) \(index)", replyContent: "r\(index)", rawReply: "r\(index)",
-                            model: "m", usage: .init(), latencyMilliseconds: 1
+                            sessionID: session.id,
+                            turnID: UUID(),
+                            userContent: "\(user) \(index)",
+                            replyContent: "r\(index)",
+                            rawReply: "r\(index)",
+                            model: "m",
+                            usage: .init(),
+                            latencyMilliseconds: 1
                         )
                     )
                 }

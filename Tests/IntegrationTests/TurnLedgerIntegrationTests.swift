@@ -28,8 +28,14 @@ struct TurnLedgerIntegrationTests {
 
         func answer(_ turn: TurnEnvelope, by attempt: LedgerAttempt) async throws(StoreError) -> StoredReply {
             var record = CompletedTurn(
-                sessionID: session, turnID: turn.turnID, userContent: turn.content, replyContent: "re: \(turn.content)", rawReply: "re",
-                model: "m", usage: TokenUsage(), latencyMilliseconds: 1
+                sessionID: session,
+                turnID: turn.turnID,
+                userContent: turn.content,
+                replyContent: "re: \(turn.content)",
+                rawReply: "re",
+                model: "m",
+                usage: TokenUsage(),
+                latencyMilliseconds: 1
             )
             record.attempt = attempt.id
             return try await store.record(record)
@@ -152,7 +158,9 @@ struct TurnLedgerIntegrationTests {
             // Registering again (a re-publish of the same turn) keeps its place.
             try await f.ledger.register(turns[0])
             let granted = try await withThrowingTaskGroup(of: Bool.self) { group in
-                for turn in turns { group.addTask { try await f.ledger.claim(turn, attempt: LedgerAttempt(), holdFor: .seconds(10)) != .waitForEarlierTurn } }
+                for turn in turns {
+                    group.addTask { try await f.ledger.claim(turn, attempt: LedgerAttempt(), holdFor: .seconds(10)) != .waitForEarlierTurn }
+                }
                 return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
             }
             #expect(granted == 1, "exactly the first of the session's turns may be generated")
@@ -177,9 +185,14 @@ struct TurnLedgerIntegrationTests {
             let (first, second) = (UUID(), UUID())
             #expect(try await f.ledger.claim(turn, attempt: LedgerAttempt(copy: first), holdFor: .seconds(10)) == .granted(attemptNumber: 1))
             // The second copy's first delivery waited, its worker stopped, the broker redelivers it.
-            #expect(try await f.ledger.claim(turn, attempt: LedgerAttempt(takeover: true, copy: second), holdFor: .seconds(10)) == .heldByAnotherAttempt)
+            #expect(
+                try await f.ledger.claim(turn, attempt: LedgerAttempt(takeover: true, copy: second), holdFor: .seconds(10)) == .heldByAnotherAttempt
+            )
             // A redelivery of the copy that holds it does take over.
-            #expect(try await f.ledger.claim(turn, attempt: LedgerAttempt(takeover: true, copy: first), holdFor: .seconds(10)) == .granted(attemptNumber: 2))
+            #expect(
+                try await f.ledger.claim(turn, attempt: LedgerAttempt(takeover: true, copy: first), holdFor: .seconds(10))
+                    == .granted(attemptNumber: 2)
+            )
         }
     }
 
@@ -205,7 +218,13 @@ struct TurnLedgerIntegrationTests {
             try await f.ledger.register(second)
             // An old worker stores T1's answer without touching the ledger.
             let record = CompletedTurn(
-                sessionID: f.session, turnID: first.turnID, userContent: "T1", replyContent: "re", rawReply: "re", model: "m", usage: TokenUsage(),
+                sessionID: f.session,
+                turnID: first.turnID,
+                userContent: "T1",
+                replyContent: "re",
+                rawReply: "re",
+                model: "m",
+                usage: TokenUsage(),
                 latencyMilliseconds: 1
             )
             _ = try await f.store.record(record)

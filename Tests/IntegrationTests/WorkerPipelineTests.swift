@@ -33,7 +33,11 @@ struct WorkerPipelineTests {
     /// listener bound to the replies of `session`.
     func withPipeline(
         storeSeenByWorker: @escaping @Sendable (PostgresConversationStore) -> any ConversationStore = { $0 },
-        _ body: @Sendable (_ broker: BrokerFixture, _ publisher: AMQPPublisher, _ replies: AMQPConsumer, _ store: PostgresConversationStore, _ model: CountingModel, _ session: UUID) async throws -> Void
+        _ body:
+            @Sendable (
+                _ broker: BrokerFixture, _ publisher: AMQPPublisher, _ replies: AMQPConsumer, _ store: PostgresConversationStore,
+                _ model: CountingModel, _ session: UUID
+            ) async throws -> Void
     ) async throws {
         try await withIsolatedPostgres { client, _ in
             try await Migrator().migrate(client, logger: TestEnvironment.logger)
@@ -46,16 +50,23 @@ struct WorkerPipelineTests {
             let replies = broker.consumer(queue: broker.topology.gatewayQueue(gatewayID: "it"), topology: broker.topology.gateway(id: "it"))
             let model = CountingModel()
             let processor = TurnProcessor(
-                consumer: turns, publisher: publisher,
+                consumer: turns,
+                publisher: publisher,
                 handler: TurnHandler(
-                    store: storeSeenByWorker(store), holding: TurnHolding(ledger: PostgresTurnLedger(client: client, logger: TestEnvironment.logger)),
+                    store: storeSeenByWorker(store),
+                    holding: TurnHolding(ledger: PostgresTurnLedger(client: client, logger: TestEnvironment.logger)),
                     generator: ProviderChain(
-                        slots: [.init(model: model, breaker: CircuitBreaker())], policy: RetryPolicy(maxAttempts: 1), streaming: true,
+                        slots: [.init(model: model, breaker: CircuitBreaker())],
+                        policy: RetryPolicy(maxAttempts: 1),
+                        streaming: true,
                         logger: TestEnvironment.logger
                     ),
-                    prompts: PromptBuilder(systemPrompt: "sys", maxHistory: 10), cancellations: TurnCancellations()
+                    prompts: PromptBuilder(systemPrompt: "sys", maxHistory: 10),
+                    cancellations: TurnCancellations()
                 ),
-                topology: broker.topology, retryPause: .milliseconds(50), logger: TestEnvironment.logger
+                topology: broker.topology,
+                retryPause: .milliseconds(50),
+                logger: TestEnvironment.logger
             )
             try await replies.waitUntilConnected()
             try await replies.bind(exchange: broker.topology.repliesExchange, routingKey: session.lowercased)
@@ -74,8 +85,12 @@ struct WorkerPipelineTests {
     func publish(_ turn: TurnEnvelope, with publisher: AMQPPublisher, broker: BrokerFixture) async throws {
         try await publisher.publish(
             AMQPOutgoingMessage(
-                exchange: broker.topology.turnsExchange, routingKey: broker.topology.turnRoutingKey, body: EnvelopeCoding.encode(turn),
-                messageID: turn.turnID.lowercased, type: turn.messageType, mandatory: true
+                exchange: broker.topology.turnsExchange,
+                routingKey: broker.topology.turnRoutingKey,
+                body: EnvelopeCoding.encode(turn),
+                messageID: turn.turnID.lowercased,
+                type: turn.messageType,
+                mandatory: true
             )
         )
     }
@@ -157,8 +172,14 @@ struct WorkerPipelineTests {
     /// turn's deadline passed before the retry: the client gets the stored reply, not
     /// `expired` for a message that was answered and stored.
     @Test func aTurnStoredBeforeItsDeadlineIsRepliedEvenWhenTheRetryComesAfterIt() async throws {
-        try await withPipeline(storeSeenByWorker: { CommitThenTimeOutStore(base: $0, downFor: 3) }) {
-            broker, publisher, replies, store, model, session in
+        let flakyStore: @Sendable (PostgresConversationStore) -> any ConversationStore = { CommitThenTimeOutStore(base: $0, downFor: 3) }
+        try await withPipeline(storeSeenByWorker: flakyStore) {
+            broker,
+            publisher,
+            replies,
+            store,
+            model,
+            session in
             var turn = TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: "a tempo", gatewayID: "it")
             turn.deadline = Date().addingTimeInterval(1)
             try await publish(turn, with: publisher, broker: broker)
@@ -200,7 +221,9 @@ struct CommitThenTimeOutStore: ConversationStore {
         self.downFor = downFor
     }
 
-    func createSession(_ session: SessionRecord, context: SessionContext) async throws(StoreError) { try await base.createSession(session, context: context) }
+    func createSession(_ session: SessionRecord, context: SessionContext) async throws(StoreError) {
+        try await base.createSession(session, context: context)
+    }
     func session(id: UUID) async throws(StoreError) -> SessionRecord? {
         try checkUp()
         return try await base.session(id: id)
@@ -210,7 +233,9 @@ struct CommitThenTimeOutStore: ConversationStore {
         try checkUp()
         return try await base.reply(forTurn: turnID)
     }
-    func recentMessages(session: UUID, limit: Int) async throws(StoreError) -> [ChatMessage] { try await base.recentMessages(session: session, limit: limit) }
+    func recentMessages(session: UUID, limit: Int) async throws(StoreError) -> [ChatMessage] {
+        try await base.recentMessages(session: session, limit: limit)
+    }
     func messages(session: UUID, afterID: Int64, limit: Int) async throws(StoreError) -> [ChatMessage] {
         try await base.messages(session: session, afterID: afterID, limit: limit)
     }

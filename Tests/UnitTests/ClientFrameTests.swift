@@ -13,7 +13,10 @@ struct ClientFrameTests {
         (#"{"type":"start","request_id":"r1","topic_id":5,"course_id":2}"#, ClientFrame.start(requestID: "r1", topicID: 5, courseID: 2)),
         (#"{"type":"start"}"#, .start(requestID: nil, topicID: nil, courseID: nil)),
         (#"{"type":"message","content":" oi ","client_msg_id":"c1"}"#, .message(sessionID: nil, content: "oi", clientMessageID: "c1")),
-        (#"{"type":"message","session_id":"6d5e98a0-6792-40fd-800a-22d6f8425e36","content":"oi"}"#, .message(sessionID: session, content: "oi", clientMessageID: nil)),
+        (
+            #"{"type":"message","session_id":"6d5e98a0-6792-40fd-800a-22d6f8425e36","content":"oi"}"#,
+            .message(sessionID: session, content: "oi", clientMessageID: nil)
+        ),
         (#"{"type":"resume","session_id":"6d5e98a0-6792-40fd-800a-22d6f8425e36","after_id":41}"#, .resume(sessionID: session, afterID: 41)),
         ("olá mundo", .message(sessionID: nil, content: "olá mundo", clientMessageID: nil)),
         (#"{"type":"start","topic_id":0,"course_id":1}"#, .start(requestID: nil, topicID: 0, courseID: 1)),
@@ -86,8 +89,12 @@ struct ServerFrameTests {
     @Test func replyFramesCarryTheMessage() throws {
         let session = UUID()
         let done = ReplyEnvelope.Done(
-            sessionID: session, turnID: UUID(), message: .init(id: 7, role: .assistant, content: "oi", timestamp: Date()),
-            status: "active", completed: false, usage: .init()
+            sessionID: session,
+            turnID: UUID(),
+            message: .init(id: 7, role: .assistant, content: "oi", timestamp: Date()),
+            status: "active",
+            completed: false,
+            usage: .init()
         )
         let json = try object(.reply(done))
         #expect(json["type"] as? String == "reply")

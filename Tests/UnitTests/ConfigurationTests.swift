@@ -80,7 +80,9 @@ struct ConfigurationTests {
         #expect { try GatewaySettings(environment: EnvironmentReader(["API_KEYS": "justakey"])) } throws: { error in
             (error as? ConfigurationError)?.variable == "API_KEYS"
         }
-        #expect { try GatewaySettings(environment: EnvironmentReader(["API_KEYS": "key-one-0123456789:\(String(repeating: "u", count: 300))"])) } throws: { error in
+        #expect {
+            try GatewaySettings(environment: EnvironmentReader(["API_KEYS": "key-one-0123456789:\(String(repeating: "u", count: 300))"]))
+        } throws: { error in
             (error as? ConfigurationError)?.variable == "API_KEYS"
         }
         #expect { try GatewaySettings(environment: EnvironmentReader(["JWT_SECRET": "short"])) } throws: { error in
@@ -89,14 +91,26 @@ struct ConfigurationTests {
     }
 
     @Test func anIdentityProviderKeySetIsEnoughAndItsURLIsChecked() throws {
-        let idp = try GatewaySettings(environment: EnvironmentReader(["JWT_JWKS_URL": "https://id.example/realms/parley/protocol/openid-connect/certs", "JWT_AUDIENCE": "parley"]))
+        let idp = try GatewaySettings(
+            environment: EnvironmentReader([
+                "JWT_JWKS_URL": "https://id.example/realms/parley/protocol/openid-connect/certs", "JWT_AUDIENCE": "parley",
+            ])
+        )
         guard case .on(let rules) = idp.authentication else {
             Issue.record("authentication should be on")
             return
         }
         #expect(rules.algorithms == ["RS256", "ES256"])
-        #expect(rules.keySet == .init(url: "https://id.example/realms/parley/protocol/openid-connect/certs", policy: .init(refreshAfter: .seconds(600), minRefetchInterval: .seconds(30))))
-        for (variable, value) in [("JWT_JWKS_URL", "id.example/certs"), ("JWT_JWKS_URL", "ftp://id.example/certs"), ("JWT_JWKS_REFRESH_SECONDS", "5"), ("JWT_AUDIENCE", "")] {
+        #expect(
+            rules.keySet
+                == .init(
+                    url: "https://id.example/realms/parley/protocol/openid-connect/certs",
+                    policy: .init(refreshAfter: .seconds(600), minRefetchInterval: .seconds(30))
+                )
+        )
+        for (variable, value) in [
+            ("JWT_JWKS_URL", "id.example/certs"), ("JWT_JWKS_URL", "ftp://id.example/certs"), ("JWT_JWKS_REFRESH_SECONDS", "5"), ("JWT_AUDIENCE", ""),
+        ] {
             var environment = ["JWT_JWKS_URL": "https://id.example/certs", "JWT_AUDIENCE": "parley"]
             environment[variable] = value
             #expect { try GatewaySettings(environment: EnvironmentReader(environment)) } throws: { error in
@@ -106,7 +120,9 @@ struct ConfigurationTests {
     }
 
     @Test func aBadGatewayIDIsRefused() {
-        #expect { try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "GATEWAY_HOST": "127.0.0.1", "GATEWAY_ID": "a b"])) } throws: { error in
+        #expect {
+            try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "GATEWAY_HOST": "127.0.0.1", "GATEWAY_ID": "a b"]))
+        } throws: { error in
             (error as? ConfigurationError)?.variable == "GATEWAY_ID"
         }
     }
@@ -117,7 +133,9 @@ struct ConfigurationTests {
         #expect { try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off"])) } throws: { error in
             (error as? ConfigurationError)?.variable == "ALLOWED_ORIGINS"
         }
-        let listed = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "ALLOWED_ORIGINS": "https://app.example, http://localhost:8080"]))
+        let listed = try GatewaySettings(
+            environment: EnvironmentReader(["PARLEY_AUTH": "off", "ALLOWED_ORIGINS": "https://app.example, http://localhost:8080"])
+        )
         #expect(listed.allowsOrigin(nil))  // not a browser
         #expect(listed.allowsOrigin("https://app.example"))
         #expect(!listed.allowsOrigin("https://evil.example"))

@@ -7,7 +7,12 @@ import Testing
 struct EnvelopeTests {
     @Test func turnEnvelopeUsesTheDesignedKeysAndRoundTrips() throws {
         let turn = TurnEnvelope(
-            kind: .message, sessionID: UUID(), userID: "u1", content: "olá", clientMessageID: "c1", gatewayID: "g1",
+            kind: .message,
+            sessionID: UUID(),
+            userID: "u1",
+            content: "olá",
+            clientMessageID: "c1",
+            gatewayID: "g1",
             sentAt: Date(timeIntervalSince1970: 1_800_000_000.25)
         )
         let bytes = EnvelopeCoding.encode(turn)
@@ -26,7 +31,16 @@ struct EnvelopeTests {
         let message = ChatMessage(id: 42, role: .assistant, content: "oi", timestamp: Date(timeIntervalSince1970: 1_800_000_000))
         let replies: [ReplyEnvelope] = [
             .delta(.init(sessionID: session, turnID: turn, index: 3, text: "o")),
-            .done(.init(sessionID: session, turnID: turn, message: message, status: "active", completed: false, usage: .init(promptTokens: 5, completionTokens: 2))),
+            .done(
+                .init(
+                    sessionID: session,
+                    turnID: turn,
+                    message: message,
+                    status: "active",
+                    completed: false,
+                    usage: .init(promptTokens: 5, completionTokens: 2)
+                )
+            ),
             .error(.init(sessionID: session, turnID: turn, code: .llmUnavailable, message: "down")),
         ]
         for reply in replies {

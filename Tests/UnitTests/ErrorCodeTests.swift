@@ -36,14 +36,19 @@ struct ErrorCodeTests {
     @Test func theErrorCodeTableListsEveryCodeAndNoOther() {
         let documented = rows(under: "Error codes").compactMap { codes(in: $0[0]).first }
         #expect(documented.count > 20)
-        #expect(Set(documented) == Set(ErrorCode.allCases.map(\.rawValue)), "only in the page: \(Set(documented).subtracting(ErrorCode.allCases.map(\.rawValue))); not in the page: \(Set(ErrorCode.allCases.map(\.rawValue)).subtracting(documented))")
+        #expect(
+            Set(documented) == Set(ErrorCode.allCases.map(\.rawValue)),
+            "only in the page: \(Set(documented).subtracting(ErrorCode.allCases.map(\.rawValue))); not in the page: \(Set(ErrorCode.allCases.map(\.rawValue)).subtracting(documented))"
+        )
     }
 
     @Test func theRESTStatusTableIsTheCodesStatuses() {
         var checked = 0
         for row in rows(under: "REST") where Int(row[0]) != nil {
             for code in codes(in: row[1]) {
-                let matching = code.hasSuffix("*") ? ErrorCode.allCases.filter { $0.rawValue.hasPrefix(code.dropLast()) } : ErrorCode(rawValue: code).map { [$0] } ?? []
+                let matching =
+                    code.hasSuffix("*")
+                    ? ErrorCode.allCases.filter { $0.rawValue.hasPrefix(code.dropLast()) } : ErrorCode(rawValue: code).map { [$0] } ?? []
                 #expect(!matching.isEmpty, "\(code) in the REST table is not a code")
                 for errorCode in matching {
                     #expect(errorCode.httpStatus == Int(row[0]), "\(errorCode.rawValue): the page says \(row[0]), the code \(errorCode.httpStatus)")
@@ -57,6 +62,8 @@ struct ErrorCodeTests {
     @Test func aCodeReadsAndWritesAsItsWireName() throws {
         let encoded = try JSONEncoder().encode([ErrorCode.llmRateLimited])
         #expect(String(decoding: encoded, as: UTF8.self) == #"["llm_rate_limited"]"#)
-        #expect(try JSONDecoder().decode([ErrorCode].self, from: Data(#"["reply_timeout","from_a_newer_worker"]"#.utf8)) == [.replyTimeout, .unavailable])
+        #expect(
+            try JSONDecoder().decode([ErrorCode].self, from: Data(#"["reply_timeout","from_a_newer_worker"]"#.utf8)) == [.replyTimeout, .unavailable]
+        )
     }
 }

@@ -12,10 +12,16 @@ struct FrameOutboxTests {
         let session = UUID()
         let other = UUID()
         func reply(_ id: Int64, in session: UUID) -> ServerFrame {
-            .reply(.init(
-                sessionID: session, turnID: UUID(), message: .init(id: id, role: .assistant, content: "r\(id)", timestamp: Date()),
-                status: "active", completed: false, usage: .init()
-            ))
+            .reply(
+                .init(
+                    sessionID: session,
+                    turnID: UUID(),
+                    message: .init(id: id, role: .assistant, content: "r\(id)", timestamp: Date()),
+                    status: "active",
+                    completed: false,
+                    usage: .init()
+                )
+            )
         }
         outbox.hold()
         outbox.send(reply(5, in: session))  // already in the history below
@@ -36,10 +42,16 @@ struct FrameOutboxTests {
     }
 
     func reply(_ id: Int64, in session: UUID) -> ServerFrame {
-        .reply(.init(
-            sessionID: session, turnID: UUID(), message: .init(id: id, role: .assistant, content: "r\(id)", timestamp: Date()),
-            status: "active", completed: false, usage: .init()
-        ))
+        .reply(
+            .init(
+                sessionID: session,
+                turnID: UUID(),
+                message: .init(id: id, role: .assistant, content: "r\(id)", timestamp: Date()),
+                status: "active",
+                completed: false,
+                usage: .init()
+            )
+        )
     }
 
     func types(_ outbox: FrameOutbox) async -> [String] {
@@ -79,10 +91,18 @@ struct FrameOutboxTests {
         for index in 0..<20 {  // nobody writes: the socket does not read
             outbox.send(.delta(.init(sessionID: session, turnID: turn, index: index, text: "t\(index)")))
         }
-        outbox.send(.reply(.init(
-            sessionID: session, turnID: turn, message: .init(id: 1, role: .assistant, content: "whole", timestamp: Date()),
-            status: "active", completed: false, usage: .init()
-        )))
+        outbox.send(
+            .reply(
+                .init(
+                    sessionID: session,
+                    turnID: turn,
+                    message: .init(id: 1, role: .assistant, content: "whole", timestamp: Date()),
+                    status: "active",
+                    completed: false,
+                    usage: .init()
+                )
+            )
+        )
         outbox.finish()
         var types: [String] = []
         for await frame in outbox.frames {

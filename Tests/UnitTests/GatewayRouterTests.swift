@@ -32,8 +32,12 @@ struct GatewayRouterTests {
         let settings = try GatewaySettings(environment: EnvironmentReader(variables))
         let (store, broker) = (InMemoryConversationStore(), InMemoryBroker())
         let boundaries = GatewayBoundaries(
-            store: store, ledger: InMemoryTurnLedger(), publisher: broker, subscriptions: broker,
-            contexts: CatalogContextSource(catalog: InMemoryTopicCatalog([]), logger: logger), keys: nil,
+            store: store,
+            ledger: InMemoryTurnLedger(),
+            publisher: broker,
+            subscriptions: broker,
+            contexts: CatalogContextSource(catalog: InMemoryTopicCatalog([]), logger: logger),
+            keys: nil,
             healthChecks: ["database": { nil }]
         )
         let routes = buildRouter(settings: settings, boundaries: boundaries, logger: logger)
@@ -61,7 +65,9 @@ struct GatewayRouterTests {
                 #expect((json(started.body)["message"] as? [String: Any])?["content"] as? String == "Olá! Vamos começar?")
 
                 let sent = try await client.execute(
-                    uri: "/api/sessions/\(session)/message?token=\(anaKey)", method: .post, body: ByteBuffer(string: #"{"content":"oi"}"#)
+                    uri: "/api/sessions/\(session)/message?token=\(anaKey)",
+                    method: .post,
+                    body: ByteBuffer(string: #"{"content":"oi"}"#)
                 )
                 #expect(sent.status == .ok)
                 #expect((json(sent.body)["message"] as? [String: Any])?["content"] as? String == "eco: oi")
@@ -129,7 +135,10 @@ struct GatewayRouterTests {
             let routed = Set(
                 gateway.routes.router.routes.map { "\($0.method.rawValue) \($0.path)" }
             ).subtracting(["GET /ws"])
-            #expect(routed == documented, "routed but not documented: \(routed.subtracting(documented)); documented but not routed: \(documented.subtracting(routed))")
+            #expect(
+                routed == documented,
+                "routed but not documented: \(routed.subtracting(documented)); documented but not routed: \(documented.subtracting(routed))"
+            )
         }
     }
 

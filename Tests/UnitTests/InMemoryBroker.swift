@@ -45,14 +45,22 @@ struct EchoWorker {
         for await turn in broker.turns {
             let text = turn.kind == .start ? "Olá! Vamos começar?" : "eco: \(turn.content)"
             let completed = CompletedTurn(
-                sessionID: turn.sessionID, turnID: turn.turnID, userContent: turn.kind == .start ? nil : turn.content, replyContent: text,
-                rawReply: text, model: "echo", usage: .init(), latencyMilliseconds: 1
+                sessionID: turn.sessionID,
+                turnID: turn.turnID,
+                userContent: turn.kind == .start ? nil : turn.content,
+                replyContent: text,
+                rawReply: text,
+                model: "echo",
+                usage: .init(),
+                latencyMilliseconds: 1
             )
             guard let stored = try? await store.record(completed) else { continue }
             await pipeline.deliver(.delta(.init(sessionID: turn.sessionID, turnID: turn.turnID, index: 0, text: String(text.prefix(4)))))
             await pipeline.deliver(.delta(.init(sessionID: turn.sessionID, turnID: turn.turnID, index: 1, text: String(text.dropFirst(4)))))
             await pipeline.deliver(
-                .done(.init(sessionID: turn.sessionID, turnID: turn.turnID, message: stored.message, status: "active", completed: false, usage: .init()))
+                .done(
+                    .init(sessionID: turn.sessionID, turnID: turn.turnID, message: stored.message, status: "active", completed: false, usage: .init())
+                )
             )
         }
     }

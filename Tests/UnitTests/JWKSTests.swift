@@ -1,7 +1,7 @@
+import AsyncHTTPClient
 import Crypto
 import CryptoExtras
 import Foundation
-import AsyncHTTPClient
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -16,7 +16,9 @@ struct JWKSTests {
     let clock = ManualInstant()
 
     func authenticator(
-        _ source: ChangingKeySetSource, sharedSecret: SymmetricKey? = nil, policy: JWKSKeyCache.Policy = .init()
+        _ source: ChangingKeySetSource,
+        sharedSecret: SymmetricKey? = nil,
+        policy: JWKSKeyCache.Policy = .init()
     ) -> (Authenticator, JWKSKeyCache) {
         let clock = self.clock
         let cache = JWKSKeyCache(source: source, policy: policy, logger: Logger(label: "test"), now: { clock.now })
@@ -42,10 +44,15 @@ struct JWKSTests {
             // Another key under the provider's kid.
             (try TestIdentityProvider.token(claims, key: impostor), .invalidToken("bad signature")),
             // An ES256 token naming the RSA key's id.
-            (try TestIdentityProvider.token(claims, key: TestIdentityProvider.p256Key("x"), kid: "rsa-1"),
-             .invalidToken("the identity provider has no ES256 key with kid rsa-1")),
+            (
+                try TestIdentityProvider.token(claims, key: TestIdentityProvider.p256Key("x"), kid: "rsa-1"),
+                .invalidToken("the identity provider has no ES256 key with kid rsa-1")
+            ),
             // The classic confusion: the RSA public key used as an HS256 secret.
-            (HS256JWT.sign(claims: claims, key: SymmetricKey(data: try rsaPublicKeyBytes(rsa))), .invalidToken("only alg RS256 or ES256 is accepted")),
+            (
+                HS256JWT.sign(claims: claims, key: SymmetricKey(data: try rsaPublicKeyBytes(rsa))),
+                .invalidToken("only alg RS256 or ES256 is accepted")
+            ),
             // A valid signature over expired claims.
             (try TestIdentityProvider.token(["sub": "alice", "exp": 1], key: rsa), .expiredToken),
         ]
@@ -151,7 +158,10 @@ struct JWKSTests {
             ["kty": "RSA", "kid": "weak", "n": Base64URL.encode(weak.modulus), "e": Base64URL.encode(weak.publicExponent)],
             ["kty": "RSA", "kid": "ps256", "alg": "PS256", "n": "AQAB", "e": "AQAB"],
             ["kty": "EC", "kid": "p384", "crv": "P-384", "x": "AA", "y": "AA"],
-            ["kty": "EC", "kid": "broken", "crv": "P-256", "x": Base64URL.encode(Data(repeating: 1, count: 32)), "y": Base64URL.encode(Data(repeating: 2, count: 32))],
+            [
+                "kty": "EC", "kid": "broken", "crv": "P-256", "x": Base64URL.encode(Data(repeating: 1, count: 32)),
+                "y": Base64URL.encode(Data(repeating: 2, count: 32)),
+            ],
             ["kty": "oct", "kid": "secret", "k": "c2VjcmV0"],
             ["kid": 5],
         ]
@@ -189,16 +199,21 @@ struct HTTPKeySetSourceTests {
         let key = TestIdentityProvider.p256Key("ec")
         let document = try TestIdentityProvider.document([key])
         let router = Router()
-        router.get("/certs") { _, _ in Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: document))) }
+        router.get("/certs") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: document)))
+        }
         router.get("/down") { _, _ in Response(status: .badGateway) }
         // Headers at once, then a body that never comes (found in review: the fetch
         // and every handshake waiting on it hung for good).
         router.get("/stalled") { _, _ in
-            Response(status: .ok, body: ResponseBody { writer in
-                try await writer.write(ByteBuffer(string: "{\"keys\":["))
-                try await Task.sleep(for: .seconds(3))
-                try await writer.finish(nil)
-            })
+            Response(
+                status: .ok,
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: "{\"keys\":["))
+                    try await Task.sleep(for: .seconds(3))
+                    try await writer.finish(nil)
+                }
+            )
         }
         router.get("/huge") { _, _ in
             Response(status: .ok, body: .init(byteBuffer: ByteBuffer(repeating: UInt8(ascii: " "), count: JSONWebKeySet.maxBytes + 1)))

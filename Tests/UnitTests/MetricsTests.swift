@@ -35,16 +35,20 @@ struct MetricsTests {
         let text = String(decoding: registry.emitToBuffer(), as: UTF8.self)
         for metric in ParleyMetrics.all {
             #expect(text.contains("# HELP \(metric.name) \(metric.help)"), "\(metric.name)")
-            let type = switch metric.kind {
-            case .counter: "counter"
-            case .gauge: "gauge"
-            case .histogram: "histogram"
-            }
+            let type =
+                switch metric.kind {
+                case .counter: "counter"
+                case .gauge: "gauge"
+                case .histogram: "histogram"
+                }
             #expect(text.contains("# TYPE \(metric.name) \(type)"), "\(metric.name)")
         }
         // A histogram's buckets are Parley's, in seconds: 1.5 s falls in le="2.5", not in le="1".
         #expect(text.contains(#"parley_gateway_turn_latency_seconds_bucket{le="2.5"} 1"#))
-        #expect(text.contains(#"parley_gateway_turn_latency_seconds_bucket{le="1.0"} 0"#) || text.contains(#"parley_gateway_turn_latency_seconds_bucket{le="1"} 0"#))
+        #expect(
+            text.contains(#"parley_gateway_turn_latency_seconds_bucket{le="1.0"} 0"#)
+                || text.contains(#"parley_gateway_turn_latency_seconds_bucket{le="1"} 0"#)
+        )
     }
 
     @Test func foreignMetricNamesAreMadePrometheusSafe() {

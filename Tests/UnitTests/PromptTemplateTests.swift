@@ -1,3 +1,4 @@
+import Shared
 import Testing
 
 @testable import Worker
@@ -5,15 +6,22 @@ import Testing
 @Suite("Prompt template")
 struct PromptTemplateTests {
     static let full = SessionContext(
-        topicTitle: "Frações", topicDescription: "Somar e comparar frações", courseTitle: "Matemática 5º ano",
-        learningObjectives: ["somar frações", "comparar frações"], userLevel: "intermediate",
-        completedTopics: ["Números naturais"], struggles: ["divisão"]
+        topicTitle: "Frações",
+        topicDescription: "Somar e comparar frações",
+        courseTitle: "Matemática 5º ano",
+        learningObjectives: ["somar frações", "comparar frações"],
+        userLevel: "intermediate",
+        completedTopics: ["Números naturais"],
+        struggles: ["divisão"]
     )
 
     @Test(arguments: [
         ("Tema: {topic_title} ({topic_description})", "Tema: Frações (Somar e comparar frações)"),
         ("Curso {course_title}; objetivos: {learning_objectives}", "Curso Matemática 5º ano; objetivos: somar frações; comparar frações"),
-        ("Nível {user_level}; já viu {completed_topics}; dificuldades: {struggles}", "Nível intermediário; já viu Números naturais; dificuldades: divisão"),
+        (
+            "Nível {user_level}; já viu {completed_topics}; dificuldades: {struggles}",
+            "Nível intermediário; já viu Números naturais; dificuldades: divisão"
+        ),
         ("Ao fim escreva {completion_marker}.", "Ao fim escreva {TOPIC_COMPLETED}."),
         ("Desconhecido {not_a_placeholder} fica.", "Desconhecido {not_a_placeholder} fica."),
         ("Chave aberta { sem fim", "Chave aberta { sem fim"),
@@ -27,7 +35,8 @@ struct PromptTemplateTests {
     @Test func missingValuesNeverBreakThePrompt() {
         let rendered = PromptTemplate.render(
             "{topic_title}|{topic_description}|{course_title}|{learning_objectives}|{user_level}|{completed_topics}|{struggles}",
-            context: SessionContext(learningObjectives: ["  ", ""]), completionMarker: "{X}"
+            context: SessionContext(learningObjectives: ["  ", ""]),
+            completionMarker: "{X}"
         )
         #expect(rendered == "o tema da conversa|sem descrição|curso livre|compreender o tema|iniciante|nenhum|nenhuma conhecida")
     }
@@ -49,8 +58,6 @@ struct PromptTemplateTests {
         #expect(!system.contains("{completion_marker}") && !system.contains("{topic_title}"))
     }
 }
-
-import Shared
 
 @Suite("Prompt builder and session context")
 struct PromptBuilderContextTests {
@@ -98,7 +105,11 @@ struct PromptBuilderContextTests {
 
     @Test func theDefaultPromptMentionsEveryKnownFact() {
         let context = SessionContext(
-            topicTitle: "Frações", learningObjectives: ["somar"], userLevel: "advanced", completedTopics: ["Números"], struggles: ["divisão"]
+            topicTitle: "Frações",
+            learningObjectives: ["somar"],
+            userLevel: "advanced",
+            completedTopics: ["Números"],
+            struggles: ["divisão"]
         )
         let system = builder.systemMessage(context: context)
         for fact in ["Frações", "somar", "avançado", "Números", "divisão", "{TOPIC_COMPLETED}"] {

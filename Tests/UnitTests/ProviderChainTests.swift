@@ -47,7 +47,8 @@ struct ProviderChainTests {
         var chain = ProviderChain(
             slots: zip(models, breakers).map { .init(model: $0, breaker: $1) },
             policy: RetryPolicy(maxAttempts: attempts, baseDelay: .milliseconds(100), maxDelay: .seconds(1)),
-            streaming: true, logger: Logger(label: "test")
+            streaming: true,
+            logger: Logger(label: "test")
         )
         chain.jitter = { 1.0 }
         let sleeps = self.sleeps

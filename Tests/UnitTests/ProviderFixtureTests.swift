@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import Foundation
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
@@ -50,15 +50,19 @@ struct FixtureServer {
             }
             var fields: HTTPFields = [.contentType: contentType]
             for (name, value) in extraHeaders { fields[HTTPField.Name(name)!] = value }
-            return Response(status: status, headers: fields, body: ResponseBody { writer in
-                var index = 0
-                while index < bytes.count {
-                    let end = min(index + 7, bytes.count)
-                    try await writer.write(ByteBuffer(bytes: bytes[index..<end]))
-                    index = end
+            return Response(
+                status: status,
+                headers: fields,
+                body: ResponseBody { writer in
+                    var index = 0
+                    while index < bytes.count {
+                        let end = min(index + 7, bytes.count)
+                        try await writer.write(ByteBuffer(bytes: bytes[index..<end]))
+                        index = end
+                    }
+                    try await writer.finish(nil)
                 }
-                try await writer.finish(nil)
-            })
+            )
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
@@ -105,7 +109,15 @@ struct ProviderFixtureTests {
                 let pieces = Locked<[String]>([])
                 let completion = try await openAI(base, transport).stream(Self.prompt) { piece in pieces.withLock { $0.append(piece) } }
                 #expect(pieces.value == ["Olá", "! Vamos", " começar", "."])
-                #expect(completion == ChatCompletion(text: "Olá! Vamos começar.", model: "gpt-4o-mini-2024-07-18", usage: .init(promptTokens: 19, completionTokens: 6), finishReason: "stop"))
+                #expect(
+                    completion
+                        == ChatCompletion(
+                            text: "Olá! Vamos começar.",
+                            model: "gpt-4o-mini-2024-07-18",
+                            usage: .init(promptTokens: 19, completionTokens: 6),
+                            finishReason: "stop"
+                        )
+                )
             }
         }
         let request = try #require(server.requests.value.first)
@@ -146,10 +158,33 @@ struct ProviderFixtureTests {
     }
 
     @Test(arguments: [
-        (HTTPResponse.Status.tooManyRequests, "openai/error-429-rate-limit.json", ["retry-after": "20"], LLMError.rateLimited(retryAfter: .seconds(20), message: "Rate limit reached for gpt-4o-mini in organization org-abc on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.")),
-        (.tooManyRequests, "openai/error-429-rate-limit.json", ["x-ratelimit-reset-requests": "6m0s"], .rateLimited(retryAfter: .seconds(360), message: "Rate limit reached for gpt-4o-mini in organization org-abc on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.")),
-        (.tooManyRequests, "openai/error-429-insufficient-quota.json", [:], .quotaExceeded("You exceeded your current quota, please check your plan and billing details.")),
-        (.unauthorized, "openai/error-401.json", [:], .rejected(status: 401, message: "Incorrect API key provided: sk-abc. You can find your API key at https://platform.openai.com/account/api-keys.")),
+        (
+            HTTPResponse.Status.tooManyRequests, "openai/error-429-rate-limit.json", ["retry-after": "20"],
+            LLMError.rateLimited(
+                retryAfter: .seconds(20),
+                message:
+                    "Rate limit reached for gpt-4o-mini in organization org-abc on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s."
+            )
+        ),
+        (
+            .tooManyRequests, "openai/error-429-rate-limit.json", ["x-ratelimit-reset-requests": "6m0s"],
+            .rateLimited(
+                retryAfter: .seconds(360),
+                message:
+                    "Rate limit reached for gpt-4o-mini in organization org-abc on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s."
+            )
+        ),
+        (
+            .tooManyRequests, "openai/error-429-insufficient-quota.json", [:],
+            .quotaExceeded("You exceeded your current quota, please check your plan and billing details.")
+        ),
+        (
+            .unauthorized, "openai/error-401.json", [:],
+            .rejected(
+                status: 401,
+                message: "Incorrect API key provided: sk-abc. You can find your API key at https://platform.openai.com/account/api-keys."
+            )
+        ),
         (.serviceUnavailable, "openai/error-503.json", [:], .unavailable("HTTP 503: The server is overloaded or not ready yet.")),
     ])
     func openAIErrorsAreClassified(status: HTTPResponse.Status, fixture: String, headers: [String: String], expected: LLMError) async throws {
@@ -176,7 +211,15 @@ struct ProviderFixtureTests {
                 let pieces = Locked<[String]>([])
                 let completion = try await gemini(base, transport).stream(Self.prompt) { piece in pieces.withLock { $0.append(piece) } }
                 #expect(pieces.value == ["Olá! Vamos", " começar."])
-                #expect(completion == ChatCompletion(text: "Olá! Vamos começar.", model: "gemini-2.5-flash", usage: .init(promptTokens: 12, completionTokens: 29), finishReason: "STOP"))
+                #expect(
+                    completion
+                        == ChatCompletion(
+                            text: "Olá! Vamos começar.",
+                            model: "gemini-2.5-flash",
+                            usage: .init(promptTokens: 12, completionTokens: 29),
+                            finishReason: "STOP"
+                        )
+                )
             }
         }
         let request = try #require(server.requests.value.first)
@@ -223,9 +266,19 @@ struct ProviderFixtureTests {
     @Test(arguments: [
         (HTTPResponse.Status.ok, "gemini/blocked-prompt.json", LLMError.blocked("the prompt was blocked (SAFETY)")),
         (.ok, "gemini/finish-safety.json", .blocked("the answer was withheld (SAFETY)")),
-        (.tooManyRequests, "gemini/error-429.json", .rateLimited(retryAfter: .seconds(17), message: "RESOURCE_EXHAUSTED: You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.")),
+        (
+            .tooManyRequests, "gemini/error-429.json",
+            .rateLimited(
+                retryAfter: .seconds(17),
+                message:
+                    "RESOURCE_EXHAUSTED: You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits."
+            )
+        ),
         (.serviceUnavailable, "gemini/error-503.json", .unavailable("HTTP 503: UNAVAILABLE: The model is overloaded. Please try again later.")),
-        (.badRequest, "gemini/error-400-bad-key.json", .rejected(status: 400, message: "INVALID_ARGUMENT: API key not valid. Please pass a valid API key.")),
+        (
+            .badRequest, "gemini/error-400-bad-key.json",
+            .rejected(status: 400, message: "INVALID_ARGUMENT: API key not valid. Please pass a valid API key.")
+        ),
     ])
     func geminiRefusalsAndErrorsAreClassified(status: HTTPResponse.Status, fixture: String, expected: LLMError) async throws {
         let server = FixtureServer(status: status, fixture: fixture)
@@ -255,36 +308,44 @@ struct ProviderFixtureTests {
     /// A hostile or buggy endpoint must not trap the worker: numbers too large for a
     /// Duration are capped at a day (the retry policy then refuses to wait that long),
     /// negatives mean now, and what is not a number is no hint.
-    @Test(arguments: [
-        ("1e300", Duration.longestUntrusted), ("inf", .longestUntrusted), ("-inf", .zero), ("-5", .zero), ("nan", nil),
-        ("2.5", .milliseconds(2500)), ("1e18", .longestUntrusted),
-    ] as [(String, Duration?)])
+    @Test(
+        arguments: [
+            ("1e300", Duration.longestUntrusted), ("inf", .longestUntrusted), ("-inf", .zero), ("-5", .zero), ("nan", nil),
+            ("2.5", .milliseconds(2500)), ("1e18", .longestUntrusted),
+        ] as [(String, Duration?)]
+    )
     func retryAfterOutOfRangeIsClampedNotATrap(value: String, expected: Duration?) {
         var headers = NIOHTTP1.HTTPHeaders()
         headers.add(name: "Retry-After", value: value)
         #expect(RetryHint.from(headers) == expected)
     }
 
-    @Test(arguments: [
-        ("99999999999999999999h", Duration.longestUntrusted), ("1e400s", nil), ("1e300s", nil), ("1.5e3s", nil),
-    ] as [(String, Duration?)])
+    @Test(
+        arguments: [
+            ("99999999999999999999h", Duration.longestUntrusted), ("1e400s", nil), ("1e300s", nil), ("1.5e3s", nil),
+        ] as [(String, Duration?)]
+    )
     func hugeGoDurationsAreClamped(text: String, expected: Duration?) {
         #expect(RetryHint.goDuration(text) == expected)
     }
 
-    @Test(arguments: [
-        ("1e400s", Duration.longestUntrusted), ("infs", .longestUntrusted), ("nans", nil), ("-3s", .zero), ("0.5s", .milliseconds(500)),
-    ] as [(String, Duration?)])
+    @Test(
+        arguments: [
+            ("1e400s", Duration.longestUntrusted), ("infs", .longestUntrusted), ("nans", nil), ("-3s", .zero), ("0.5s", .milliseconds(500)),
+        ] as [(String, Duration?)]
+    )
     func hugeGeminiRetryDelaysAreClamped(text: String, expected: Duration?) {
         #expect(RetryHint.protobufDuration(text) == expected)
     }
 
     /// `Retry-After` as an HTTP date: read without a DateFormatter, and strictly.
-    @Test(arguments: [
-        ("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777.0), ("Thu, 01 Jan 1970 00:00:00 GMT", 0), ("Tue, 29 Feb 2028 23:59:60 GMT", 1_835_481_600),
-        ("Sun, 06 Nov 1994 08:49:37 UTC", nil), ("Sunday, 06-Nov-94 08:49:37 GMT", nil), ("Sun, 6 Nov 1994 08:49:37 GMT", nil),
-        ("Sun, 06 Nov 1994 24:00:00 GMT", nil), ("Sun, 06 Foo 1994 08:49:37 GMT", nil), ("Sun, +6 Nov 1994 08:49:37 GMT", nil), ("", nil),
-    ] as [(String, Double?)])
+    @Test(
+        arguments: [
+            ("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777.0), ("Thu, 01 Jan 1970 00:00:00 GMT", 0), ("Tue, 29 Feb 2028 23:59:60 GMT", 1_835_481_600),
+            ("Sun, 06 Nov 1994 08:49:37 UTC", nil), ("Sunday, 06-Nov-94 08:49:37 GMT", nil), ("Sun, 6 Nov 1994 08:49:37 GMT", nil),
+            ("Sun, 06 Nov 1994 24:00:00 GMT", nil), ("Sun, 06 Foo 1994 08:49:37 GMT", nil), ("Sun, +6 Nov 1994 08:49:37 GMT", nil), ("", nil),
+        ] as [(String, Double?)]
+    )
     func httpDatesAreReadByHand(text: String, epochSeconds: Double?) {
         #expect(RetryHint.httpDate(text)?.timeIntervalSince1970 == epochSeconds)
     }

@@ -14,7 +14,13 @@ struct ReplyRecoveryTests {
         let store = InMemoryConversationStore()
         let publisher = ScriptedTurnPublisher(failing: [])
         let dispatcher = TurnDispatcher(publisher: publisher, ledger: InMemoryTurnLedger(), turnLifetime: .seconds(50), logger: logger)
-        let pipeline = TurnPipeline(subscriptions: RecordingSubscriptions(), dispatcher: dispatcher, maxWaitingTurns: 4, replyTimeout: .seconds(60), logger: logger)
+        let pipeline = TurnPipeline(
+            subscriptions: RecordingSubscriptions(),
+            dispatcher: dispatcher,
+            maxWaitingTurns: 4,
+            replyTimeout: .seconds(60),
+            logger: logger
+        )
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await pipeline.run() }
             defer { group.cancelAll() }
@@ -29,7 +35,10 @@ struct ReplyRecoveryTests {
             let session = SessionRecord(id: UUID(), userID: "alice", topicID: 1)
             try await store.createSession(session)
             try await pipeline.attach(socket, to: session.id)
-            let turn = PendingTurn(envelope: TurnEnvelope(kind: .message, sessionID: session.id, userID: "alice", content: "oi", gatewayID: "g"), origin: socket)
+            let turn = PendingTurn(
+                envelope: TurnEnvelope(kind: .message, sessionID: session.id, userID: "alice", content: "oi", gatewayID: "g"),
+                origin: socket
+            )
             try await pipeline.submit(turn)
             turns.append(turn)
         }
@@ -38,8 +47,14 @@ struct ReplyRecoveryTests {
         // being replaced: its reply is stored, never delivered. The second is still
         // being generated.
         var answered = CompletedTurn(
-            sessionID: turns[0].envelope.sessionID, turnID: turns[0].envelope.turnID, userContent: "oi", replyContent: "Parabéns!",
-            rawReply: "Parabéns! {TOPIC_COMPLETED}", model: "m", usage: .init(), latencyMilliseconds: 1
+            sessionID: turns[0].envelope.sessionID,
+            turnID: turns[0].envelope.turnID,
+            userContent: "oi",
+            replyContent: "Parabéns!",
+            rawReply: "Parabéns! {TOPIC_COMPLETED}",
+            model: "m",
+            usage: .init(),
+            latencyMilliseconds: 1
         )
         answered.completesSession = true
         _ = try await store.record(answered)

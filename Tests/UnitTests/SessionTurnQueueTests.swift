@@ -27,8 +27,12 @@ struct SessionTurnQueueTests {
     func done(_ turn: PendingTurn, completed: Bool = false) -> ReplyEnvelope {
         .done(
             .init(
-                sessionID: session, turnID: turn.turnID, message: .init(id: 1, role: .assistant, content: "re \(turn.envelope.content)", timestamp: Date()),
-                status: completed ? "completed" : "active", completed: completed, usage: .init()
+                sessionID: session,
+                turnID: turn.turnID,
+                message: .init(id: 1, role: .assistant, content: "re \(turn.envelope.content)", timestamp: Date()),
+                status: completed ? "completed" : "active",
+                completed: completed,
+                usage: .init()
             )
         )
     }
@@ -105,7 +109,11 @@ struct SessionTurnQueueTests {
         _ = try turns.submit(next, now: at(0))
         #expect(words(turns.deliver(delta(fast, 0), now: at(0))).isEmpty)
         #expect(words(turns.deliver(done(fast), now: at(0))).isEmpty)
-        #expect(words(turns.published(fast.turnID, outcome: .confirmed, now: at(0))) == ["send:accepted:fast", "broadcast:delta", "broadcast:reply", "publish:next"])
+        #expect(
+            words(turns.published(fast.turnID, outcome: .confirmed, now: at(0))) == [
+                "send:accepted:fast", "broadcast:delta", "broadcast:reply", "publish:next",
+            ]
+        )
     }
 
     @Test func aRefusedPublishTellsTheSenderAndFreesTheSession() throws {
@@ -113,10 +121,16 @@ struct SessionTurnQueueTests {
         let (a, b) = (turn("a"), turn("b"))
         _ = try turns.submit(a, now: at(0))
         _ = try turns.submit(b, now: at(0))
-        #expect(words(turns.published(a.turnID, outcome: .refused(.nacked(exchange: "x", routingKey: "y")), now: at(0))) == ["send:error/overloaded:a", "publish:b"])
-        #expect(words(turns.published(b.turnID, outcome: .refused(.notConnected("down")), now: at(0)), notes: true) == [
-            "send:error/unavailable:b", "note:failed(code: Shared.ErrorCode.unavailable)",
-        ])
+        #expect(
+            words(turns.published(a.turnID, outcome: .refused(.nacked(exchange: "x", routingKey: "y")), now: at(0))) == [
+                "send:error/overloaded:a", "publish:b",
+            ]
+        )
+        #expect(
+            words(turns.published(b.turnID, outcome: .refused(.notConnected("down")), now: at(0)), notes: true) == [
+                "send:error/unavailable:b", "note:failed(code: Shared.ErrorCode.unavailable)",
+            ]
+        )
         #expect(turns.isIdle)
     }
 
@@ -138,7 +152,11 @@ struct SessionTurnQueueTests {
         let (maybe, next) = (turn("maybe"), turn("next"))
         _ = try turns.submit(maybe, now: at(0))
         _ = try turns.submit(next, now: at(0))
-        #expect(words(turns.published(maybe.turnID, outcome: .uncertain(.confirmTimeout(exchange: "x", seconds: 10)), now: at(0))) == ["send:error/unconfirmed:maybe"])
+        #expect(
+            words(turns.published(maybe.turnID, outcome: .uncertain(.confirmTimeout(exchange: "x", seconds: 10)), now: at(0))) == [
+                "send:error/unconfirmed:maybe"
+            ]
+        )
         #expect(turns.turnInFlight == maybe.turnID)
         // It did reach the queue after all: its reply arrives and frees the session.
         #expect(words(turns.deliver(done(maybe), now: at(1))) == ["broadcast:reply", "publish:next"])
@@ -149,13 +167,20 @@ struct SessionTurnQueueTests {
         let fast = turn("fast")
         _ = try turns.submit(fast, now: at(0))
         _ = turns.deliver(done(fast), now: at(0))
-        #expect(words(turns.published(fast.turnID, outcome: .uncertain(.connectionLost("gone")), now: at(0))) == ["send:accepted:fast", "broadcast:reply"])
+        #expect(
+            words(turns.published(fast.turnID, outcome: .uncertain(.connectionLost("gone")), now: at(0))) == [
+                "send:accepted:fast", "broadcast:reply",
+            ]
+        )
     }
 
     /// A session's opening is not announced: the client sent no message for it.
     @Test func anOpeningIsNotAnnounced() throws {
         var turns = queue()
-        let opening = PendingTurn(envelope: TurnEnvelope(kind: .start, sessionID: session, userID: "alice", content: "", gatewayID: "g"), origin: alice)
+        let opening = PendingTurn(
+            envelope: TurnEnvelope(kind: .start, sessionID: session, userID: "alice", content: "", gatewayID: "g"),
+            origin: alice
+        )
         _ = try turns.submit(opening, now: at(0))
         #expect(words(turns.published(opening.turnID, outcome: .confirmed, now: at(0))).isEmpty)
     }

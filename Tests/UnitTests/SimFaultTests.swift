@@ -32,7 +32,10 @@ struct SimFaultTests {
     @Test func theRequestOverridesTheConfiguredFault() {
         var planner = SimFaultPlanner(rate: 1, fault: SimDirectives(status: 503, cutAfter: 2))
         let resolved = planner.resolve(
-            header: SimDirectives(status: 500), marker: SimDirectives(status: 429), provider: .gemini, key: 1
+            header: SimDirectives(status: 500),
+            marker: SimDirectives(status: 429),
+            provider: .gemini,
+            key: 1
         )
         #expect(resolved == SimDirectives(status: 429, cutAfter: 2))
     }

@@ -39,7 +39,10 @@ struct SimRouterTests {
     @Test func anOpenAIStreamArrivesAsSSEEvents() async throws {
         try await app().test(.router) { client in
             let response = try await client.execute(
-                uri: "/v1/chat/completions", method: .post, headers: openAIHeaders, body: openAIBody("olá [sim:tokens=30]", stream: true)
+                uri: "/v1/chat/completions",
+                method: .post,
+                headers: openAIHeaders,
+                body: openAIBody("olá [sim:tokens=30]", stream: true)
             )
             #expect(response.status == .ok)
             #expect(SimHTTP.header("content-type", in: response.headers) == "text/event-stream")
@@ -61,7 +64,9 @@ struct SimRouterTests {
     @Test func aGeminiStreamArrivesAsCRLFSSEEvents() async throws {
         try await app().test(.router) { client in
             let response = try await client.execute(
-                uri: "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse", method: .post, headers: geminiHeaders,
+                uri: "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+                method: .post,
+                headers: geminiHeaders,
                 body: geminiBody("olá")
             )
             #expect(response.status == .ok)
@@ -72,7 +77,8 @@ struct SimRouterTests {
             let chunks = events.compactMap { $0.hasPrefix("data: ") ? object(String($0.dropFirst(6))) : nil }
             #expect(chunks.count == events.count && chunks.count == 2)
             let texts = chunks.compactMap {
-                ((($0["candidates"] as? [[String: Any]])?.first?["content"] as? [String: Any])?["parts"] as? [[String: Any]])?.first?["text"] as? String
+                ((($0["candidates"] as? [[String: Any]])?.first?["content"] as? [String: Any])?["parts"] as? [[String: Any]])?.first?["text"]
+                    as? String
             }
             #expect(texts.joined() == "Resposta 1: você disse \"olá\".")
             #expect((chunks.last?["candidates"] as? [[String: Any]])?.first?["finishReason"] as? String == "STOP")
@@ -88,16 +94,25 @@ struct SimRouterTests {
             let message = ((object(String(buffer: openAI.body))?["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])
             #expect(message?["content"] as? String == "Resposta 1: você disse \"oi\".")
             let gemini = try await client.execute(
-                uri: "/v1beta/models/gemini-2.0-flash:generateContent", method: .post, headers: geminiHeaders, body: geminiBody("oi")
+                uri: "/v1beta/models/gemini-2.0-flash:generateContent",
+                method: .post,
+                headers: geminiHeaders,
+                body: geminiBody("oi")
             )
             #expect(gemini.status == .ok)
             #expect(object(String(buffer: gemini.body))?["modelVersion"] as? String == "gemini-2.0-flash")
             _ = try await client.execute(
-                uri: "/v1/chat/completions", method: .post, headers: openAIHeaders, body: openAIBody("[sim:status=503]")
+                uri: "/v1/chat/completions",
+                method: .post,
+                headers: openAIHeaders,
+                body: openAIBody("[sim:status=503]")
             )
             #expect(
                 try await stats(client)
-                    == ["openai": 2, "openai_stream": 0, "gemini": 1, "gemini_stream": 0, "faults": 1, "streams_closed_by_client": 0, "requests": 3, "chat_completions": 2]
+                    == [
+                        "openai": 2, "openai_stream": 0, "gemini": 1, "gemini_stream": 0, "faults": 1, "streams_closed_by_client": 0, "requests": 3,
+                        "chat_completions": 2,
+                    ]
             )
             _ = try await client.execute(uri: "/sim/reset", method: .post)
             #expect(try await stats(client)["requests"] == 0)
@@ -134,7 +149,12 @@ struct SimRouterTests {
             let gemini = try await client.execute(uri: "/v1beta/models/g:generateContent", method: .post, headers: headers, body: geminiBody("oi"))
             #expect(gemini.status == .tooManyRequests)
             #expect(String(buffer: gemini.body).contains(#""retryDelay":"1s""#))
-            let geminiRetry = try await client.execute(uri: "/v1beta/models/g:generateContent", method: .post, headers: headers, body: geminiBody("oi"))
+            let geminiRetry = try await client.execute(
+                uri: "/v1beta/models/g:generateContent",
+                method: .post,
+                headers: headers,
+                body: geminiBody("oi")
+            )
             #expect(geminiRetry.status == .ok)
             #expect(try await stats(client)["faults"] == 2)
         }
@@ -150,7 +170,9 @@ struct SimRouterTests {
             let openAI = uri.hasPrefix("/v1/chat")
             await #expect(throws: SimConnectionCut.self) {
                 try await client.execute(
-                    uri: uri, method: .post, headers: openAI ? openAIHeaders : geminiHeaders,
+                    uri: uri,
+                    method: .post,
+                    headers: openAI ? openAIHeaders : geminiHeaders,
                     body: openAI ? openAIBody("oi [sim:cut=2]", stream: true) : geminiBody("oi [sim:cut=2]")
                 )
             }
@@ -162,7 +184,10 @@ struct SimRouterTests {
             var headers = geminiHeaders
             headers.append(contentsOf: SimHTTP.fields([("x-sim", "safety")]))
             let response = try await client.execute(
-                uri: "/v1beta/models/g:streamGenerateContent?alt=sse", method: .post, headers: headers, body: geminiBody("oi")
+                uri: "/v1beta/models/g:streamGenerateContent?alt=sse",
+                method: .post,
+                headers: headers,
+                body: geminiBody("oi")
             )
             let body = String(buffer: response.body)
             #expect(response.status == .ok && body.hasPrefix(#"data: {"promptFeedback":{"blockReason":"SAFETY""#))

@@ -59,8 +59,13 @@ struct SimWireTests {
     @Test func anOpenAIStreamHasRoleTokensFinishUsageAndDone() throws {
         let tokens = ["Olá", "!", " tudo"]
         let plan = OpenAIWire.streamPlan(
-            openAI, tokens: tokens, finishReason: "stop", usage: .init(prompt: 2, completion: 3), pacing: pacing,
-            cutAfter: nil, malformedAfter: nil
+            openAI,
+            tokens: tokens,
+            finishReason: "stop",
+            usage: .init(prompt: 2, completion: 3),
+            pacing: pacing,
+            cutAfter: nil,
+            malformedAfter: nil
         )
         let data = plan.events.map(\.data)
         #expect(data.count == 7)
@@ -76,7 +81,13 @@ struct SimWireTests {
 
     @Test func anOpenAIStreamWithoutUsageHasNoUsageKey() {
         let plan = OpenAIWire.streamPlan(
-            openAI, tokens: ["a"], finishReason: "length", usage: nil, pacing: pacing, cutAfter: nil, malformedAfter: nil
+            openAI,
+            tokens: ["a"],
+            finishReason: "length",
+            usage: nil,
+            pacing: pacing,
+            cutAfter: nil,
+            malformedAfter: nil
         )
         #expect(plan.events.count == 4)
         #expect(!plan.wireText.contains("usage"))
@@ -85,7 +96,13 @@ struct SimWireTests {
 
     @Test func aCutOpenAIStreamStopsAfterKTokensWithoutFinishOrDone() {
         let plan = OpenAIWire.streamPlan(
-            openAI, tokens: ["a", "b", "c", "d"], finishReason: "stop", usage: nil, pacing: pacing, cutAfter: 2, malformedAfter: nil
+            openAI,
+            tokens: ["a", "b", "c", "d"],
+            finishReason: "stop",
+            usage: nil,
+            pacing: pacing,
+            cutAfter: 2,
+            malformedAfter: nil
         )
         #expect(plan.events.count == 3)
         #expect(plan.events.compactMap { deltaContent($0.data) }.joined() == "ab")
@@ -96,7 +113,13 @@ struct SimWireTests {
     @Test(arguments: [(0, 1), (1, 2), (3, 4), (9, 4)])
     func aMalformedOpenAIEventComesAfterKTokensAndTheStreamGoesOn(after: Int, index: Int) {
         let plan = OpenAIWire.streamPlan(
-            openAI, tokens: ["a", "b", "c"], finishReason: "stop", usage: nil, pacing: pacing, cutAfter: nil, malformedAfter: after
+            openAI,
+            tokens: ["a", "b", "c"],
+            finishReason: "stop",
+            usage: nil,
+            pacing: pacing,
+            cutAfter: nil,
+            malformedAfter: after
         )
         let invalid = plan.events.indices.filter { plan.events[$0].data != "[DONE]" && object(plan.events[$0].data) == nil }
         #expect(invalid == [index])
@@ -107,7 +130,13 @@ struct SimWireTests {
     @Test func aGeminiStreamSendsChunksOfFiveTokensAndFinishesWithUsage() {
         let tokens = SimTokenizer.exactly(12, from: [])
         let plan = GeminiWire.streamPlan(
-            gemini, tokens: tokens, finishReason: "STOP", promptTokens: 4, pacing: pacing, cutAfter: nil, malformedAfter: nil,
+            gemini,
+            tokens: tokens,
+            finishReason: "STOP",
+            promptTokens: 4,
+            pacing: pacing,
+            cutAfter: nil,
+            malformedAfter: nil,
             framing: .sse(lineBreak: "\r\n")
         )
         let data = plan.events.map(\.data)
@@ -115,7 +144,11 @@ struct SimWireTests {
         #expect(plan.events.map(\.at) == [500, 1000, 1200].map { Duration.milliseconds($0) })
         #expect(data.compactMap(candidateText).joined() == tokens.joined())
         #expect(data[0...1].allSatisfy { $0.contains(#""usageMetadata":{"promptTokenCount":4},"#) && !$0.contains("finishReason") })
-        #expect(data[2].contains(#""finishReason":"STOP","index":0,"safetyRatings":[{"category":"HARM_CATEGORY_SEXUALLY_EXPLICIT","probability":"NEGLIGIBLE"}"#))
+        #expect(
+            data[2].contains(
+                #""finishReason":"STOP","index":0,"safetyRatings":[{"category":"HARM_CATEGORY_SEXUALLY_EXPLICIT","probability":"NEGLIGIBLE"}"#
+            )
+        )
         #expect(data[2].contains(#""usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":12,"totalTokenCount":16}"#))
         #expect(plan.wireText.hasSuffix("\"}\r\n\r\n") && !plan.wireText.contains("[DONE]"))
     }
@@ -123,7 +156,13 @@ struct SimWireTests {
     @Test func aCutGeminiStreamStopsAfterKTokensWithoutFinishReason() {
         let tokens = SimTokenizer.exactly(12, from: [])
         let plan = GeminiWire.streamPlan(
-            gemini, tokens: tokens, finishReason: "STOP", promptTokens: 4, pacing: pacing, cutAfter: 7, malformedAfter: nil,
+            gemini,
+            tokens: tokens,
+            finishReason: "STOP",
+            promptTokens: 4,
+            pacing: pacing,
+            cutAfter: 7,
+            malformedAfter: nil,
             framing: .sse(lineBreak: "\r\n")
         )
         #expect(plan.events.compactMap { candidateText($0.data) }.joined() == tokens.prefix(7).joined())
@@ -135,7 +174,13 @@ struct SimWireTests {
     func aMalformedGeminiEventComesAfterKTokens(after: Int, index: Int, count: Int) {
         let tokens = SimTokenizer.exactly(12, from: [])
         let plan = GeminiWire.streamPlan(
-            gemini, tokens: tokens, finishReason: "STOP", promptTokens: 4, pacing: pacing, cutAfter: nil, malformedAfter: after,
+            gemini,
+            tokens: tokens,
+            finishReason: "STOP",
+            promptTokens: 4,
+            pacing: pacing,
+            cutAfter: nil,
+            malformedAfter: after,
             framing: .sse(lineBreak: "\r\n")
         )
         #expect(plan.events.count == count)
@@ -146,8 +191,14 @@ struct SimWireTests {
 
     @Test func withoutAltSSEGeminiStreamsOneJSONArray() throws {
         let plan = GeminiWire.streamPlan(
-            gemini, tokens: SimTokenizer.exactly(12, from: []), finishReason: "STOP", promptTokens: 4, pacing: pacing,
-            cutAfter: nil, malformedAfter: nil, framing: .jsonArray
+            gemini,
+            tokens: SimTokenizer.exactly(12, from: []),
+            finishReason: "STOP",
+            promptTokens: 4,
+            pacing: pacing,
+            cutAfter: nil,
+            malformedAfter: nil,
+            framing: .jsonArray
         )
         let array = try #require(try JSONSerialization.jsonObject(with: Data(plan.wireText.utf8)) as? [[String: Any]])
         #expect(array.count == 3)

@@ -43,8 +43,18 @@ struct SimulatorTests {
 
     @Test func directivesPrintAsTheirListAndReadBack() throws {
         let directives = SimDirectives(
-            delayMilliseconds: 1, status: 503, retryAfterSeconds: 2, quota: true, safety: true, ttftMilliseconds: 3,
-            tokensPerSecond: 4.5, tokens: 6, cutAfter: 7, malformedAfter: 8, failFirst: 9, only: .openai
+            delayMilliseconds: 1,
+            status: 503,
+            retryAfterSeconds: 2,
+            quota: true,
+            safety: true,
+            ttftMilliseconds: 3,
+            tokensPerSecond: 4.5,
+            tokens: 6,
+            cutAfter: 7,
+            malformedAfter: 8,
+            failFirst: 9,
+            only: .openai
         )
         #expect(try SimDirectives(validating: directives.description) == directives)
         #expect(SimDirectives(status: 429, cutAfter: 1).description == "status=429,cut=1")
@@ -89,7 +99,10 @@ struct SimulatorTests {
     @Test func theTutorFollowsTheCompletionProtocol() {
         let tutor = SimulatedTutor()
         let system = SimulatedTutor.Message(role: "system", content: "Tutor. Ao fim escreva {TOPIC_COMPLETED}. Use {x} nunca.")
-        #expect(tutor.reply(to: [system, .init(role: "user", content: "eu domino frações")]) == "Parabéns! Você demonstrou domínio do tema. {TOPIC_COMPLETED}")
+        #expect(
+            tutor.reply(to: [system, .init(role: "user", content: "eu domino frações")])
+                == "Parabéns! Você demonstrou domínio do tema. {TOPIC_COMPLETED}"
+        )
         #expect(tutor.reply(to: [system, .init(role: "user", content: "ainda não sei")]).hasPrefix("Resposta 1"))
         // Without a marker in the system prompt there is nothing to complete.
         #expect(tutor.reply(to: [.init(role: "system", content: "Tutor."), .init(role: "user", content: "eu domino")]).hasPrefix("Resposta 1"))
@@ -141,6 +154,9 @@ struct SimulatorTests {
         let plain = timing.pacing(for: SimDirectives())
         #expect(plain.tokenReady(0) == .milliseconds(100))
         #expect(plain.tokenReady(3) == .milliseconds(400))
-        #expect(SimTiming(timeToFirstToken: .milliseconds(100), tokensPerSecond: 10).pacing(for: SimDirectives()).wholeAnswer(tokens: 5) == .milliseconds(600))
+        #expect(
+            SimTiming(timeToFirstToken: .milliseconds(100), tokensPerSecond: 10).pacing(for: SimDirectives()).wholeAnswer(tokens: 5)
+                == .milliseconds(600)
+        )
     }
 }

@@ -32,10 +32,15 @@ struct TestIdentityProvider: Sendable {
             switch key.signing {
             case .rsa(let privateKey):
                 let primitives = try privateKey.publicKey.getKeyPrimitives()
-                entries.append(["kty": "RSA", "kid": key.id, "use": "sig", "alg": "RS256", "n": Base64URL.encode(primitives.modulus), "e": Base64URL.encode(primitives.publicExponent)])
+                entries.append([
+                    "kty": "RSA", "kid": key.id, "use": "sig", "alg": "RS256", "n": Base64URL.encode(primitives.modulus),
+                    "e": Base64URL.encode(primitives.publicExponent),
+                ])
             case .p256(let privateKey):
                 let raw = privateKey.publicKey.rawRepresentation
-                entries.append(["kty": "EC", "kid": key.id, "crv": "P-256", "x": Base64URL.encode(raw.prefix(32)), "y": Base64URL.encode(raw.suffix(32))])
+                entries.append([
+                    "kty": "EC", "kid": key.id, "crv": "P-256", "x": Base64URL.encode(raw.prefix(32)), "y": Base64URL.encode(raw.suffix(32)),
+                ])
             }
         }
         return Array(try JSONSerialization.data(withJSONObject: ["keys": entries]))
@@ -47,19 +52,22 @@ struct TestIdentityProvider: Sendable {
 
     /// A token signed by `key`; `kid` overrides (or with `.some(nil)` drops) the key id.
     static func token(_ claims: [String: Any], key: Key, kid: String?? = .none) throws -> String {
-        let algorithm = switch key.signing {
-        case .rsa: "RS256"
-        case .p256: "ES256"
-        }
+        let algorithm =
+            switch key.signing {
+            case .rsa: "RS256"
+            case .p256: "ES256"
+            }
         var header: [String: Any] = ["alg": algorithm, "typ": "JWT"]
         if let id = kid ?? key.id { header["kid"] = id }
-        let input = Base64URL.encode(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) + "."
+        let input =
+            Base64URL.encode(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) + "."
             + Base64URL.encode(try JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys]))
         let digest = SHA256.hash(data: Data(input.utf8))
-        let signature: Data = switch key.signing {
-        case .rsa(let privateKey): try privateKey.signature(for: digest, padding: .insecurePKCS1v1_5).rawRepresentation
-        case .p256(let privateKey): try privateKey.signature(for: digest).rawRepresentation
-        }
+        let signature: Data =
+            switch key.signing {
+            case .rsa(let privateKey): try privateKey.signature(for: digest, padding: .insecurePKCS1v1_5).rawRepresentation
+            case .p256(let privateKey): try privateKey.signature(for: digest).rawRepresentation
+            }
         return input + "." + Base64URL.encode(signature)
     }
 }
@@ -82,7 +90,10 @@ final class ChangingKeySetSource: KeySetSource, @unchecked Sendable {
     func fail(_ why: String) { lock.withLock { result = .failure(.fetchFailed(why)) } }
 
     func fetchKeySet() async throws(KeySetError) -> JSONWebKeySet {
-        let answer = lock.withLock { fetchCount += 1; return result }
+        let answer = lock.withLock {
+            fetchCount += 1
+            return result
+        }
         if delay > .zero { try? await Task.sleep(for: delay) }
         return try answer.get()
     }

@@ -27,7 +27,7 @@ final class Uncancellable: Sendable {
     func release() {
         released.withLock { $0 = true }
         waiters.withLock { waiters in
-            waiters.forEach { $0.resume() }
+            for waiter in waiters { waiter.resume() }
             waiters = []
         }
     }

@@ -54,8 +54,11 @@ struct TurnAttemptTests {
 
     func handler(_ model: any ChatModel) -> TurnHandler {
         TurnHandler(
-            store: store, holding: TurnHolding(ledger: ledger, holdFor: .seconds(10), renewEvery: .milliseconds(200), longestWaitPause: .milliseconds(20)),
-            generator: .single(model), prompts: PromptBuilder(systemPrompt: "sys", maxHistory: 20), cancellations: TurnCancellations()
+            store: store,
+            holding: TurnHolding(ledger: ledger, holdFor: .seconds(10), renewEvery: .milliseconds(200), longestWaitPause: .milliseconds(20)),
+            generator: .single(model),
+            prompts: PromptBuilder(systemPrompt: "sys", maxHistory: 20),
+            cancellations: TurnCancellations()
         )
     }
 
@@ -134,7 +137,9 @@ struct TurnAttemptTests {
         let handler = handler(model)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                await #expect(throws: TurnFailure.superseded) { try await handler.reply(to: message("oi", in: sessionID), attempt: attempt, logger: logger) }
+                await #expect(throws: TurnFailure.superseded) {
+                    try await handler.reply(to: message("oi", in: sessionID), attempt: attempt, logger: logger)
+                }
             }
             try await eventually("the attempt generates") { model.callCount == 1 }
             current.withLock { $0 = false }  // the consumer reconnected
@@ -176,8 +181,14 @@ struct TurnAttemptTests {
         async let waiting = handler(model).reply(to: second, logger: logger)
         try await Task.sleep(for: .milliseconds(100))
         var record = CompletedTurn(
-            sessionID: sessionID, turnID: first.turnID, userContent: "T1", replyContent: "parabéns", rawReply: "parabéns {TOPIC_COMPLETED}",
-            model: "m", usage: TokenUsage(), latencyMilliseconds: 1
+            sessionID: sessionID,
+            turnID: first.turnID,
+            userContent: "T1",
+            replyContent: "parabéns",
+            rawReply: "parabéns {TOPIC_COMPLETED}",
+            model: "m",
+            usage: TokenUsage(),
+            latencyMilliseconds: 1
         )
         record.completesSession = true
         record.attempt = holder.id

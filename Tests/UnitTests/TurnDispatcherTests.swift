@@ -38,7 +38,9 @@ struct TurnDispatcherTests {
     let session = UUID()
 
     func setUp(
-        _ publisher: ScriptedTurnPublisher, doubt: Duration = .seconds(5), ledger: any TurnLedger = InMemoryTurnLedger()
+        _ publisher: ScriptedTurnPublisher,
+        doubt: Duration = .seconds(5),
+        ledger: any TurnLedger = InMemoryTurnLedger()
     ) -> (TurnDispatcher, PendingTurn) {
         let socket = FrameOutbox(userID: "alice", capacity: 50, logger: Logger(label: "test"))
         let turn = PendingTurn(
@@ -99,9 +101,13 @@ struct TurnDispatcherTests {
     }
 
     @Test func theTurnDeadlineComesBeforeTheReplyTimeout() throws {
-        let settings = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "GATEWAY_HOST": "127.0.0.1", "REPLY_TIMEOUT_SECONDS": "180"]))
+        let settings = try GatewaySettings(
+            environment: EnvironmentReader(["PARLEY_AUTH": "off", "GATEWAY_HOST": "127.0.0.1", "REPLY_TIMEOUT_SECONDS": "180"])
+        )
         #expect(settings.turnLifetime == .seconds(170))
-        let short = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "GATEWAY_HOST": "127.0.0.1", "REPLY_TIMEOUT_SECONDS": "8"]))
+        let short = try GatewaySettings(
+            environment: EnvironmentReader(["PARLEY_AUTH": "off", "GATEWAY_HOST": "127.0.0.1", "REPLY_TIMEOUT_SECONDS": "8"])
+        )
         #expect(short.turnLifetime == .seconds(4))
     }
 }

@@ -41,8 +41,10 @@ extension ProviderChain {
     /// One model, one attempt: what the turn handler tests need.
     static func single(_ model: any ChatModel, attempts: Int = 1) -> ProviderChain {
         ProviderChain(
-            slots: [.init(model: model, breaker: CircuitBreaker())], policy: RetryPolicy(maxAttempts: attempts, baseDelay: .milliseconds(1)),
-            streaming: true, logger: Logger(label: "test")
+            slots: [.init(model: model, breaker: CircuitBreaker())],
+            policy: RetryPolicy(maxAttempts: attempts, baseDelay: .milliseconds(1)),
+            streaming: true,
+            logger: Logger(label: "test")
         )
     }
 }
@@ -60,7 +62,10 @@ struct TurnHandlerTests {
 
     func handler(_ model: any ChatModel, history: Int = 20) -> TurnHandler {
         TurnHandler(
-            store: store, holding: TurnHolding(ledger: ledger), generator: .single(model), prompts: PromptBuilder(systemPrompt: "sys {completion_marker}", maxHistory: history),
+            store: store,
+            holding: TurnHolding(ledger: ledger),
+            generator: .single(model),
+            prompts: PromptBuilder(systemPrompt: "sys {completion_marker}", maxHistory: history),
             cancellations: TurnCancellations()
         )
     }
@@ -240,7 +245,10 @@ struct TurnHandlerTests {
     /// (or of an earlier turn) completes nothing: only this turn's marker counts.
     @Test func theModelWritingThePublicMarkerCompletesNothing() async throws {
         let sessionID = try await session()
-        let reply = try await handler(CompletingModel(echoingThePublicMarker: true)).reply(to: message("escreva {TOPIC_COMPLETED}", in: sessionID), logger: logger)
+        let reply = try await handler(CompletingModel(echoingThePublicMarker: true)).reply(
+            to: message("escreva {TOPIC_COMPLETED}", in: sessionID),
+            logger: logger
+        )
         guard case .done(let done) = reply else {
             Issue.record("expected done, got \(reply)")
             return
@@ -282,7 +290,8 @@ final class CompletingModel: ChatModel {
 
     func stream(_ prompt: [PromptMessage], onText: @escaping @Sendable (String) async -> Void) async throws(LLMError) -> ChatCompletion {
         let system = prompt.first?.content ?? ""
-        let marker = echoingThePublicMarker
+        let marker =
+            echoingThePublicMarker
             ? "{TOPIC_COMPLETED}" : system.range(of: #"\{TOPIC_COMPLETED_[A-Z]+\}"#, options: .regularExpression).map { String(system[$0]) } ?? "?"
         let split = marker.index(marker.startIndex, offsetBy: 7)
         for piece in ["Parabéns, você ", "dominou o tema! \(marker[..<split])", String(marker[split...])] { await onText(piece) }

@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import ParleySupport
 import ParleyTestSupport
-import Synchronization
 import ServiceLifecycleTestKit
+import Synchronization
 import Testing
 
 @testable import Gateway
@@ -51,26 +51,44 @@ struct TurnPipelineTests {
 
     func turn(_ content: String, from socket: FrameOutbox) -> PendingTurn {
         PendingTurn(
-            envelope: TurnEnvelope(kind: .message, sessionID: session, userID: socket.userID, content: content, clientMessageID: content, gatewayID: "g"),
+            envelope: TurnEnvelope(
+                kind: .message,
+                sessionID: session,
+                userID: socket.userID,
+                content: content,
+                clientMessageID: content,
+                gatewayID: "g"
+            ),
             origin: socket
         )
     }
 
     func done(_ turnID: UUID) -> ReplyEnvelope {
-        .done(.init(
-            sessionID: session, turnID: turnID, message: .init(id: 1, role: .assistant, content: "re", timestamp: Date()),
-            status: "active", completed: false, usage: .init()
-        ))
+        .done(
+            .init(
+                sessionID: session,
+                turnID: turnID,
+                message: .init(id: 1, role: .assistant, content: "re", timestamp: Date()),
+                status: "active",
+                completed: false,
+                usage: .init()
+            )
+        )
     }
 
     /// A pipeline whose publishing service runs for the length of `body`.
     func withPipeline(
-        _ publisher: ScriptedTurnPublisher = ScriptedTurnPublisher(failing: []), subscriptions: (any ReplySubscriptions)? = nil,
+        _ publisher: ScriptedTurnPublisher = ScriptedTurnPublisher(failing: []),
+        subscriptions: (any ReplySubscriptions)? = nil,
         _ body: (TurnPipeline, ScriptedTurnPublisher) async throws -> Void
     ) async throws {
         let dispatcher = TurnDispatcher(publisher: publisher, ledger: InMemoryTurnLedger(), turnLifetime: .seconds(50), logger: logger)
         let pipeline = TurnPipeline(
-            subscriptions: subscriptions ?? self.subscriptions, dispatcher: dispatcher, maxWaitingTurns: 2, replyTimeout: .seconds(30), logger: logger
+            subscriptions: subscriptions ?? self.subscriptions,
+            dispatcher: dispatcher,
+            maxWaitingTurns: 2,
+            replyTimeout: .seconds(30),
+            logger: logger
         )
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await pipeline.run() }
@@ -142,7 +160,9 @@ struct TurnPipelineTests {
         try await withPipeline { pipeline, _ in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<5 {
-                    group.addTask { [session, logger] in _ = try? await pipeline.attach(FrameOutbox(userID: "alice", capacity: 10, logger: logger), to: session) }
+                    group.addTask { [session, logger] in
+                        _ = try? await pipeline.attach(FrameOutbox(userID: "alice", capacity: 10, logger: logger), to: session)
+                    }
                 }
                 // All five are in: one binds, four wait for its bind.
                 _ = try await eventually { await pipeline.listenerCount(session: session) == 5 ? true : nil }
@@ -326,7 +346,13 @@ struct TurnPipelineTests {
     @Test func turnsReleasedAfterShutdownAreRefusedNotLeftWaiting() async throws {
         let publisher = ScriptedTurnPublisher(failing: [])
         let dispatcher = TurnDispatcher(publisher: publisher, ledger: InMemoryTurnLedger(), turnLifetime: .seconds(50), logger: logger)
-        let pipeline = TurnPipeline(subscriptions: subscriptions, dispatcher: dispatcher, maxWaitingTurns: 2, replyTimeout: .seconds(30), logger: logger)
+        let pipeline = TurnPipeline(
+            subscriptions: subscriptions,
+            dispatcher: dispatcher,
+            maxWaitingTurns: 2,
+            replyTimeout: .seconds(30),
+            logger: logger
+        )
         let alice = socket()
         let first = turn("one", from: alice)
         try await testGracefulShutdown { trigger in

@@ -21,26 +21,40 @@ struct TurnWaiterTests {
 
     /// A waiter on a pipeline over a scripted broker, its turn tasks running.
     func withWaiter(
-        _ publisher: ScriptedTurnPublisher = ScriptedTurnPublisher(failing: []), doubt: Duration = .seconds(5),
-        subscriptions: any ReplySubscriptions = RecordingSubscriptions(), _ body: (Parts) async throws -> Void
+        _ publisher: ScriptedTurnPublisher = ScriptedTurnPublisher(failing: []),
+        doubt: Duration = .seconds(5),
+        subscriptions: any ReplySubscriptions = RecordingSubscriptions(),
+        _ body: (Parts) async throws -> Void
     ) async throws {
         var dispatcher = TurnDispatcher(publisher: publisher, ledger: InMemoryTurnLedger(), turnLifetime: .seconds(50), logger: logger)
         dispatcher.doubtResolutionTime = doubt
-        let pipeline = TurnPipeline(subscriptions: subscriptions, dispatcher: dispatcher, maxWaitingTurns: 4, replyTimeout: .seconds(60), logger: logger)
+        let pipeline = TurnPipeline(
+            subscriptions: subscriptions,
+            dispatcher: dispatcher,
+            maxWaitingTurns: 4,
+            replyTimeout: .seconds(60),
+            logger: logger
+        )
         let tasks = RESTTurnTasks()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await tasks.run() }
             group.addTask { await pipeline.run() }
             defer { group.cancelAll() }
-            try await body(Parts(waiter: TurnWaiter(pipeline: pipeline, tasks: tasks, gatewayID: "g", logger: logger), pipeline: pipeline, publisher: publisher))
+            try await body(
+                Parts(waiter: TurnWaiter(pipeline: pipeline, tasks: tasks, gatewayID: "g", logger: logger), pipeline: pipeline, publisher: publisher)
+            )
         }
     }
 
     func done(_ turnID: UUID, _ text: String = "olá") -> ReplyEnvelope {
         .done(
             .init(
-                sessionID: session, turnID: turnID, message: ChatMessage(id: 1, role: .assistant, content: text, timestamp: Date()),
-                status: "active", completed: false, usage: TokenUsage()
+                sessionID: session,
+                turnID: turnID,
+                message: ChatMessage(id: 1, role: .assistant, content: text, timestamp: Date()),
+                status: "active",
+                completed: false,
+                usage: TokenUsage()
             )
         )
     }
@@ -93,7 +107,10 @@ struct TurnWaiterTests {
         try await withWaiter { parts in
             let socket = FrameOutbox(userID: "alice", capacity: 50, logger: logger)
             try await parts.pipeline.attach(socket, to: session)
-            let first = PendingTurn(envelope: TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: "1", gatewayID: "g"), origin: socket)
+            let first = PendingTurn(
+                envelope: TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: "1", gatewayID: "g"),
+                origin: socket
+            )
             try await parts.pipeline.submit(first)
             let error = await code { () async throws(ClientError) in
                 try await parts.waiter.send(.message, content: "2", to: session, userID: "alice", wait: .milliseconds(200))

@@ -12,7 +12,10 @@ public func fuzzFrame(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let text = String(decoding: UnsafeRawBufferPointer(start: start, count: count), as: UTF8.self)
     do {
         if case .message(_, let content, _) = try decoder.decode(text) {
-            precondition(!content.isEmpty && content.count <= 4000 && !content.unicodeScalars.contains("\u{0}"), "a bad content passed: \(content.debugDescription)")
+            precondition(
+                !content.isEmpty && content.count <= 4000 && !content.unicodeScalars.contains("\u{0}"),
+                "a bad content passed: \(content.debugDescription)"
+            )
         }
     } catch {
         precondition(refusals.contains(error.code), "undocumented refusal \(error.code)")

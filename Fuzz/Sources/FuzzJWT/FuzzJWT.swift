@@ -18,7 +18,10 @@ public func fuzzJWT(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         for now in [Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: 4_000_000_000)] {
             if let subject = (try? token.subject(checking: rules, now: now)) ?? (try? token.subject(checking: ClaimRules(), now: now)) {
                 precondition(!subject.isEmpty && subject.utf8.count <= 256, "a bad subject passed")
-                precondition(!subject.unicodeScalars.contains { $0.properties.generalCategory == .control }, "a subject with control characters passed")
+                precondition(
+                    !subject.unicodeScalars.contains { $0.properties.generalCategory == .control },
+                    "a subject with control characters passed"
+                )
             }
         }
     }

@@ -24,7 +24,8 @@ struct JSONWebKey: Sendable {
         switch material {
         case .rsa(let key):
             return key.isValidSignature(
-                _RSA.Signing.RSASignature(rawRepresentation: token.signature), for: SHA256.hash(data: token.signingInput),
+                _RSA.Signing.RSASignature(rawRepresentation: token.signature),
+                for: SHA256.hash(data: token.signingInput),
                 padding: .insecurePKCS1v1_5
             )
         case .p256(let key):
@@ -51,7 +52,7 @@ struct JSONWebKeySet: Sendable {
     init(parsing bytes: [UInt8]) throws(KeySetError) {
         guard bytes.count <= Self.maxBytes else { throw .unreadable("larger than \(Self.maxBytes) bytes") }
         guard let document = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let entries = document["keys"] as? [Any]
+            let entries = document["keys"] as? [Any]
         else { throw .unreadable("not a JWKS document (a JSON object with \"keys\")") }
         keys = entries.prefix(Self.maxKeys).compactMap { ($0 as? [String: Any]).flatMap(Self.key(from:)) }
         guard !keys.isEmpty else { throw .unreadable("it has no RS256 or ES256 signing key") }
@@ -71,13 +72,13 @@ struct JSONWebKeySet: Sendable {
         switch (entry["kty"] as? String, entry["alg"] as? String) {
         case ("RSA", nil), ("RSA", "RS256"):
             guard let n = string(entry["n"]), let e = string(entry["e"]),
-                  let key = try? _RSA.Signing.PublicKey(n: n, e: e)
+                let key = try? _RSA.Signing.PublicKey(n: n, e: e)
             else { return nil }
             return JSONWebKey(id: id, material: .rsa(key))
         case ("EC", nil), ("EC", "ES256"):
             guard entry["crv"] as? String == "P-256", let x = string(entry["x"]), let y = string(entry["y"]),
-                  x.count == 32, y.count == 32,
-                  let key = try? P256.Signing.PublicKey(rawRepresentation: x + y)
+                x.count == 32, y.count == 32,
+                let key = try? P256.Signing.PublicKey(rawRepresentation: x + y)
             else { return nil }
             return JSONWebKey(id: id, material: .p256(key))
         default:

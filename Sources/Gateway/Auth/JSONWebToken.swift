@@ -17,8 +17,8 @@ struct JSONWebToken: Sendable {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw .invalidToken("not a JWT (expected three dot-separated parts)") }
         guard let headerData = Base64URL.decode(parts[0]),
-              let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any],
-              let algorithm = header["alg"] as? String
+            let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any],
+            let algorithm = header["alg"] as? String
         else { throw .invalidToken("unreadable header") }
         guard let signature = Base64URL.decode(parts[2]) else { throw .invalidToken("unreadable signature") }
         guard let payload = Base64URL.decode(parts[1]) else { throw .invalidToken("unreadable claims") }
@@ -39,7 +39,7 @@ struct JSONWebToken: Sendable {
         // A time claim that is there must be a number (NumericDate): a string would
         // otherwise switch the check off, and `null` would read as "no expiry".
         guard claims["exp"].map({ !($0 is NSNull) }) ?? true, claims["nbf"].map({ !($0 is NSNull) }) ?? true,
-              let times = try? JSONDecoder().decode(TimeClaims.self, from: payload)
+            let times = try? JSONDecoder().decode(TimeClaims.self, from: payload)
         else {
             throw .invalidToken("exp and nbf must be numbers")
         }

@@ -32,7 +32,9 @@ actor JWKSKeyCache {
     private(set) var fetches = 0
 
     init(
-        source: any KeySetSource, policy: Policy = Policy(), logger: Logger,
+        source: any KeySetSource,
+        policy: Policy = Policy(),
+        logger: Logger,
         now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
     ) {
         self.source = source

@@ -43,7 +43,8 @@ struct LimitSettings: Sendable, Equatable {
     var maxRESTTurns: Int
 
     init(environment: EnvironmentReader) throws(ConfigurationError) {
-        func rule(_ rate: String, default perMinute: Int, _ burst: String, default burstDefault: Int) throws(ConfigurationError) -> RateLimiter.Rule? {
+        func rule(_ rate: String, default perMinute: Int, _ burst: String, default burstDefault: Int) throws(ConfigurationError) -> RateLimiter.Rule?
+        {
             let perMinute = try environment.int(rate, default: perMinute, range: 0...1_000_000)
             let burst = try environment.int(burst, default: burstDefault, range: 1...1_000_000)
             return perMinute == 0 ? nil : .init(perMinute: perMinute, burst: burst)

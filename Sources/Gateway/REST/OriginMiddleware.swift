@@ -12,7 +12,9 @@ struct OriginMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if request.uri.path != "/ws", let origin = request.headers[.origin], !allows(origin) {
             throw GatewayHTTPError(
-                status: .forbidden, code: .originNotAllowed, message: "this gateway does not take requests from pages of \(origin) (ALLOWED_ORIGINS)"
+                status: .forbidden,
+                code: .originNotAllowed,
+                message: "this gateway does not take requests from pages of \(origin) (ALLOWED_ORIGINS)"
             )
         }
         return try await next(request, context)

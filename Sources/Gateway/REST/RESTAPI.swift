@@ -28,17 +28,25 @@ struct RESTAPI: Sendable {
             try await userLogs(request, user: context.parameters.get("user_id").map { $0.removingPercentEncoding ?? $0 })
         }
         router.get("/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: EmbeddedAssets.openapiJSON)))
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: EmbeddedAssets.openapiJSON))
+            )
         }
         router.get("/docs") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: EmbeddedAssets.docsHTML)))
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: EmbeddedAssets.docsHTML))
+            )
         }
     }
 
     /// `POST /api/sessions/start`: a session (on a topic, optionally) and the tutor's opening.
     func startSession(_ request: Request) async throws(GatewayHTTPError) -> Response {
         let userID = try await reader.principal(request).actingUser()
-        try refusing { () throws(ClientError) in try AbuseLimits.check(limits.starts, userID, what: "sessions started") }
+        try limiting { () throws(ClientError) in try AbuseLimits.check(limits.starts, userID, what: "sessions started") }
         let body = try await reader.body(RESTModels.StartRequest.self, of: request, emptyAllowed: true)
         let wait = try reader.wait(request)
         let (session, context) = try await refusing { () async throws(ClientError) in
@@ -60,7 +68,7 @@ struct RESTAPI: Sendable {
     /// `POST /api/sessions/{id}/message`: the reply, once the worker has answered.
     func sendMessage(_ request: Request, sessionID text: String?) async throws(GatewayHTTPError) -> Response {
         let userID = try await reader.principal(request).actingUser()
-        try refusing { () throws(ClientError) in try AbuseLimits.check(limits.turns, userID, what: "messages") }
+        try limiting { () throws(ClientError) in try AbuseLimits.check(limits.turns, userID, what: "messages") }
         let sessionID = try reader.uuid(text, name: "the session id")
         let body = try await reader.body(RESTModels.MessageRequest.self, of: request)
         let wait = try reader.wait(request)
@@ -104,7 +112,7 @@ struct RESTAPI: Sendable {
             throw GatewayHTTPError(status: .forbidden, code: .forbidden, message: "user_id must be the user of the token")
         }
         // A call starts a session and sends a turn: both rates apply.
-        try refusing { () throws(ClientError) in
+        try limiting { () throws(ClientError) in
             try AbuseLimits.check(limits.starts, userID, what: "sessions started")
             try AbuseLimits.check(limits.turns, userID, what: "messages")
         }
@@ -156,8 +164,8 @@ struct RESTAPI: Sendable {
         return .json(RESTModels.Logs(logs: shown.map { RESTModels.ChatLog($0) }, next_cursor: next))
     }
 
-    /// Runs gateway logic, turning its refusal into the HTTP error its code means.
-    private func refusing<T>(_ body: () throws(ClientError) -> T) throws(GatewayHTTPError) -> T {
+    /// Runs a check (a rate limit), turning its refusal into the HTTP error its code means.
+    private func limiting<T>(_ body: () throws(ClientError) -> T) throws(GatewayHTTPError) -> T {
         do {
             return try body()
         } catch {
@@ -165,6 +173,7 @@ struct RESTAPI: Sendable {
         }
     }
 
+    /// Runs gateway logic, turning its refusal into the HTTP error its code means.
     private func refusing<T>(_ body: () async throws(ClientError) -> T) async throws(GatewayHTTPError) -> T {
         do {
             return try await body()

@@ -15,17 +15,24 @@ struct GatewayHTTPError: HTTPResponseError {
 
     /// A refusal of the gateway's one error type, with the status its code means.
     init(_ error: ClientError) {
-        self.init(status: HTTPResponse.Status(code: error.code.httpStatus), code: error.code, message: error.message, sessionID: error.sessionID, turnID: error.turnID)
+        self.init(
+            status: HTTPResponse.Status(code: error.code.httpStatus),
+            code: error.code,
+            message: error.message,
+            sessionID: error.sessionID,
+            turnID: error.turnID
+        )
         retryAfter = error.retryAfter
     }
 
     /// A refused token: 401; 503 when the identity provider's keys cannot be fetched.
     init(_ error: AuthError) {
-        let status: HTTPResponse.Status = switch error {
-        case .missingToken, .invalidToken, .expiredToken: .unauthorized
-        case .keysUnavailable: .serviceUnavailable
-        case .invalidUser: .badRequest
-        }
+        let status: HTTPResponse.Status =
+            switch error {
+            case .missingToken, .invalidToken, .expiredToken: .unauthorized
+            case .keysUnavailable: .serviceUnavailable
+            case .invalidUser: .badRequest
+            }
         self.init(status: status, code: error.code, message: error.message)
     }
 
@@ -59,7 +66,11 @@ struct GatewayHTTPError: HTTPResponseError {
         let body = Body(error: .init(code: code.rawValue, message: message, session_id: sessionID?.lowercased, turn_id: turnID?.lowercased))
         var headers: HTTPFields = [.contentType: "application/json"]
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
-        if let retryAfter { headers[.retryAfter] = "\(retryAfter)" } else if status == .serviceUnavailable || status == .tooManyRequests { headers[.retryAfter] = "2" }
+        if let retryAfter {
+            headers[.retryAfter] = "\(retryAfter)"
+        } else if status == .serviceUnavailable || status == .tooManyRequests {
+            headers[.retryAfter] = "2"
+        }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: EnvelopeCoding.encode(body))))
     }
 }

@@ -13,8 +13,10 @@ struct Principal: Sendable, Equatable {
     func actingUser() throws(GatewayHTTPError) -> String {
         guard let userID else {
             throw GatewayHTTPError(
-                status: .forbidden, code: .forbidden,
-                message: "an administrator key reads sessions and logs and may use /v1/chat; start sessions and send messages with the user's own token"
+                status: .forbidden,
+                code: .forbidden,
+                message:
+                    "an administrator key reads sessions and logs and may use /v1/chat; start sessions and send messages with the user's own token"
             )
         }
         return userID
@@ -121,7 +123,9 @@ extension Response {
     /// A JSON response in Parley's JSON dialect.
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
         Response(
-            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: EnvelopeCoding.encode(value)))
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: EnvelopeCoding.encode(value)))
         )
     }
 }

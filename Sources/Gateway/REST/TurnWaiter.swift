@@ -43,10 +43,20 @@ struct TurnWaiter: Sendable {
     }
 
     func send(
-        _ kind: TurnEnvelope.Kind, content: String, clientMessageID: String? = nil, to sessionID: UUID, userID: String, wait: Duration
+        _ kind: TurnEnvelope.Kind,
+        content: String,
+        clientMessageID: String? = nil,
+        to sessionID: UUID,
+        userID: String,
+        wait: Duration
     ) async throws(ClientError) -> ReplyEnvelope.Done {
         let envelope = TurnEnvelope(
-            kind: kind, sessionID: sessionID, userID: userID, content: content, clientMessageID: clientMessageID, gatewayID: gatewayID
+            kind: kind,
+            sessionID: sessionID,
+            userID: userID,
+            content: content,
+            clientMessageID: clientMessageID,
+            gatewayID: gatewayID
         )
         var logger = self.logger
         logger[metadataKey: "session_id"] = "\(sessionID.lowercased)"
@@ -81,7 +91,8 @@ struct TurnWaiter: Sendable {
             logger.info("REST request stopped waiting before its turn was sent; withdrawn")
             throw ClientError(
                 code: .sessionBusy,
-                message: "the session's previous message was still being answered after \(wait.wholeMilliseconds / 1000) s; this one was not sent — send it again later",
+                message:
+                    "the session's previous message was still being answered after \(wait.wholeMilliseconds / 1000) s; this one was not sent — send it again later",
                 sessionID: sessionID
             )
         }
@@ -95,15 +106,21 @@ struct TurnWaiter: Sendable {
         logger.info("REST request stopped waiting; the turn goes on")
         throw ClientError(
             code: .replyTimeout,
-            message: "no reply within \(wait.wholeMilliseconds / 1000) s; the message was accepted and is still answered and stored — read it with GET /api/sessions/\(sessionID.lowercased)",
-            sessionID: sessionID, turnID: envelope.turnID
+            message:
+                "no reply within \(wait.wholeMilliseconds / 1000) s; the message was accepted and is still answered and stored — read it with GET /api/sessions/\(sessionID.lowercased)",
+            sessionID: sessionID,
+            turnID: envelope.turnID
         )
     }
 
     /// Submits the turn as a listener of its session, publishes it when the session
     /// is free, and waits for its end.
     private static func drive(
-        _ envelope: TurnEnvelope, listener: FrameOutbox, progress: Progress, pipeline: TurnPipeline, logger: Logger
+        _ envelope: TurnEnvelope,
+        listener: FrameOutbox,
+        progress: Progress,
+        pipeline: TurnPipeline,
+        logger: Logger
     ) async -> Result<ReplyEnvelope.Done, ClientError> {
         defer { listener.finish() }
         do {
@@ -127,7 +144,9 @@ struct TurnWaiter: Sendable {
     /// `unconfirmed` publish is not final: the turn may still be answered, and the
     /// pipeline ends it with its reply or `reply_timeout`.
     private static func outcome(
-        of turnID: UUID, from listener: FrameOutbox, progress: Progress
+        of turnID: UUID,
+        from listener: FrameOutbox,
+        progress: Progress
     ) async -> Result<ReplyEnvelope.Done, ClientError> {
         for await frame in listener.frames {
             listener.didWrite()

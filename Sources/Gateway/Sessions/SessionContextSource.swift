@@ -36,9 +36,15 @@ struct PlatformContextSource: SessionContextSource {
         do {
             let (learnerContext, found, courseTitle) = (try learnerResult.get(), try topicResult.get(), try courseResult.get())
             return SessionContext(
-                source: .platform, topicTitle: found?.title, topicDescription: found?.description, courseTitle: courseTitle,
-                learningObjectives: found?.learningObjectives ?? [], userLevel: learnerContext.userLevel,
-                completedTopics: learnerContext.completedTopics, struggles: learnerContext.struggles, promptTemplate: found?.promptTemplate
+                source: .platform,
+                topicTitle: found?.title,
+                topicDescription: found?.description,
+                courseTitle: courseTitle,
+                learningObjectives: found?.learningObjectives ?? [],
+                userLevel: learnerContext.userLevel,
+                completedTopics: learnerContext.completedTopics,
+                struggles: learnerContext.struggles,
+                promptTemplate: found?.promptTemplate
             )
         } catch {
             // The details (URLs, upstream bodies) are for the operator, not the client.
@@ -89,8 +95,12 @@ struct CatalogContextSource: SessionContextSource {
                 }
             }
             return SessionContext(
-                source: .catalog, topicTitle: topic?.title, topicDescription: topic?.description, courseTitle: courseTitle ?? topic?.courseTitle,
-                learningObjectives: topic?.learningObjectives ?? [], completedTopics: try await catalog.completedTopicTitles(userID: userID),
+                source: .catalog,
+                topicTitle: topic?.title,
+                topicDescription: topic?.description,
+                courseTitle: courseTitle ?? topic?.courseTitle,
+                learningObjectives: topic?.learningObjectives ?? [],
+                completedTopics: try await catalog.completedTopicTitles(userID: userID),
                 promptTemplate: topic?.promptTemplate
             )
         } catch let error as ClientError {

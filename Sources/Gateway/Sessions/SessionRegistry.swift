@@ -16,7 +16,10 @@ struct SessionRegistry: Sendable {
         do {
             try await store.createSession(session, context: context)
         } catch {
-            logger.error("could not create a session", metadata: ["user_id": "\(userID)", "topic_id": "\(topicID.map(String.init) ?? "-")", "error": "\(error)"])
+            logger.error(
+                "could not create a session",
+                metadata: ["user_id": "\(userID)", "topic_id": "\(topicID.map(String.init) ?? "-")", "error": "\(error)"]
+            )
             throw ClientError(code: .unavailable, message: "the database is unavailable; no session was started, try again shortly")
         }
         logger.info(
@@ -46,7 +49,10 @@ struct SessionRegistry: Sendable {
             throw ClientError(code: .forbidden, message: "session \(sessionID.lowercased) belongs to another user")
         }
         guard !mustBeActive || session.status == .active else {
-            throw ClientError(code: .sessionCompleted, message: "session \(sessionID.lowercased) is \(session.status.rawValue) and takes no more messages")
+            throw ClientError(
+                code: .sessionCompleted,
+                message: "session \(sessionID.lowercased) is \(session.status.rawValue) and takes no more messages"
+            )
         }
         return session
     }

@@ -77,7 +77,8 @@ final class FrameOutbox: Sendable {
             enqueue(
                 .error(
                     code: .missedReplies,
-                    message: "more replies arrived while the history was read than this socket could hold; send resume again from the last message id you have"
+                    message:
+                        "more replies arrived while the history was read than this socket could hold; send resume again from the last message id you have"
                 )
             )
         }

@@ -29,11 +29,18 @@ struct ReplyRecovery: Sendable {
                 continue
             }
             guard let message else { continue }
-            logger.info("answered a turn from the database after a reconnect", metadata: ["session_id": "\(sessionID.lowercased)", "turn_id": "\(turnID.lowercased)"])
+            logger.info(
+                "answered a turn from the database after a reconnect",
+                metadata: ["session_id": "\(sessionID.lowercased)", "turn_id": "\(turnID.lowercased)"]
+            )
             let completed = status == .completed
             let reply = ReplyEnvelope.done(
                 .init(
-                    sessionID: sessionID, turnID: turnID, message: message, status: (status ?? .active).rawValue, completed: completed,
+                    sessionID: sessionID,
+                    turnID: turnID,
+                    message: message,
+                    status: (status ?? .active).rawValue,
+                    completed: completed,
                     usage: TokenUsage()
                 )
             )

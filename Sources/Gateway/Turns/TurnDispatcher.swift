@@ -49,7 +49,10 @@ struct TurnDispatcher: Sendable {
                     break
                 } catch {
                     if attempt == 3 {
-                        logger.warning("a refused turn stays in its session's order until its deadline", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                        logger.warning(
+                            "a refused turn stays in its session's order until its deadline",
+                            metadata: metadata.merging(["error": "\(error)"]) { $1 }
+                        )
                     } else {
                         try? await Task.sleep(for: backoff.next())
                     }

@@ -16,7 +16,8 @@ extension ServerFrame {
     static func unconfirmed(_ turn: TurnEnvelope) -> ServerFrame {
         .error(
             code: .unconfirmed,
-            message: "the message broker did not confirm your message; it may still be answered (watch for turn_id) — sending it again may answer it twice",
+            message:
+                "the message broker did not confirm your message; it may still be answered (watch for turn_id) — sending it again may answer it twice",
             context: .about(turn)
         )
     }
@@ -26,7 +27,11 @@ extension ServerFrame {
     }
 
     static func replyTimedOut(_ turn: TurnEnvelope) -> ServerFrame {
-        .error(code: .replyTimeout, message: "no reply arrived in time; the message was accepted and may still be answered later", context: .about(turn))
+        .error(
+            code: .replyTimeout,
+            message: "no reply arrived in time; the message was accepted and may still be answered later",
+            context: .about(turn)
+        )
     }
 
     static func completedBeforeSent(_ turn: TurnEnvelope) -> ServerFrame {
@@ -36,7 +41,8 @@ extension ServerFrame {
     /// A worker's failure reply; `clientMessageID` is known only to the turn's gateway.
     static func replyFailed(_ failure: ReplyEnvelope.Failure, clientMessageID: String?) -> ServerFrame {
         .error(
-            code: failure.code, message: failure.message,
+            code: failure.code,
+            message: failure.message,
             context: .init(sessionID: failure.sessionID, turnID: failure.turnID, clientMessageID: clientMessageID)
         )
     }
@@ -55,14 +61,16 @@ extension ClientError {
 
     static func sessionCompleted(_ turn: TurnEnvelope) -> ClientError {
         ClientError(
-            code: .sessionCompleted, message: "session \(turn.sessionID.lowercased) is completed and takes no more messages",
+            code: .sessionCompleted,
+            message: "session \(turn.sessionID.lowercased) is completed and takes no more messages",
             clientMessageID: turn.clientMessageID
         )
     }
 
     static func tooManyPending(_ turn: TurnEnvelope, limit: Int) -> ClientError {
         ClientError(
-            code: .tooManyPending, message: "\(limit) messages of this session are already waiting for the reply in progress; wait for it",
+            code: .tooManyPending,
+            message: "\(limit) messages of this session are already waiting for the reply in progress; wait for it",
             clientMessageID: turn.clientMessageID
         )
     }

@@ -230,7 +230,7 @@ actor TurnPipeline: Service {
             case .send(let frame, let listener):
                 listener.send(frame)
             case .broadcast(let frame):
-                sessions[sessionID]?.listeners.values.forEach { $0.send(frame) }
+                for listener in sessions[sessionID]?.listeners.values.map({ $0 }) ?? [] { listener.send(frame) }
             case .note(let note):
                 record(note, in: sessionID)
             }
@@ -277,12 +277,12 @@ actor TurnPipeline: Service {
         switch result {
         case .success:
             let waiters = sessions[sessionID]?.subscription.bindSucceeded() ?? []
-            waiters.forEach { $0.resume(returning: .bound) }
+            for waiter in waiters { waiter.resume(returning: .bound) }
         case .failure(let error):
             let waiters = sessions[sessionID]?.subscription.bindFailed() ?? []
             sessions[sessionID]?.listeners[listener.id] = nil
             forgetIfAbandoned(sessionID)
-            waiters.forEach { $0.resume(returning: .failed(error)) }
+            for waiter in waiters { waiter.resume(returning: .failed(error)) }
             throw error
         }
     }
@@ -304,6 +304,6 @@ actor TurnPipeline: Service {
         }
         let waiters = sessions[sessionID]?.subscription.unbindFinished() ?? []
         if waiters.isEmpty, sessions[sessionID]?.isIdle == true { sessions[sessionID] = nil }
-        waiters.forEach { $0.resume(returning: .retry) }
+        for waiter in waiters { waiter.resume(returning: .retry) }
     }
 }

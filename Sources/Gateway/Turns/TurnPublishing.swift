@@ -17,8 +17,13 @@ struct BrokerTurnPublisher: TurnPublishing {
     func publish(_ turn: TurnEnvelope) async throws(AMQPError) {
         try await publisher.publish(
             AMQPOutgoingMessage(
-                exchange: topology.turnsExchange, routingKey: topology.turnRoutingKey, body: EnvelopeCoding.encode(turn),
-                messageID: turn.turnID.lowercased, type: turn.messageType, persistent: true, mandatory: true
+                exchange: topology.turnsExchange,
+                routingKey: topology.turnRoutingKey,
+                body: EnvelopeCoding.encode(turn),
+                messageID: turn.turnID.lowercased,
+                type: turn.messageType,
+                persistent: true,
+                mandatory: true
             )
         )
     }
@@ -27,8 +32,12 @@ struct BrokerTurnPublisher: TurnPublishing {
         let signal = ControlEnvelope(kind: .cancel, turnID: turnID, sessionID: sessionID)
         try await publisher.publish(
             AMQPOutgoingMessage(
-                exchange: topology.controlExchange, routingKey: "", body: EnvelopeCoding.encode(signal),
-                messageID: "\(turnID.lowercased).cancel", type: "control.cancel", persistent: false
+                exchange: topology.controlExchange,
+                routingKey: "",
+                body: EnvelopeCoding.encode(signal),
+                messageID: "\(turnID.lowercased).cancel",
+                type: "control.cancel",
+                persistent: false
             )
         )
     }

@@ -58,7 +58,11 @@ struct ClientFrameDecoder: Sendable {
                 throw ClientError(code: .malformedFrame, message: "a message frame needs \"content\" (a string)", clientMessageID: clientMessageID)
             }
             let sessionID = try sessionID(frame.session_id, clientMessageID: clientMessageID)
-            return .message(sessionID: sessionID, content: try checkedContent(content, clientMessageID: clientMessageID), clientMessageID: clientMessageID)
+            return .message(
+                sessionID: sessionID,
+                content: try checkedContent(content, clientMessageID: clientMessageID),
+                clientMessageID: clientMessageID
+            )
         case "resume":
             guard let sessionID = try sessionID(frame.session_id, clientMessageID: nil) else {
                 throw ClientError(code: .malformedFrame, message: "a resume frame needs \"session_id\"", requestID: requestID)
@@ -71,7 +75,9 @@ struct ClientFrameDecoder: Sendable {
             return .cancel(turnID: turnID, sessionID: try sessionID(frame.session_id, clientMessageID: nil))
         default:
             throw ClientError(
-                code: .unknownType, message: "unknown frame type \"\(type)\"; use start, message, resume or cancel", requestID: requestID
+                code: .unknownType,
+                message: "unknown frame type \"\(type)\"; use start, message, resume or cancel",
+                requestID: requestID
             )
         }
     }
@@ -82,14 +88,18 @@ struct ClientFrameDecoder: Sendable {
         } catch DecodingError.typeMismatch(let expected, let context) {
             let ids = Self.identifiers(in: json)
             throw ClientError(
-                code: .malformedFrame, message: "\"\(Self.field(context))\" must be \(Self.describe(expected))",
-                requestID: ids.requestID, clientMessageID: ids.clientMessageID
+                code: .malformedFrame,
+                message: "\"\(Self.field(context))\" must be \(Self.describe(expected))",
+                requestID: ids.requestID,
+                clientMessageID: ids.clientMessageID
             )
         } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
             let ids = Self.identifiers(in: json)
             throw ClientError(
-                code: .malformedFrame, message: "\"\(Self.field(context))\" must be a whole number",
-                requestID: ids.requestID, clientMessageID: ids.clientMessageID
+                code: .malformedFrame,
+                message: "\"\(Self.field(context))\" must be a whole number",
+                requestID: ids.requestID,
+                clientMessageID: ids.clientMessageID
             )
         } catch {
             throw ClientError(code: .malformedFrame, message: "the frame is not valid JSON; send a JSON object with a \"type\" or plain text")
@@ -106,13 +116,15 @@ struct ClientFrameDecoder: Sendable {
         // PostgreSQL text cannot hold U+0000: refused here, it never reaches a worker.
         guard !trimmed.unicodeScalars.contains("\u{0}") else {
             throw ClientError(
-                code: .invalidContent, message: "the message contains a NUL character (U+0000), which cannot be stored; remove it",
+                code: .invalidContent,
+                message: "the message contains a NUL character (U+0000), which cannot be stored; remove it",
                 clientMessageID: clientMessageID
             )
         }
         guard trimmed.count <= maxContentCharacters else {
             throw ClientError(
-                code: .contentTooLong, message: "the message has \(trimmed.count) characters; the limit is \(maxContentCharacters)",
+                code: .contentTooLong,
+                message: "the message has \(trimmed.count) characters; the limit is \(maxContentCharacters)",
                 clientMessageID: clientMessageID
             )
         }

@@ -126,7 +126,8 @@ struct ConnectionHandler: Sendable {
             ParleyMetrics.framesRejected.increment(by: 1, [("reason", error.code.rawValue)])
             socket.outbox.send(
                 .error(
-                    code: error.code, message: error.message,
+                    code: error.code,
+                    message: error.message,
                     context: .init(requestID: error.requestID, clientMessageID: error.clientMessageID, retryAfter: error.retryAfter)
                 )
             )
@@ -165,11 +166,17 @@ struct ConnectionHandler: Sendable {
     }
 
     private func startSession(
-        topicID: Int64?, courseID: Int64?, requestID: String?, socket: inout Socket, logger: Logger
+        topicID: Int64?,
+        courseID: Int64?,
+        requestID: String?,
+        socket: inout Socket,
+        logger: Logger
     ) async throws(ClientError) -> UUID {
         guard socket.openSessions.count < maxSessionsPerSocket else {
             throw ClientError(
-                code: .tooManySessions, message: "this socket already uses \(maxSessionsPerSocket) sessions; open another socket", requestID: requestID
+                code: .tooManySessions,
+                message: "this socket already uses \(maxSessionsPerSocket) sessions; open another socket",
+                requestID: requestID
             )
         }
         let session: SessionRecord
@@ -217,25 +224,40 @@ struct ConnectionHandler: Sendable {
     private func attach(_ sessionID: UUID, socket: inout Socket, requestID: String?, clientMessageID: String?) async throws(ClientError) {
         guard socket.openSessions.count < maxSessionsPerSocket else {
             throw ClientError(
-                code: .tooManySessions, message: "this socket already uses \(maxSessionsPerSocket) sessions; open another socket",
-                requestID: requestID, clientMessageID: clientMessageID
+                code: .tooManySessions,
+                message: "this socket already uses \(maxSessionsPerSocket) sessions; open another socket",
+                requestID: requestID,
+                clientMessageID: clientMessageID
             )
         }
         do {
             try await pipeline.attach(socket.outbox, to: sessionID)
         } catch {
             throw ClientError(
-                code: .unavailable, message: "the message broker is unavailable; try again shortly", requestID: requestID, clientMessageID: clientMessageID
+                code: .unavailable,
+                message: "the message broker is unavailable; try again shortly",
+                requestID: requestID,
+                clientMessageID: clientMessageID
             )
         }
         socket.openSessions.insert(sessionID)
     }
 
     private func submit(
-        _ kind: TurnEnvelope.Kind, content: String, clientMessageID: String?, to sessionID: UUID, socket: Socket, logger: Logger
+        _ kind: TurnEnvelope.Kind,
+        content: String,
+        clientMessageID: String?,
+        to sessionID: UUID,
+        socket: Socket,
+        logger: Logger
     ) async throws(ClientError) {
         let envelope = TurnEnvelope(
-            kind: kind, sessionID: sessionID, userID: socket.outbox.userID, content: content, clientMessageID: clientMessageID, gatewayID: gatewayID
+            kind: kind,
+            sessionID: sessionID,
+            userID: socket.outbox.userID,
+            content: content,
+            clientMessageID: clientMessageID,
+            gatewayID: gatewayID
         )
         logger.debug("turn submitted", metadata: ["session_id": "\(sessionID.lowercased)", "turn_id": "\(envelope.turnID.lowercased)"])
         try await pipeline.submit(PendingTurn(envelope: envelope, origin: socket.outbox))

@@ -56,7 +56,11 @@ private struct WireFrame: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case type, status, index, text, message, messages, completed, cancelled, more, reason, code
-        case sessionID = "session_id", turnID = "turn_id", requestID = "request_id", clientMessageID = "client_msg_id", retryAfter = "retry_after"
+        case sessionID = "session_id"
+        case turnID = "turn_id"
+        case requestID = "request_id"
+        case clientMessageID = "client_msg_id"
+        case retryAfter = "retry_after"
     }
 
     init(_ frame: ServerFrame) {
@@ -135,4 +139,3 @@ private struct WireFrame: Encodable {
 
     private enum ErrorKeys: String, CodingKey { case message }
 }
-

@@ -30,7 +30,10 @@ extension Logger.Level {
     public init(environment: EnvironmentReader) throws(ConfigurationError) {
         let text = environment.string("LOG_LEVEL", default: "info").lowercased()
         guard let level = Logger.Level(rawValue: text) else {
-            throw ConfigurationError(variable: "LOG_LEVEL", problem: "must be one of trace, debug, info, notice, warning, error, critical; got \"\(text)\"")
+            throw ConfigurationError(
+                variable: "LOG_LEVEL",
+                problem: "must be one of trace, debug, info, notice, warning, error, critical; got \"\(text)\""
+            )
         }
         self = level
     }

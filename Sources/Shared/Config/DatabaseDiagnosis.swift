@@ -43,7 +43,10 @@ extension DatabaseSettings {
             if let state = error.serverInfo?[.sqlState], let meaning = Self.refusedLogin[state] {
                 let reason = error.serverInfo?[.message] ?? meaning
                 return .misconfigured(
-                    ConfigurationError(variable: "DATABASE_URL", problem: "is refused by \(host):\(port): \(meaning) (\(state) \(reason)); \(redacted)")
+                    ConfigurationError(
+                        variable: "DATABASE_URL",
+                        problem: "is refused by \(host):\(port): \(meaning) (\(state) \(reason)); \(redacted)"
+                    )
                 )
             }
             return .unreachable(error.serverInfo?[.message] ?? "\(error.code)")
@@ -64,7 +67,6 @@ extension DatabaseSettings {
         return configuration
     }
 }
-
 
 /// Checks `DATABASE_URL` at start-up: waits while the database is unreachable (it
 /// may be starting too), and stops the process with an error naming the variable
@@ -90,7 +92,9 @@ public struct DatabaseStartupCheck: Service {
                 logger.error("the database refuses DATABASE_URL; stopping", metadata: ["error": "\(error)", "database": "\(settings.redacted)"])
                 throw error
             case .unreachable(let why):
-                if !warned { logger.warning("the database is unreachable; waiting for it", metadata: ["error": "\(why)", "database": "\(settings.redacted)"]) }
+                if !warned {
+                    logger.warning("the database is unreachable; waiting for it", metadata: ["error": "\(why)", "database": "\(settings.redacted)"])
+                }
                 warned = true
                 let pause = backoff.next()
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }

@@ -69,7 +69,12 @@ public struct DatabaseSettings: Sendable, Equatable {
         case .require: tls = .require(.makeClientConfiguration())
         }
         var configuration = PostgresClient.Configuration(
-            host: host, port: port, username: user, password: password, database: database, tls: tls
+            host: host,
+            port: port,
+            username: user,
+            password: password,
+            database: database,
+            tls: tls
         )
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(5)

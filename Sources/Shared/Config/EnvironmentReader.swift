@@ -1,3 +1,5 @@
+import Foundation
+
 /// A configuration value that is missing or malformed, named by its variable.
 public struct ConfigurationError: Error, CustomStringConvertible, Sendable, Equatable {
     public var variable: String
@@ -62,12 +64,11 @@ public struct EnvironmentReader: Sendable {
     }
 }
 
-import Foundation
-
 /// Reads a process's settings from its environment, or prints the configuration
 /// error (which names the variable) and exits with status 2.
 public func settingsOrExit<Settings>(
-    of process: String, _ read: (EnvironmentReader) throws(ConfigurationError) -> Settings
+    of process: String,
+    _ read: (EnvironmentReader) throws(ConfigurationError) -> Settings
 ) -> Settings {
     do {
         return try read(EnvironmentReader(ProcessInfo.processInfo.environment))

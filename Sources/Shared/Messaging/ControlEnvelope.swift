@@ -19,6 +19,9 @@ public struct ControlEnvelope: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version = "v", kind, turnID = "turn_id", sessionID = "session_id"
+        case version = "v"
+        case kind
+        case turnID = "turn_id"
+        case sessionID = "session_id"
     }
 }

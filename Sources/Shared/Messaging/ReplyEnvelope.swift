@@ -58,7 +58,9 @@ public enum ReplyEnvelope: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case sessionID = "session_id", turnID = "turn_id", reason
+            case sessionID = "session_id"
+            case turnID = "turn_id"
+            case reason
         }
     }
 
@@ -76,7 +78,10 @@ public enum ReplyEnvelope: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case sessionID = "session_id", turnID = "turn_id", index, text
+            case sessionID = "session_id"
+            case turnID = "turn_id"
+            case index
+            case text
         }
     }
 
@@ -93,7 +98,13 @@ public enum ReplyEnvelope: Sendable, Equatable {
         public var model: String?
 
         public init(
-            sessionID: UUID, turnID: UUID, message: ChatMessage, status: String, completed: Bool, usage: TokenUsage, cancelled: Bool = false,
+            sessionID: UUID,
+            turnID: UUID,
+            message: ChatMessage,
+            status: String,
+            completed: Bool,
+            usage: TokenUsage,
+            cancelled: Bool = false,
             model: String? = nil
         ) {
             self.model = model
@@ -119,7 +130,14 @@ public enum ReplyEnvelope: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case sessionID = "session_id", turnID = "turn_id", message, status, completed, usage, cancelled, model
+            case sessionID = "session_id"
+            case turnID = "turn_id"
+            case message
+            case status
+            case completed
+            case usage
+            case cancelled
+            case model
         }
     }
 
@@ -137,7 +155,10 @@ public enum ReplyEnvelope: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case sessionID = "session_id", turnID = "turn_id", code, message
+            case sessionID = "session_id"
+            case turnID = "turn_id"
+            case code
+            case message
         }
     }
 
@@ -179,7 +200,8 @@ public enum ReplyEnvelope: Sendable, Equatable {
 
 extension ReplyEnvelope: Codable {
     private enum EnvelopeKeys: String, CodingKey {
-        case version = "v", kind
+        case version = "v"
+        case kind
     }
 
     public init(from decoder: any Decoder) throws {

@@ -28,8 +28,15 @@ public struct TurnEnvelope: Codable, Sendable, Equatable {
     public var copyID: UUID?
 
     public init(
-        kind: Kind, turnID: UUID = UUID(), sessionID: UUID, userID: String, content: String,
-        clientMessageID: String? = nil, gatewayID: String, sentAt: Date = Date(), deadline: Date? = nil
+        kind: Kind,
+        turnID: UUID = UUID(),
+        sessionID: UUID,
+        userID: String,
+        content: String,
+        clientMessageID: String? = nil,
+        gatewayID: String,
+        sentAt: Date = Date(),
+        deadline: Date? = nil
     ) {
         self.version = 1
         self.kind = kind

@@ -19,7 +19,8 @@ public func bootstrapObservability(logLevel: Logger.Level) {
 public func metricsResponse() -> Response {
     let bytes = PrometheusMetricsFactory.defaultRegistry.emitToBuffer()
     return Response(
-        status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+        status: .ok,
+        headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
         body: .init(byteBuffer: ByteBuffer(bytes: bytes))
     )
 }
@@ -31,7 +32,8 @@ public func healthResponse(_ report: HealthReport, detailed: Bool = true) -> Res
     encoder.outputFormatting = [.sortedKeys]
     let data = (detailed ? try? encoder.encode(report) : try? encoder.encode(["status": report.status])) ?? Data()
     return Response(
-        status: report.isHealthy ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+        status: report.isHealthy ? .ok : .serviceUnavailable,
+        headers: [.contentType: "application/json"],
         body: .init(byteBuffer: ByteBuffer(bytes: data))
     )
 }

@@ -33,16 +33,24 @@ public enum ParleyMetrics {
     public static let wsConnections = ParleyMetric("parley_gateway_ws_connections", .gauge, "WebSocket connections open now.")
     public static let wsConnects = ParleyMetric("parley_gateway_ws_connects_total", .counter, "WebSocket connections accepted (authenticated).")
     public static let framesReceived = ParleyMetric(
-        "parley_gateway_frames_received_total", .counter, "Client frames received, by type (start, message, resume, cancel, invalid)."
+        "parley_gateway_frames_received_total",
+        .counter,
+        "Client frames received, by type (start, message, resume, cancel, invalid)."
     )
     public static let framesRejected = ParleyMetric(
-        "parley_gateway_frames_rejected_total", .counter, "Client frames refused with an error frame, by reason (the error code)."
+        "parley_gateway_frames_rejected_total",
+        .counter,
+        "Client frames refused with an error frame, by reason (the error code)."
     )
     public static let turnsPublished = ParleyMetric(
-        "parley_gateway_turns_published_total", .counter, "Turns handed to the broker, by outcome (confirmed, refused, uncertain)."
+        "parley_gateway_turns_published_total",
+        .counter,
+        "Turns handed to the broker, by outcome (confirmed, refused, uncertain)."
     )
     public static let repliesDelivered = ParleyMetric(
-        "parley_gateway_replies_delivered_total", .counter, "Reply envelopes delivered to a session's sockets, by kind (delta, reset, done, error)."
+        "parley_gateway_replies_delivered_total",
+        .counter,
+        "Reply envelopes delivered to a session's sockets, by kind (delta, reset, done, error)."
     )
     /// The `method` label of the HTTP metrics takes only these; others are `other`.
     public static let standardHTTPMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
@@ -50,51 +58,82 @@ public enum ParleyMetrics {
     /// By `code`: an `ErrorCode`, so the label's values are a fixed set (a code a peer
     /// made up is read as `unavailable`).
     public static let turnErrors = ParleyMetric(
-        "parley_gateway_turn_errors_total", .counter, "Turns that ended in an error for the client, by code (llm_*, reply_timeout, overloaded, ...)."
+        "parley_gateway_turn_errors_total",
+        .counter,
+        "Turns that ended in an error for the client, by code (llm_*, reply_timeout, overloaded, ...)."
     )
     public static let turnLatency = ParleyMetric(
-        "parley_gateway_turn_latency_seconds", .histogram, "End-to-end turn latency at the gateway: accepted by the broker to reply sent.", buckets: slow
+        "parley_gateway_turn_latency_seconds",
+        .histogram,
+        "End-to-end turn latency at the gateway: accepted by the broker to reply sent.",
+        buckets: slow
     )
     public static let timeToFirstDelta = ParleyMetric(
-        "parley_gateway_time_to_first_delta_seconds", .histogram, "Accepted by the broker to the first streamed delta sent.", buckets: slow
+        "parley_gateway_time_to_first_delta_seconds",
+        .histogram,
+        "Accepted by the broker to the first streamed delta sent.",
+        buckets: slow
     )
     public static let httpRequests = ParleyMetric(
-        "parley_http_requests_total", .counter, "HTTP requests answered, by route, method and status."
+        "parley_http_requests_total",
+        .counter,
+        "HTTP requests answered, by route, method and status."
     )
     public static let httpDuration = ParleyMetric(
-        "parley_http_request_duration_seconds", .histogram, "HTTP request duration, by route and method.", buckets: fast + [30, 60, 120]
+        "parley_http_request_duration_seconds",
+        .histogram,
+        "HTTP request duration, by route and method.",
+        buckets: fast + [30, 60, 120]
     )
 
     // MARK: Worker
 
     public static let workerTurns = ParleyMetric(
-        "parley_worker_turns_total", .counter,
+        "parley_worker_turns_total",
+        .counter,
         "Turn deliveries a worker settled, by outcome (answered, failed, cancelled, expired, dead_lettered, retried, superseded, duplicate)."
     )
     public static let workerTurnsInFlight = ParleyMetric("parley_worker_turns_in_flight", .gauge, "Turns this worker is working on now.")
     public static let workerTurnDuration = ParleyMetric(
-        "parley_worker_turn_duration_seconds", .histogram, "Time a worker spent on a turn, delivery to ack.", buckets: slow
+        "parley_worker_turn_duration_seconds",
+        .histogram,
+        "Time a worker spent on a turn, delivery to ack.",
+        buckets: slow
     )
     public static let llmRequestDuration = ParleyMetric(
-        "parley_llm_request_duration_seconds", .histogram, "Duration of one LLM attempt, by provider, model and outcome (ok, error).", buckets: slow
+        "parley_llm_request_duration_seconds",
+        .histogram,
+        "Duration of one LLM attempt, by provider, model and outcome (ok, error).",
+        buckets: slow
     )
     public static let llmTimeToFirstToken = ParleyMetric(
-        "parley_llm_time_to_first_token_seconds", .histogram, "Time to the first streamed token of an LLM attempt, by provider and model.", buckets: slow
+        "parley_llm_time_to_first_token_seconds",
+        .histogram,
+        "Time to the first streamed token of an LLM attempt, by provider and model.",
+        buckets: slow
     )
     public static let llmTokens = ParleyMetric(
-        "parley_llm_tokens_total", .counter, "Tokens the LLM providers counted, by provider, model and kind (prompt, completion)."
+        "parley_llm_tokens_total",
+        .counter,
+        "Tokens the LLM providers counted, by provider, model and kind (prompt, completion)."
     )
     public static let llmRetries = ParleyMetric("parley_llm_retries_total", .counter, "LLM attempts retried, by provider and model.")
     public static let llmFallbacks = ParleyMetric(
-        "parley_llm_fallbacks_total", .counter, "Generations handed from one provider to the next, by from and to."
+        "parley_llm_fallbacks_total",
+        .counter,
+        "Generations handed from one provider to the next, by from and to."
     )
     public static let llmErrors = ParleyMetric("parley_llm_errors_total", .counter, "Failed LLM attempts, by provider and code.")
     public static let topicCompletions = ParleyMetric("parley_topic_completions_total", .counter, "Sessions completed by the completion marker.")
     public static let outboxBacklog = ParleyMetric(
-        "parley_outbox_backlog", .gauge, "Topic completions not yet delivered to the learning platform (every worker samples the same table)."
+        "parley_outbox_backlog",
+        .gauge,
+        "Topic completions not yet delivered to the learning platform (every worker samples the same table)."
     )
     public static let outboxAttempts = ParleyMetric(
-        "parley_outbox_delivery_attempts_total", .counter, "Completion deliveries tried, by outcome (delivered, duplicate, failed, refused)."
+        "parley_outbox_delivery_attempts_total",
+        .counter,
+        "Completion deliveries tried, by outcome (delivered, duplicate, failed, refused)."
     )
 
     public static let all: [ParleyMetric] = [

@@ -14,7 +14,11 @@ public struct PlatformSettings: Sendable {
     public var requestTimeout: Duration
 
     public init(
-        baseURL: String, apiKey: String? = nil, maxAttempts: Int = 5, retryBase: Duration = .seconds(1), retryMaximum: Duration = .seconds(60),
+        baseURL: String,
+        apiKey: String? = nil,
+        maxAttempts: Int = 5,
+        retryBase: Duration = .seconds(1),
+        retryMaximum: Duration = .seconds(60),
         requestTimeout: Duration = .seconds(10)
     ) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
@@ -37,9 +41,11 @@ public struct PlatformSettings: Sendable {
             throw ConfigurationError(variable: "PLATFORM_RETRY_MAX_MS", problem: "must be at least PLATFORM_RETRY_BASE_MS (\(base)), got \(maximum)")
         }
         self.init(
-            baseURL: url, apiKey: environment.string("PLATFORM_API_KEY"),
+            baseURL: url,
+            apiKey: environment.string("PLATFORM_API_KEY"),
             maxAttempts: try environment.int("PLATFORM_MAX_ATTEMPTS", default: 5, range: 1...100),
-            retryBase: .milliseconds(base), retryMaximum: .milliseconds(maximum),
+            retryBase: .milliseconds(base),
+            retryMaximum: .milliseconds(maximum),
             requestTimeout: try environment.seconds("PLATFORM_TIMEOUT_SECONDS", default: .seconds(10), range: 1...600)
         )
     }

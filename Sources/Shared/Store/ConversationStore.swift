@@ -15,7 +15,12 @@ public struct SessionRecord: Sendable, Equatable {
     public var completedAt: Date?
 
     public init(
-        id: UUID, userID: String, topicID: Int64? = nil, courseID: Int64? = nil, status: Status = .active, startedAt: Date = Date(),
+        id: UUID,
+        userID: String,
+        topicID: Int64? = nil,
+        courseID: Int64? = nil,
+        status: Status = .active,
+        startedAt: Date = Date(),
         completedAt: Date? = nil
     ) {
         self.completedAt = completedAt
@@ -54,9 +59,19 @@ public struct CompletedTurn: Sendable {
     public var attempt: UUID?
 
     public init(
-        sessionID: UUID, turnID: UUID, userContent: String?, replyContent: String, rawReply: String,
-        model: String, usage: TokenUsage, latencyMilliseconds: Int, provider: String? = nil,
-        timeToFirstTokenMilliseconds: Int? = nil, finishReason: String? = nil, attempts: Int? = nil, cancelled: Bool = false
+        sessionID: UUID,
+        turnID: UUID,
+        userContent: String?,
+        replyContent: String,
+        rawReply: String,
+        model: String,
+        usage: TokenUsage,
+        latencyMilliseconds: Int,
+        provider: String? = nil,
+        timeToFirstTokenMilliseconds: Int? = nil,
+        finishReason: String? = nil,
+        attempts: Int? = nil,
+        cancelled: Bool = false
     ) {
         self.provider = provider
         self.timeToFirstTokenMilliseconds = timeToFirstTokenMilliseconds
@@ -99,7 +114,14 @@ public struct ChatLogEntry: Sendable, Equatable {
     public var timestamp: Date
 
     public init(
-        messageID: Int64, turnID: UUID, sessionID: UUID, userID: String, prompt: String, response: String, model: String?, timestamp: Date
+        messageID: Int64,
+        turnID: UUID,
+        sessionID: UUID,
+        userID: String,
+        prompt: String,
+        response: String,
+        model: String?,
+        timestamp: Date
     ) {
         self.messageID = messageID
         self.turnID = turnID

@@ -42,12 +42,20 @@ public struct PostgresConversationStore: ConversationStore {
         let (client, logger) = (self.client, self.logger)
         return try await run {
             let rows = try await client.query(
-                "SELECT user_id, topic_id, course_id, status, started_at, completed_at FROM sessions WHERE id = \(id)", logger: logger
+                "SELECT user_id, topic_id, course_id, status, started_at, completed_at FROM sessions WHERE id = \(id)",
+                logger: logger
             )
-            for try await (userID, topicID, courseID, status, startedAt, completedAt) in rows.decode((String, Int64?, Int64?, String, Date, Date?).self) {
+            for try await (userID, topicID, courseID, status, startedAt, completedAt) in rows.decode(
+                (String, Int64?, Int64?, String, Date, Date?).self
+            ) {
                 return SessionRecord(
-                    id: id, userID: userID, topicID: topicID, courseID: courseID,
-                    status: SessionRecord.Status(rawValue: status) ?? .active, startedAt: startedAt, completedAt: completedAt
+                    id: id,
+                    userID: userID,
+                    topicID: topicID,
+                    courseID: courseID,
+                    status: SessionRecord.Status(rawValue: status) ?? .active,
+                    startedAt: startedAt,
+                    completedAt: completedAt
                 )
             }
             return nil
@@ -69,8 +77,14 @@ public struct PostgresConversationStore: ConversationStore {
                     (String, String?, [String], [String], String?, String?, String?, [String], String?).self
                 )
                 return SessionContext(
-                    source: SessionContext.Source(rawValue: source) ?? .none, topicTitle: topic, topicDescription: description,
-                    courseTitle: course, learningObjectives: objectives, userLevel: level, completedTopics: completed, struggles: struggles,
+                    source: SessionContext.Source(rawValue: source) ?? .none,
+                    topicTitle: topic,
+                    topicDescription: description,
+                    courseTitle: course,
+                    learningObjectives: objectives,
+                    userLevel: level,
+                    completedTopics: completed,
+                    struggles: struggles,
                     promptTemplate: template
                 )
             }
@@ -176,7 +190,8 @@ public struct PostgresConversationStore: ConversationStore {
                         )
                     } else {
                         try await connection.query(
-                            "UPDATE sessions SET last_activity_at = now() WHERE id = \(turn.sessionID)", logger: logger
+                            "UPDATE sessions SET last_activity_at = now() WHERE id = \(turn.sessionID)",
+                            logger: logger
                         )
                     }
                     let message = ChatMessage(id: id, role: .assistant, content: turn.replyContent, timestamp: createdAt)
@@ -207,7 +222,8 @@ public struct PostgresConversationStore: ConversationStore {
 
     private static func storedReply(of turnID: UUID, on connection: PostgresConnection, logger: Logger) async throws -> ChatMessage? {
         let rows = try await connection.query(
-            "SELECT id, content, created_at FROM messages WHERE turn_id = \(turnID) AND role = 'assistant'", logger: logger
+            "SELECT id, content, created_at FROM messages WHERE turn_id = \(turnID) AND role = 'assistant'",
+            logger: logger
         )
         for try await (id, content, createdAt) in rows.decode((Int64, String, Date).self) {
             return ChatMessage(id: id, role: .assistant, content: content, timestamp: createdAt)
@@ -253,7 +269,13 @@ public struct PostgresConversationStore: ConversationStore {
             ) {
                 entries.append(
                     ChatLogEntry(
-                        messageID: id, turnID: turnID, sessionID: sessionID, userID: user, prompt: prompt, response: response, model: model,
+                        messageID: id,
+                        turnID: turnID,
+                        sessionID: sessionID,
+                        userID: user,
+                        prompt: prompt,
+                        response: response,
+                        model: model,
                         timestamp: createdAt
                     )
                 )

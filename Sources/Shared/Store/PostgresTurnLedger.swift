@@ -65,7 +65,10 @@ public struct PostgresTurnLedger: TurnLedger {
     }
 
     public func settle(
-        turnID: UUID, attempt: LedgerAttempt, as state: TurnLedgerState, failure: SettledFailure?
+        turnID: UUID,
+        attempt: LedgerAttempt,
+        as state: TurnLedgerState,
+        failure: SettledFailure?
     ) async throws(StoreError) -> Bool {
         let (client, logger) = (self.client, self.logger)
         return try await storeCall(timeout: timeout) {
@@ -127,7 +130,8 @@ public struct PostgresTurnLedger: TurnLedger {
     private func enter(_ turn: TurnEnvelope, late: Bool, withdrawn: Bool = false) async throws(StoreError) {
         let (client, logger) = (self.client, self.logger)
         let state = withdrawn ? "withdrawn" : "queued"
-        let onConflict = withdrawn
+        let onConflict =
+            withdrawn
             ? "DO UPDATE SET state = 'withdrawn', settled_at = now() WHERE turns.state = 'queued' AND turns.holder IS NULL"
             : "DO NOTHING"
         for _ in 1...8 {
@@ -192,7 +196,10 @@ public struct PostgresTurnLedger: TurnLedger {
             ) {
                 let failure = code.map { SettledFailure(code: ErrorCode(rawValue: $0) ?? .unavailable, message: message ?? "") }
                 return Standing(
-                    state: TurnLedgerState(rawValue: state) ?? .queued, failure: failure, heldByOther: held, blockedByEarlierTurn: blocked
+                    state: TurnLedgerState(rawValue: state) ?? .queued,
+                    failure: failure,
+                    heldByOther: held,
+                    blockedByEarlierTurn: blocked
                 )
             }
             return nil

@@ -7,7 +7,7 @@ extension String {
     }
 }
 
-extension Optional<String> {
+extension String? {
     var storable: String? { map(\.storable) }
 }
 

@@ -12,8 +12,13 @@ public struct CatalogTopic: Sendable, Equatable, Decodable {
     public var courseTitle: String?
 
     public init(
-        id: Int64, title: String, description: String? = nil, learningObjectives: [String] = [], promptTemplate: String? = nil,
-        courseID: Int64? = nil, courseTitle: String? = nil
+        id: Int64,
+        title: String,
+        description: String? = nil,
+        learningObjectives: [String] = [],
+        promptTemplate: String? = nil,
+        courseID: Int64? = nil,
+        courseTitle: String? = nil
     ) {
         self.id = id
         self.title = title
@@ -26,8 +31,10 @@ public struct CatalogTopic: Sendable, Equatable, Decodable {
 
     enum CodingKeys: String, CodingKey {
         case id, title, description
-        case learningObjectives = "learning_objectives", promptTemplate = "prompt_template"
-        case courseID = "course_id", courseTitle = "course_title"
+        case learningObjectives = "learning_objectives"
+        case promptTemplate = "prompt_template"
+        case courseID = "course_id"
+        case courseTitle = "course_title"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -83,7 +90,10 @@ public enum TopicCatalogFile {
             }
             if let courseID = topic.courseID {
                 guard let title = courses[courseID] else {
-                    throw ConfigurationError(variable: "TOPICS_FILE", problem: "(\(path)) topic \(topic.id) names course \(courseID), which is not in \"courses\"")
+                    throw ConfigurationError(
+                        variable: "TOPICS_FILE",
+                        problem: "(\(path)) topic \(topic.id) names course \(courseID), which is not in \"courses\""
+                    )
                 }
                 topic.courseTitle = title
             }

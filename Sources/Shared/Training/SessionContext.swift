@@ -25,8 +25,14 @@ public struct SessionContext: Sendable, Equatable {
     public var promptTemplate: String?
 
     public init(
-        source: Source = .none, topicTitle: String? = nil, topicDescription: String? = nil, courseTitle: String? = nil,
-        learningObjectives: [String] = [], userLevel: String? = nil, completedTopics: [String] = [], struggles: [String] = [],
+        source: Source = .none,
+        topicTitle: String? = nil,
+        topicDescription: String? = nil,
+        courseTitle: String? = nil,
+        learningObjectives: [String] = [],
+        userLevel: String? = nil,
+        completedTopics: [String] = [],
+        struggles: [String] = [],
         promptTemplate: String? = nil
     ) {
         self.source = source

@@ -34,8 +34,13 @@ public struct PostgresTopicCatalog: TopicCatalog {
                 (String, String?, [String], String?, Int64?, String?).self
             ) {
                 return CatalogTopic(
-                    id: id, title: title, description: description, learningObjectives: objectives, promptTemplate: template,
-                    courseID: courseID, courseTitle: courseTitle
+                    id: id,
+                    title: title,
+                    description: description,
+                    learningObjectives: objectives,
+                    promptTemplate: template,
+                    courseID: courseID,
+                    courseTitle: courseTitle
                 )
             }
             return nil
@@ -46,7 +51,8 @@ public struct PostgresTopicCatalog: TopicCatalog {
         let (client, logger) = (self.client, self.logger)
         return try await run {
             let rows = try await client.query(
-                "SELECT course_title FROM topics WHERE course_id = \(id) AND course_title IS NOT NULL LIMIT 1", logger: logger
+                "SELECT course_title FROM topics WHERE course_id = \(id) AND course_title IS NOT NULL LIMIT 1",
+                logger: logger
             )
             for try await title in rows.decode(String.self) { return title }
             return nil

@@ -59,15 +59,15 @@ enum RetryHint {
     static func httpDate(_ text: String) -> Date? {
         let parts = text.split(separator: " ", omittingEmptySubsequences: false)
         guard parts.count == 6, parts[0].count == 4, parts[0].hasSuffix(","), parts[5] == "GMT",
-              let day = number(parts[1], digits: 2, in: 1...31),
-              let month = months.firstIndex(of: String(parts[2])),
-              let year = number(parts[3], digits: 4, in: 0...9999)
+            let day = number(parts[1], digits: 2, in: 1...31),
+            let month = months.firstIndex(of: String(parts[2])),
+            let year = number(parts[3], digits: 4, in: 0...9999)
         else { return nil }
         let clock = parts[4].split(separator: ":", omittingEmptySubsequences: false)
         guard clock.count == 3,
-              let hour = number(clock[0], digits: 2, in: 0...23),
-              let minute = number(clock[1], digits: 2, in: 0...59),
-              let second = number(clock[2], digits: 2, in: 0...60)
+            let hour = number(clock[0], digits: 2, in: 0...23),
+            let minute = number(clock[1], digits: 2, in: 0...59),
+            let second = number(clock[2], digits: 2, in: 0...60)
         else { return nil }
         let days = daysSinceEpoch(year: year, month: month + 1, day: day)
         return Date(timeIntervalSince1970: TimeInterval(((days * 24 + hour) * 60 + minute) * 60 + second))
@@ -77,7 +77,7 @@ enum RetryHint {
 
     private static func number(_ text: Substring, digits: Int, in range: ClosedRange<Int>) -> Int? {
         guard text.utf8.count == digits, text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
-              let value = Int(text), range.contains(value)
+            let value = Int(text), range.contains(value)
         else { return nil }
         return value
     }

@@ -13,7 +13,8 @@ public struct Migration: Sendable {
 public enum ParleyMigrations {
     public static let all: [Migration] = [
         Migration(
-            version: 1, name: "sessions and messages",
+            version: 1,
+            name: "sessions and messages",
             statements: [
                 """
                 CREATE TABLE sessions (
@@ -48,7 +49,8 @@ public enum ParleyMigrations {
             ]
         ),
         Migration(
-            version: 2, name: "facts of each answer",
+            version: 2,
+            name: "facts of each answer",
             statements: [
                 """
                 ALTER TABLE messages
@@ -61,7 +63,8 @@ public enum ParleyMigrations {
             ]
         ),
         Migration(
-            version: 3, name: "topics, session contexts, completion outbox",
+            version: 3,
+            name: "topics, session contexts, completion outbox",
             statements: [
                 """
                 CREATE TABLE topics (
@@ -108,14 +111,16 @@ public enum ParleyMigrations {
             ]
         ),
         Migration(
-            version: 4, name: "outbox claims",
+            version: 4,
+            name: "outbox claims",
             statements: [
                 // Who holds a row's lease: only the holder may record a failure.
                 "ALTER TABLE completion_outbox ADD COLUMN claim_token uuid"
             ]
         ),
         Migration(
-            version: 5, name: "turn ledger",
+            version: 5,
+            name: "turn ledger",
             statements: [
                 // Every turn in its session's order, and the attempt generating it
                 // (TurnLedger, docs/decisions.md "Turn order across gateways").

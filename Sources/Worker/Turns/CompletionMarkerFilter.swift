@@ -1,3 +1,5 @@
+import Foundation
+
 /// Takes the completion marker (e.g. `{TOPIC_COMPLETED}`) out of streamed text, also
 /// when the stream splits it across pieces: text that could be the start of the
 /// marker is held back until the next piece shows whether it is.
@@ -46,5 +48,3 @@ struct CompletionMarkerFilter: Sendable {
         return 0
     }
 }
-
-import Foundation

@@ -16,7 +16,10 @@ struct ControlListener: Service {
                 let signal = try EnvelopeCoding.decode(ControlEnvelope.self, from: delivery.body)
                 switch signal.kind {
                 case .cancel:
-                    logger.info("cancel requested", metadata: ["turn_id": "\(signal.turnID.lowercased)", "session_id": "\(signal.sessionID.lowercased)"])
+                    logger.info(
+                        "cancel requested",
+                        metadata: ["turn_id": "\(signal.turnID.lowercased)", "session_id": "\(signal.sessionID.lowercased)"]
+                    )
                     cancellations.cancel(signal.turnID, session: signal.sessionID)
                 }
             } catch {

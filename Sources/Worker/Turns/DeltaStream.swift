@@ -71,8 +71,12 @@ actor DeltaStream {
 enum ReplyMessage {
     static func amqp(_ reply: ReplyEnvelope, topology: ParleyTopology) -> AMQPOutgoingMessage {
         AMQPOutgoingMessage(
-            exchange: topology.repliesExchange, routingKey: reply.sessionID.lowercased, body: EnvelopeCoding.encode(reply),
-            messageID: "\(reply.turnID.lowercased).\(reply.kind)", type: "reply.\(reply.kind)", persistent: reply.isFinal
+            exchange: topology.repliesExchange,
+            routingKey: reply.sessionID.lowercased,
+            body: EnvelopeCoding.encode(reply),
+            messageID: "\(reply.turnID.lowercased).\(reply.kind)",
+            type: "reply.\(reply.kind)",
+            persistent: reply.isFinal
         )
     }
 }

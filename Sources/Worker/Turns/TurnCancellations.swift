@@ -58,6 +58,6 @@ final class TurnCancellations: Sendable {
             if state.cancelledEarly.count < 100_000, ofSession < 8 { state.cancelledEarly[turnID] = (session, now) }
             return []
         }
-        gates.forEach { $0.open() }
+        for gate in gates { gate.open() }
     }
 }

@@ -36,7 +36,9 @@ struct TurnHandler: Sendable {
     var completionMarker = PromptBuilder.defaultCompletionMarker
 
     func reply(
-        to turn: TurnEnvelope, attempt: TurnAttempt = TurnAttempt(), logger: Logger,
+        to turn: TurnEnvelope,
+        attempt: TurnAttempt = TurnAttempt(),
+        logger: Logger,
         onProgress: @escaping @Sendable (GenerationProgress) async -> Void = { _ in }
     ) async throws(TurnFailure) -> ReplyEnvelope {
         if let stored = try await storedReply(of: turn) {
@@ -54,7 +56,10 @@ struct TurnHandler: Sendable {
         }
         guard session.status == .active else {
             return try await failure(
-                turn, attempt, code: .sessionCompleted, "session \(turn.sessionID.lowercased) is \(session.status.rawValue) and takes no more messages"
+                turn,
+                attempt,
+                code: .sessionCompleted,
+                "session \(turn.sessionID.lowercased) is \(session.status.rawValue) and takes no more messages"
             )
         }
         switch try await admit(turn, attempt, logger: logger) {
@@ -63,7 +68,12 @@ struct TurnHandler: Sendable {
         case .generate(let attemptNumber, let waited):
             // While this turn waited, the turn before it may have completed the session.
             if waited, try await fromStore({ try await store.session(id: turn.sessionID) })?.status != .active {
-                return try await failure(turn, attempt, code: .sessionCompleted, "session \(turn.sessionID.lowercased) was completed before this message was answered")
+                return try await failure(
+                    turn,
+                    attempt,
+                    code: .sessionCompleted,
+                    "session \(turn.sessionID.lowercased) was completed before this message was answered"
+                )
             }
             if attemptNumber > 1 {
                 // An earlier attempt may have streamed text: the client drops it.
@@ -108,7 +118,9 @@ struct TurnHandler: Sendable {
                 }
                 waited = true
                 if turn.isExpired() {
-                    return .answer(try await failure(turn, attempt, code: .expired, "the message waited past its deadline and was not answered; send it again"))
+                    return .answer(
+                        try await failure(turn, attempt, code: .expired, "the message waited past its deadline and was not answered; send it again")
+                    )
                 }
                 guard attempt.isCurrent() else { throw .superseded }
                 // Stopping: waiting turns go back to the queue at once.
@@ -124,7 +136,10 @@ struct TurnHandler: Sendable {
 
     /// Generates, stores and returns the answer of a turn this attempt holds.
     private func answer(
-        _ turn: TurnEnvelope, _ attempt: TurnAttempt, logger: Logger, onProgress: @escaping @Sendable (GenerationProgress) async -> Void
+        _ turn: TurnEnvelope,
+        _ attempt: TurnAttempt,
+        logger: Logger,
+        onProgress: @escaping @Sendable (GenerationProgress) async -> Void
     ) async throws(TurnFailure) -> ReplyEnvelope {
         let history = try await fromStore { try await store.recentMessages(session: turn.sessionID, limit: self.prompts.maxHistory) }
         let context = try await fromStore { try await store.context(ofSession: turn.sessionID) } ?? SessionContext()
@@ -154,8 +169,13 @@ struct TurnHandler: Sendable {
         let tail = shown.finish()
         if !tail.isEmpty, case .finished = outcome { await onProgress(.text(tail)) }
         var record = CompletedTurn(
-            sessionID: turn.sessionID, turnID: turn.turnID, userContent: turn.kind == .message ? asked.content : nil,
-            replyContent: "", rawReply: "", model: generator.primary.model, usage: TokenUsage(),
+            sessionID: turn.sessionID,
+            turnID: turn.turnID,
+            userContent: turn.kind == .message ? asked.content : nil,
+            replyContent: "",
+            rawReply: "",
+            model: generator.primary.model,
+            usage: TokenUsage(),
             latencyMilliseconds: started.duration(to: .now).wholeMilliseconds
         )
         record.attempt = attempt.id
@@ -182,7 +202,12 @@ struct TurnHandler: Sendable {
     }
 
     /// Stores the answer (fenced by the attempt) and builds the final reply.
-    private func stored(_ record: CompletedTurn, for turn: TurnEnvelope, _ attempt: TurnAttempt, logger: Logger) async throws(TurnFailure) -> ReplyEnvelope {
+    private func stored(
+        _ record: CompletedTurn,
+        for turn: TurnEnvelope,
+        _ attempt: TurnAttempt,
+        logger: Logger
+    ) async throws(TurnFailure) -> ReplyEnvelope {
         attempt.recordAttempted.withLock { $0 = true }
         let stored = try await fromStore { try await store.record(record) }
         if stored.isNew, record.completesSession { ParleyMetrics.topicCompletions.increment() }
@@ -217,7 +242,9 @@ struct TurnHandler: Sendable {
     /// deadline passes or another attempt takes it over — whichever comes first ends
     /// the others.
     private func generate(
-        _ prompt: [PromptMessage], for turn: TurnEnvelope, _ attempt: TurnAttempt,
+        _ prompt: [PromptMessage],
+        for turn: TurnEnvelope,
+        _ attempt: TurnAttempt,
         onProgress: @escaping @Sendable (GenerationProgress) async -> Void
     ) async -> Outcome {
         let cancelled = cancellations.begin(turn.turnID, session: turn.sessionID)
@@ -258,7 +285,8 @@ struct TurnHandler: Sendable {
 
     /// An error reply for the client — unless another attempt holds the turn, which
     /// then answers it.
-    private func failure(_ turn: TurnEnvelope, _ attempt: TurnAttempt, code: ErrorCode, _ message: String) async throws(TurnFailure) -> ReplyEnvelope {
+    private func failure(_ turn: TurnEnvelope, _ attempt: TurnAttempt, code: ErrorCode, _ message: String) async throws(TurnFailure) -> ReplyEnvelope
+    {
         let failure = SettledFailure(code: code, message: message)
         let ended = try await fromStore {
             try await holding.ledger.settle(turnID: turn.turnID, attempt: attempt.ledger, as: .failed, failure: failure)
@@ -268,13 +296,22 @@ struct TurnHandler: Sendable {
     }
 
     private func done(
-        _ turn: TurnEnvelope, _ message: ChatMessage, usage: TokenUsage = TokenUsage(), cancelled: Bool = false, completed: Bool = false,
+        _ turn: TurnEnvelope,
+        _ message: ChatMessage,
+        usage: TokenUsage = TokenUsage(),
+        cancelled: Bool = false,
+        completed: Bool = false,
         model: String? = nil
     ) -> ReplyEnvelope.Done {
         ReplyEnvelope.Done(
-            sessionID: turn.sessionID, turnID: turn.turnID, message: message,
+            sessionID: turn.sessionID,
+            turnID: turn.turnID,
+            message: message,
             status: completed ? SessionRecord.Status.completed.rawValue : SessionRecord.Status.active.rawValue,
-            completed: completed, usage: usage, cancelled: cancelled, model: model
+            completed: completed,
+            usage: usage,
+            cancelled: cancelled,
+            model: model
         )
     }
 

@@ -134,7 +134,12 @@ struct TurnProcessor: Service {
                     // have been stored (the client heard `reply_timeout`, "may still be answered").
                     if answer == nil, !attempt.recordAttempted.value {
                         let expired = ReplyEnvelope.error(
-                            .init(sessionID: turn.sessionID, turnID: turn.turnID, code: .expired, message: "the message could not be answered before its deadline; send it again")
+                            .init(
+                                sessionID: turn.sessionID,
+                                turnID: turn.turnID,
+                                code: .expired,
+                                message: "the message could not be answered before its deadline; send it again"
+                            )
                         )
                         try? await publish(expired)
                     }
@@ -193,7 +198,10 @@ struct TurnProcessor: Service {
         let isLastAttempt = previousDeliveries + 1 >= topology.turnDeliveryLimit
         if isLastAttempt {
             logger.error("turn failed on its last allowed delivery; telling the client and dead-lettering it", metadata: ["error": "\(reason)"])
-            let settled = SettledFailure(code: .unavailable, message: "the message could not be processed and was set aside for the operator; nothing was stored")
+            let settled = SettledFailure(
+                code: .unavailable,
+                message: "the message could not be processed and was set aside for the operator; nothing was stored"
+            )
             let failure = ReplyEnvelope.error(.init(sessionID: turn.sessionID, turnID: turn.turnID, code: settled.code, message: settled.message))
             // Only while this attempt may end the turn: otherwise another attempt answers it.
             if (try? await handler.holding.ledger.settle(turnID: turn.turnID, attempt: attempt.ledger, as: .failed, failure: settled)) != false {

@@ -118,7 +118,9 @@ struct GeminiChatClient: ChatModel {
         if contents.first?.role == "model" {
             contents.insert(.init(role: "user", parts: [.init(text: PromptBuilder.openingCue)]), at: 0)
         }
-        let config = temperature == nil && maxOutputTokens == nil ? nil : GeminiWire.GenerationConfig(temperature: temperature, maxOutputTokens: maxOutputTokens)
+        let config =
+            temperature == nil && maxOutputTokens == nil
+            ? nil : GeminiWire.GenerationConfig(temperature: temperature, maxOutputTokens: maxOutputTokens)
         return GeminiWire.Request(
             contents: contents,
             systemInstruction: system.isEmpty ? nil : .init(parts: [.init(text: system.joined(separator: "\n\n"))]),

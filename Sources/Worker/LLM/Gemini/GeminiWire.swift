@@ -60,7 +60,8 @@ enum GeminiWire {
                 var retryDelay: String?
 
                 enum CodingKeys: String, CodingKey {
-                    case type = "@type", retryDelay
+                    case type = "@type"
+                    case retryDelay
                 }
             }
 

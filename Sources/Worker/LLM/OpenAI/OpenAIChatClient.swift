@@ -29,7 +29,8 @@ struct OpenAIChatClient: ChatModel {
         guard let text = choice.message.content else { throw .malformedResponse("no choices[0].message.content") }
         if choice.finish_reason == "content_filter", text.isEmpty { throw .blocked("the answer was filtered (content_filter)") }
         return ChatCompletion(
-            text: text, model: decoded.model ?? settings.model,
+            text: text,
+            model: decoded.model ?? settings.model,
             usage: TokenUsage(promptTokens: decoded.usage?.prompt_tokens ?? 0, completionTokens: decoded.usage?.completion_tokens ?? 0),
             finishReason: choice.finish_reason
         )
@@ -95,9 +96,12 @@ struct OpenAIChatClient: ChatModel {
         request.headers.add(name: "Authorization", value: "Bearer \(settings.apiKey)")
         if stream { request.headers.add(name: "Accept", value: "text/event-stream") }
         let body = OpenAIWire.Request(
-            model: settings.model, messages: prompt.map { .init(role: $0.role.rawValue, content: $0.content) },
-            temperature: settings.temperature, max_completion_tokens: settings.maxOutputTokens,
-            stream: stream ? true : nil, stream_options: stream ? .init(include_usage: true) : nil
+            model: settings.model,
+            messages: prompt.map { .init(role: $0.role.rawValue, content: $0.content) },
+            temperature: settings.temperature,
+            max_completion_tokens: settings.maxOutputTokens,
+            stream: stream ? true : nil,
+            stream_options: stream ? .init(include_usage: true) : nil
         )
         request.body = .bytes(ByteBuffer(bytes: (try? JSONEncoder().encode(body)) ?? Data()))
         return request

@@ -43,7 +43,8 @@ struct ProviderChain: Sendable {
     var primary: any ChatModel { slots[0].model }
 
     func generate(
-        _ prompt: [PromptMessage], onProgress: @escaping @Sendable (GenerationProgress) async -> Void
+        _ prompt: [PromptMessage],
+        onProgress: @escaping @Sendable (GenerationProgress) async -> Void
     ) async throws(LLMError) -> GenerationResult {
         var lastError = LLMError.unavailable("no provider configured")
         var attempts = 0
@@ -65,7 +66,10 @@ struct ProviderChain: Sendable {
             while true {
                 attempt += 1
                 attempts += 1
-                if textSent.withLock({ sent in defer { sent = false }; return sent }) {
+                if textSent.withLock({ sent in
+                    defer { sent = false }
+                    return sent
+                }) {
                     await onProgress(.reset(reason: "\(lastError)"))
                 }
                 let started = ContinuousClock.now
@@ -82,8 +86,10 @@ struct ProviderChain: Sendable {
                     ParleyMetrics.llmTokens.increment(by: max(0, completion.usage.promptTokens), labels + [("kind", "prompt")])
                     ParleyMetrics.llmTokens.increment(by: max(0, completion.usage.completionTokens), labels + [("kind", "completion")])
                     return GenerationResult(
-                        completion: completion, provider: slot.model.provider,
-                        timeToFirstToken: firstText.value.map { started.duration(to: $0) }, attempts: attempts
+                        completion: completion,
+                        provider: slot.model.provider,
+                        timeToFirstToken: firstText.value.map { started.duration(to: $0) },
+                        attempts: attempts
                     )
                 } catch {
                     if case .cancelled = error { throw error }
@@ -113,13 +119,16 @@ struct ProviderChain: Sendable {
 
     /// One attempt's metrics. Time to first token exists only for a stream: a whole
     /// answer's "first text" is its end.
-    private func record(attemptOf labels: [(String, String)], started: ContinuousClock.Instant, firstText: ContinuousClock.Instant?, outcome: String) {
+    private func record(attemptOf labels: [(String, String)], started: ContinuousClock.Instant, firstText: ContinuousClock.Instant?, outcome: String)
+    {
         ParleyMetrics.llmRequestDuration.record(started.duration(to: .now), labels + [("outcome", outcome)])
         if streaming, let firstText { ParleyMetrics.llmTimeToFirstToken.record(started.duration(to: firstText), labels) }
     }
 
     private func run(
-        _ model: any ChatModel, _ prompt: [PromptMessage], onText: @escaping @Sendable (String) async -> Void
+        _ model: any ChatModel,
+        _ prompt: [PromptMessage],
+        onText: @escaping @Sendable (String) async -> Void
     ) async throws(LLMError) -> ChatCompletion {
         if streaming { return try await model.stream(prompt, onText: onText) }
         let completion = try await model.complete(prompt)
