@@ -17,51 +17,19 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
     logger[metadataKey: "worker_id"] = "\(settings.workerID)"
     let postgres = PostgresClient(configuration: settings.database.clientConfiguration, backgroundLogger: logger)
     let store = PostgresConversationStore(client: postgres, logger: logger)
-    let topology = settings.broker.topology
-    let publisher = AMQPPublisher(name: "worker-publish", endpoint: settings.broker.endpoint, topology: topology.shared, logger: logger)
-    let consumer = AMQPConsumer(
-        name: "worker-consume",
-        endpoint: settings.broker.endpoint,
-        topology: topology.shared,
-        queue: topology.turnsQueue,
-        prefetch: UInt16(settings.concurrency),
-        logger: logger
-    )
-    let control = AMQPConsumer(
-        name: "worker-control",
-        endpoint: settings.broker.endpoint,
-        topology: topology.worker(id: settings.workerID),
-        queue: topology.controlQueue(workerID: settings.workerID),
-        prefetch: 100,
-        logger: logger
-    )
+    let broker = WorkerBroker(settings: settings, logger: logger)
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
     let cancellations = TurnCancellations()
-    var handler = TurnHandler(
-        store: store,
-        holding: TurnHolding(ledger: PostgresTurnLedger(client: postgres, logger: logger)),
-        generator: providerChain(settings: settings, httpClient: httpClient, logger: logger),
-        prompts: PromptBuilder(
-            systemPrompt: settings.systemPrompt,
-            maxHistory: settings.maxConversationHistory,
-            completionMarker: settings.completionMarker
-        ),
-        cancellations: cancellations
-    )
-    handler.completionMarker = settings.completionMarker
     let schemaReady = Gate()
-    var processor = TurnProcessor(
-        consumer: consumer,
-        publisher: publisher,
-        handler: handler,
-        topology: topology,
-        retryPause: settings.retryPause,
+    let processor = turnProcessor(
+        settings: settings,
+        parts: .init(store: store, ledger: PostgresTurnLedger(client: postgres, logger: logger), broker: broker, httpClient: httpClient),
+        cancellations: cancellations,
         startAfter: schemaReady,
         logger: logger
     )
-    processor.coalescer = settings.coalescer
     let http = Application(
-        router: workerRouter(store: store, database: settings.database, publisher: publisher, consumer: consumer, logger: logger),
+        router: workerRouter(store: store, database: settings.database, broker: broker, logger: logger),
         configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "parley-worker"),
         logger: logger
     )
@@ -71,13 +39,116 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
         done: schemaReady,
         logger: logger
     )
-    let outbox = PostgresCompletionOutbox(client: postgres, logger: logger)
-    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+    let database: [ServiceGroupConfiguration.ServiceConfiguration] = [
         .init(service: postgres),
         .init(service: DatabaseStartupCheck(settings: settings.database, logger: logger)),
         .init(service: migrations, successTerminationBehavior: .ignore),
         .init(service: HTTPClientService(client: httpClient)),
-        .init(service: OutboxBacklogSampler(outbox: outbox, startAfter: schemaReady, logger: logger)),
+    ]
+    let outbox = outboxServices(settings: settings, postgres: postgres, httpClient: httpClient, startAfter: schemaReady, logger: logger)
+    var configuration = ServiceGroupConfiguration(
+        services: database + outbox + [
+            .init(service: broker.publisher),
+            .init(service: broker.turns),
+            .init(service: broker.control),
+            .init(service: ControlListener(consumer: broker.control, cancellations: cancellations, logger: logger)),
+            .init(service: processor),
+            .init(service: http),
+        ],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger
+    )
+    // A turn still running then is cancelled; its delivery was not acked, so the
+    // broker gives it to another worker (which answers it once: replies are stored
+    // per turn).
+    configuration.maximumGracefulShutdownDuration = settings.shutdownTimeout
+    return ServiceGroup(configuration: configuration)
+}
+
+/// A worker's three broker connections: replies out, turns in (as many at once as
+/// `WORKER_CONCURRENCY`), and the control signals (cancels) of this worker's queue.
+struct WorkerBroker {
+    let publisher: AMQPPublisher
+    let turns: AMQPConsumer
+    let control: AMQPConsumer
+    let topology: ParleyTopology
+
+    init(settings: WorkerSettings, logger: Logger) {
+        topology = settings.broker.topology
+        publisher = AMQPPublisher(name: "worker-publish", endpoint: settings.broker.endpoint, topology: topology.shared, logger: logger)
+        turns = AMQPConsumer(
+            name: "worker-consume",
+            endpoint: settings.broker.endpoint,
+            topology: topology.shared,
+            queue: topology.turnsQueue,
+            prefetch: UInt16(settings.concurrency),
+            logger: logger
+        )
+        control = AMQPConsumer(
+            name: "worker-control",
+            endpoint: settings.broker.endpoint,
+            topology: topology.worker(id: settings.workerID),
+            queue: topology.controlQueue(workerID: settings.workerID),
+            prefetch: 100,
+            logger: logger
+        )
+    }
+}
+
+/// What the turn processor is built from.
+struct TurnProcessorParts {
+    let store: any ConversationStore
+    let ledger: any TurnLedger
+    let broker: WorkerBroker
+    let httpClient: HTTPClient
+}
+
+/// Consumes turns and answers them: the handler (store, ledger, the provider chain,
+/// prompts) behind the processor (deliveries, replies, outages).
+func turnProcessor(
+    settings: WorkerSettings,
+    parts: TurnProcessorParts,
+    cancellations: TurnCancellations,
+    startAfter schemaReady: Gate,
+    logger: Logger
+) -> TurnProcessor {
+    var handler = TurnHandler(
+        store: parts.store,
+        holding: TurnHolding(ledger: parts.ledger),
+        generator: providerChain(settings: settings, httpClient: parts.httpClient, logger: logger),
+        prompts: PromptBuilder(
+            systemPrompt: settings.systemPrompt,
+            maxHistory: settings.maxConversationHistory,
+            completionMarker: settings.completionMarker
+        ),
+        cancellations: cancellations
+    )
+    handler.completionMarker = settings.completionMarker
+    var processor = TurnProcessor(
+        consumer: parts.broker.turns,
+        publisher: parts.broker.publisher,
+        handler: handler,
+        topology: parts.broker.topology,
+        retryPause: settings.retryPause,
+        startAfter: schemaReady,
+        logger: logger
+    )
+    processor.coalescer = settings.coalescer
+    return processor
+}
+
+/// The completion outbox's backlog gauge, and its sender when a learning platform
+/// is configured (`PLATFORM_URL`).
+func outboxServices(
+    settings: WorkerSettings,
+    postgres: PostgresClient,
+    httpClient: HTTPClient,
+    startAfter schemaReady: Gate,
+    logger: Logger
+) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+    let outbox = PostgresCompletionOutbox(client: postgres, logger: logger)
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        .init(service: OutboxBacklogSampler(outbox: outbox, startAfter: schemaReady, logger: logger))
     ]
     if let platform = settings.platform {
         let sender = CompletionSender(
@@ -90,23 +161,7 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
         )
         services.append(.init(service: sender))
     }
-    var configuration = ServiceGroupConfiguration(
-        services: services + [
-            .init(service: publisher),
-            .init(service: consumer),
-            .init(service: control),
-            .init(service: ControlListener(consumer: control, cancellations: cancellations, logger: logger)),
-            .init(service: processor),
-            .init(service: http),
-        ],
-        gracefulShutdownSignals: [.sigterm, .sigint],
-        logger: logger
-    )
-    // A turn still running then is cancelled; its delivery was not acked, so the
-    // broker gives it to another worker (which answers it once: replies are stored
-    // per turn).
-    configuration.maximumGracefulShutdownDuration = settings.shutdownTimeout
-    return ServiceGroup(configuration: configuration)
+    return services
 }
 
 /// The providers of `LLM_PROVIDER` and `LLM_FALLBACK`, in order, each behind its own
@@ -132,10 +187,10 @@ func providerChain(settings: WorkerSettings, httpClient: HTTPClient, logger: Log
 private func workerRouter(
     store: PostgresConversationStore,
     database: DatabaseSettings,
-    publisher: AMQPPublisher,
-    consumer: AMQPConsumer,
+    broker: WorkerBroker,
     logger: Logger
 ) -> Router<BasicRequestContext> {
+    let (publisher, consumer) = (broker.publisher, broker.turns)
     let router = Router()
     router.add(middleware: HTTPMetricsMiddleware())
     let health = HealthMonitor(checks: [
@@ -153,32 +208,4 @@ private func workerRouter(
         metricsResponse()
     }
     return router
-}
-
-/// Applies the schema migrations at start-up (retrying while the database is not
-/// reachable) and then opens `done`, which the turn processor waits for.
-struct MigrationService: Service {
-    let client: PostgresClient
-    /// Where to write the topic catalog of `TOPICS_FILE`, and the catalog.
-    let catalog: (table: PostgresTopicCatalog, topics: [CatalogTopic])?
-    let done: Gate
-    let logger: Logger
-
-    func run() async throws {
-        var backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(10))
-        while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            do {
-                try await Migrator().migrate(client, logger: logger)
-                if let catalog {
-                    try await catalog.table.replace(with: catalog.topics)
-                    logger.info("topic catalog loaded", metadata: ["topics": "\(catalog.topics.count)"])
-                }
-                done.open()
-                return
-            } catch {
-                logger.error("migrations failed; retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: backoff.next())
-            }
-        }
-    }
 }

@@ -87,19 +87,32 @@ struct TurnWaiter: Sendable {
             result = nil
         }
         if let result { return try result.get() }
+        return try await waitEnded(after: wait, for: envelope, listener: listener, progress: progress, logger: logger)
+    }
+
+    /// The request's wait is over and the turn has no result yet. Waiting behind the
+    /// session's previous turn, it is withdrawn (`session_busy`: nothing was sent).
+    /// Being bound or published, the broker's decision is awaited: a 504 would promise
+    /// an answer the broker may still refuse. Taken by the broker, it goes on without
+    /// the request (`reply_timeout`).
+    private func waitEnded(
+        after wait: Duration,
+        for envelope: TurnEnvelope,
+        listener: FrameOutbox,
+        progress: Progress,
+        logger: Logger
+    ) async throws(ClientError) -> ReplyEnvelope.Done {
+        let seconds = wait.wholeMilliseconds / 1000
         if !progress.isAccepted, await pipeline.withdraw(envelope.turnID, from: listener) {
             logger.info("REST request stopped waiting before its turn was sent; withdrawn")
             throw ClientError(
                 code: .sessionBusy,
-                message:
-                    "the session's previous message was still being answered after \(wait.wholeMilliseconds / 1000) s; this one was not sent — send it again later",
-                sessionID: sessionID
+                message: "the session's previous message was still being answered after \(seconds) s; this one was not sent — send it again later",
+                sessionID: envelope.sessionID
             )
         }
         if !progress.isAccepted {
-            // Being bound or published: a 504 would promise an answer the broker may
-            // still refuse. Wait for its decision (bounded by the publish's own doubt
-            // resolution and the broker's method timeout).
+            // Bounded by the publish's own doubt resolution and the broker's method timeout.
             try? await withTimeout(decisionWait) { await progress.decided.wait() }
             if let result = progress.result { return try result.get() }
         }
@@ -107,8 +120,8 @@ struct TurnWaiter: Sendable {
         throw ClientError(
             code: .replyTimeout,
             message:
-                "no reply within \(wait.wholeMilliseconds / 1000) s; the message was accepted and is still answered and stored — read it with GET /api/sessions/\(sessionID.lowercased)",
-            sessionID: sessionID,
+                "no reply within \(seconds) s; the message was accepted and is still answered and stored — read it with GET /api/sessions/\(envelope.sessionID.lowercased)",
+            sessionID: envelope.sessionID,
             turnID: envelope.turnID
         )
     }

@@ -140,70 +140,82 @@ public struct PostgresConversationStore: ConversationStore {
                     }
                     throw StoreError.superseded(turnID: turn.turnID)
                 }
-                if let userContent = turn.userContent {
-                    try await connection.query(
-                        """
-                        INSERT INTO messages (session_id, turn_id, role, content, raw_content)
-                        VALUES (\(turn.sessionID), \(turn.turnID), 'user', \(userContent), \(userContent))
-                        ON CONFLICT (turn_id, role) DO NOTHING
-                        """,
-                        logger: logger
-                    )
-                }
-                let inserted = try await connection.query(
-                    """
-                    INSERT INTO messages (session_id, turn_id, role, content, raw_content, model, prompt_tokens, completion_tokens, latency_ms,
-                                          provider, ttft_ms, finish_reason, attempts, cancelled)
-                    VALUES (\(turn.sessionID), \(turn.turnID), 'assistant', \(turn.replyContent), \(turn.rawReply), \(turn.model),
-                            \(turn.usage.promptTokens), \(turn.usage.completionTokens), \(turn.latencyMilliseconds),
-                            \(turn.provider), \(turn.timeToFirstTokenMilliseconds), \(turn.finishReason), \(turn.attempts), \(turn.cancelled))
-                    ON CONFLICT (turn_id, role) DO NOTHING
-                    RETURNING id, created_at
-                    """,
-                    logger: logger
-                )
-                for try await (id, createdAt) in inserted.decode((Int64, Date).self) {
-                    if turn.completesSession {
-                        // Completing the session and queueing the platform's notice are one
-                        // step: a session completes once, so it is noticed once. Only
-                        // sessions whose topic came from the platform are its business.
-                        try await connection.query(
-                            """
-                            WITH completed AS (
-                                UPDATE sessions SET status = 'completed', completed_at = now(), last_activity_at = now()
-                                WHERE id = \(turn.sessionID) AND status = 'active'
-                                RETURNING id, user_id, topic_id, course_id, completed_at
-                            )
-                            INSERT INTO completion_outbox (session_id, payload)
-                            SELECT c.id, jsonb_build_object(
-                                'userId', CASE WHEN c.user_id ~ '^(0|[1-9][0-9]{0,17})$' THEN to_jsonb(c.user_id::bigint) ELSE to_jsonb(c.user_id) END,
-                                'topicId', c.topic_id,
-                                'courseId', c.course_id,
-                                'completedAt', to_char(c.completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                                'sessionId', c.id
-                            )
-                            FROM completed c JOIN session_contexts x ON x.session_id = c.id
-                            WHERE x.source = 'platform' AND c.topic_id IS NOT NULL
-                            ON CONFLICT (session_id) DO NOTHING
-                            """,
-                            logger: logger
-                        )
-                    } else {
-                        try await connection.query(
-                            "UPDATE sessions SET last_activity_at = now() WHERE id = \(turn.sessionID)",
-                            logger: logger
-                        )
+                try await Self.insertUserMessage(of: turn, on: connection, logger: logger)
+                guard let message = try await Self.insertReply(of: turn, on: connection, logger: logger) else {
+                    // Another attempt of this turn committed first: answer with its reply.
+                    if let existing = try await Self.storedReply(of: turn.turnID, on: connection, logger: logger) {
+                        return StoredReply(message: existing, isNew: false)
                     }
-                    let message = ChatMessage(id: id, role: .assistant, content: turn.replyContent, timestamp: createdAt)
-                    return StoredReply(message: message, isNew: true)
+                    throw StoreError.queryFailed("the reply of turn \(turn.turnID) conflicted but cannot be read")
                 }
-                // Another attempt of this turn committed first: answer with its reply.
-                if let existing = try await Self.storedReply(of: turn.turnID, on: connection, logger: logger) {
-                    return StoredReply(message: existing, isNew: false)
+                if turn.completesSession {
+                    try await Self.completeSession(of: turn, on: connection, logger: logger)
+                } else {
+                    try await connection.query("UPDATE sessions SET last_activity_at = now() WHERE id = \(turn.sessionID)", logger: logger)
                 }
-                throw StoreError.queryFailed("the reply of turn \(turn.turnID) conflicted but cannot be read")
+                return StoredReply(message: message, isNew: true)
             }
         }
+    }
+
+    /// The learner's message of the turn (a session's opening has none).
+    private static func insertUserMessage(of turn: CompletedTurn, on connection: PostgresConnection, logger: Logger) async throws {
+        guard let userContent = turn.userContent else { return }
+        try await connection.query(
+            """
+            INSERT INTO messages (session_id, turn_id, role, content, raw_content)
+            VALUES (\(turn.sessionID), \(turn.turnID), 'user', \(userContent), \(userContent))
+            ON CONFLICT (turn_id, role) DO NOTHING
+            """,
+            logger: logger
+        )
+    }
+
+    /// The reply; nil when the turn has a reply already (another attempt's).
+    private static func insertReply(of turn: CompletedTurn, on connection: PostgresConnection, logger: Logger) async throws -> ChatMessage? {
+        let inserted = try await connection.query(
+            """
+            INSERT INTO messages (session_id, turn_id, role, content, raw_content, model, prompt_tokens, completion_tokens, latency_ms,
+                                  provider, ttft_ms, finish_reason, attempts, cancelled)
+            VALUES (\(turn.sessionID), \(turn.turnID), 'assistant', \(turn.replyContent), \(turn.rawReply), \(turn.model),
+                    \(turn.usage.promptTokens), \(turn.usage.completionTokens), \(turn.latencyMilliseconds),
+                    \(turn.provider), \(turn.timeToFirstTokenMilliseconds), \(turn.finishReason), \(turn.attempts), \(turn.cancelled))
+            ON CONFLICT (turn_id, role) DO NOTHING
+            RETURNING id, created_at
+            """,
+            logger: logger
+        )
+        for try await (id, createdAt) in inserted.decode((Int64, Date).self) {
+            return ChatMessage(id: id, role: .assistant, content: turn.replyContent, timestamp: createdAt)
+        }
+        return nil
+    }
+
+    /// Completes the session and queues the learning platform's notice, in one step:
+    /// a session completes once, so it is noticed once. Only sessions whose topic came
+    /// from the platform are its business.
+    private static func completeSession(of turn: CompletedTurn, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            """
+            WITH completed AS (
+                UPDATE sessions SET status = 'completed', completed_at = now(), last_activity_at = now()
+                WHERE id = \(turn.sessionID) AND status = 'active'
+                RETURNING id, user_id, topic_id, course_id, completed_at
+            )
+            INSERT INTO completion_outbox (session_id, payload)
+            SELECT c.id, jsonb_build_object(
+                'userId', CASE WHEN c.user_id ~ '^(0|[1-9][0-9]{0,17})$' THEN to_jsonb(c.user_id::bigint) ELSE to_jsonb(c.user_id) END,
+                'topicId', c.topic_id,
+                'courseId', c.course_id,
+                'completedAt', to_char(c.completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                'sessionId', c.id
+            )
+            FROM completed c JOIN session_contexts x ON x.session_id = c.id
+            WHERE x.source = 'platform' AND c.topic_id IS NOT NULL
+            ON CONFLICT (session_id) DO NOTHING
+            """,
+            logger: logger
+        )
     }
 
     /// Marks the turn answered if `attempt` holds it (in the reply's transaction).

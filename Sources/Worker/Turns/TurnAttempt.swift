@@ -35,3 +35,22 @@ struct TurnHolding: Sendable {
     /// The longest pause between two looks at a turn that must wait.
     var longestWaitPause: Duration = .milliseconds(400)
 }
+
+extension TurnHolding {
+    /// Holds the turn while the generation runs: returns false as soon as the attempt
+    /// is no longer current or another attempt took the turn over; returns true when
+    /// cancelled (the generation ended). A database outage keeps the hold as it is
+    /// (the store's fence still protects the reply).
+    func keep(_ turnID: UUID, _ attempt: TurnAttempt) async -> Bool {
+        let tick = Duration.milliseconds(200)
+        var sinceRenewal = Duration.zero
+        while true {
+            do { try await Task.sleep(for: tick) } catch { return true }
+            guard attempt.isCurrent() else { return false }
+            sinceRenewal += tick
+            guard sinceRenewal >= renewEvery else { continue }
+            sinceRenewal = .zero
+            if let held = try? await ledger.renew(turnID: turnID, attempt: attempt.ledger, holdFor: holdFor), !held { return false }
+        }
+    }
+}

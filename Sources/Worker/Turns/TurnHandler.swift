@@ -4,23 +4,6 @@ import ParleySupport
 import ServiceLifecycle
 import Shared
 
-/// Why a turn was not answered by this attempt; the processor settles the delivery
-/// accordingly.
-enum TurnFailure: Error, Sendable {
-    /// The database failed; the turn is retried (in place while it is an outage).
-    case store(StoreError)
-    /// Another attempt holds the turn (a redelivery took it over): publish nothing.
-    case superseded
-    /// The turn had ended before this delivery (an error reply was sent): publish nothing.
-    case alreadySettled(TurnLedgerState)
-    /// This worker is stopping: give the turn back to the queue, publish nothing.
-    case interrupted
-
-    init(_ error: StoreError) {
-        if case .superseded = error { self = .superseded } else { self = .store(error) }
-    }
-}
-
 /// Answers one turn: from the database when it was answered before (a redelivery),
 /// otherwise — once the `TurnLedger` lets this attempt generate it, that is when the
 /// session's earlier turns are done — by generating the answer, streamed to
@@ -324,64 +307,6 @@ struct TurnHandler: Sendable {
         } catch {
             throw .store(.unavailable("\(error)"))
         }
-    }
-}
-
-extension TurnHolding {
-    /// Holds the turn while the generation runs: returns false as soon as the attempt
-    /// is no longer current or another attempt took the turn over; returns true when
-    /// cancelled (the generation ended). A database outage keeps the hold as it is
-    /// (the store's fence still protects the reply).
-    func keep(_ turnID: UUID, _ attempt: TurnAttempt) async -> Bool {
-        let tick = Duration.milliseconds(200)
-        var sinceRenewal = Duration.zero
-        while true {
-            do { try await Task.sleep(for: tick) } catch { return true }
-            guard attempt.isCurrent() else { return false }
-            sinceRenewal += tick
-            guard sinceRenewal >= renewEvery else { continue }
-            sinceRenewal = .zero
-            if let held = try? await ledger.renew(turnID: turnID, attempt: attempt.ledger, holdFor: holdFor), !held { return false }
-        }
-    }
-}
-
-/// What the user has been shown of a generation: the model's text without this turn's
-/// marker, and without the public (configured) marker either — a model talked into
-/// writing it completes nothing, and no client sees it.
-private final class ShownText: Sendable {
-    private let markers: (turn: String, public: String)
-    private let filters: Locked<(turn: CompletionMarkerFilter, public: CompletionMarkerFilter)>
-    private let shown = Locked("")
-
-    init(marker: String, publicMarker: String) {
-        markers = (marker, publicMarker)
-        filters = Locked((CompletionMarkerFilter(marker: marker), CompletionMarkerFilter(marker: publicMarker)))
-    }
-
-    var text: String { shown.value }
-
-    func feed(_ piece: String) -> String {
-        let visible = filters.withLock { filters in filters.public.feed(filters.turn.feed(piece)) }
-        if !visible.isEmpty { shown.withLock { $0 += visible } }
-        return visible
-    }
-
-    func reset() {
-        filters.withLock { $0 = (CompletionMarkerFilter(marker: markers.turn), CompletionMarkerFilter(marker: markers.public)) }
-        shown.withLock { $0 = "" }
-    }
-
-    func finish() -> String {
-        filters.withLock { filters in
-            let rest = filters.public.feed(filters.turn.finish())
-            return rest + filters.public.finish()
-        }
-    }
-
-    func visible(_ raw: String) -> String {
-        let filters = self.filters.value
-        return filters.public.visible(filters.turn.visible(raw))
     }
 }
 

@@ -52,15 +52,7 @@ struct TurnProcessor: Service {
             logger.info("skipping a delivery of a replaced connection")
             return
         }
-        let turn: TurnEnvelope
-        do {
-            turn = try EnvelopeCoding.decode(TurnEnvelope.self, from: delivery.body)
-        } catch {
-            logger.error("undecodable turn; dead-lettering it", metadata: ["error": "\(error)", "message_id": "\(delivery.messageID)"])
-            await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: false) }
-            ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "dead_lettered")])
-            return
-        }
+        guard let turn = await decodeOrDeadLetter(delivery, logger: logger) else { return }
         logger[metadataKey: "session_id"] = "\(turn.sessionID)"
         logger[metadataKey: "turn_id"] = "\(turn.turnID)"
         if delivery.redelivered { logger[metadataKey: "redelivered"] = "true" }
@@ -71,7 +63,25 @@ struct TurnProcessor: Service {
             inFlight.decrement()
             ParleyMetrics.workerTurnDuration.record(started.duration(to: .now))
         }
+        await answerAndSettle(turn, delivery: delivery, logger: logger)
+    }
 
+    /// The delivery's turn; nil when it cannot be decoded, and then it is dead-lettered
+    /// at once rather than redelivered in a loop.
+    private func decodeOrDeadLetter(_ delivery: AMQPDelivery, logger: Logger) async -> TurnEnvelope? {
+        do {
+            return try EnvelopeCoding.decode(TurnEnvelope.self, from: delivery.body)
+        } catch {
+            logger.error("undecodable turn; dead-lettering it", metadata: ["error": "\(error)", "message_id": "\(delivery.messageID)"])
+            await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: false) }
+            ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "dead_lettered")])
+            return nil
+        }
+    }
+
+    /// Answers the turn, publishes the answer and settles the delivery — each exactly
+    /// once; through an outage of the database or the broker, in place, again.
+    private func answerAndSettle(_ turn: TurnEnvelope, delivery: AMQPDelivery, logger: Logger) async {
         var backoff = Backoff(initial: retryPause, maximum: maxOutagePause)
         let deltas = DeltaStream(turn: turn, publisher: publisher, topology: topology, coalescer: coalescer, logger: logger)
         let attempt = TurnAttempt(takeover: delivery.redelivered, copy: turn.copyID, isCurrent: { [consumer] in consumer.canSettle(delivery) })
@@ -97,64 +107,95 @@ struct TurnProcessor: Service {
                 logger.info("turn answered", metadata: ["reply": "\(reply.kind)"])
                 ParleyMetrics.workerTurns.increment(by: 1, [("outcome", Self.outcome(of: reply))])
                 return
-            } catch TurnFailure.superseded {
-                // A redelivery took the turn over (or a copy of it is answered elsewhere):
-                // this attempt publishes nothing; a delivery still ours is done.
-                logger.info("another attempt answers this turn; this one stops")
-                if consumer.canSettle(delivery) { await settle(delivery, logger: logger) { try await consumer.ack(delivery) } }
-                ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "superseded")])
-                return
-            } catch TurnFailure.alreadySettled(let state) {
-                logger.info("the turn had ended before this delivery; dropping it", metadata: ["state": "\(state.rawValue)"])
-                await settle(delivery, logger: logger) { try await consumer.ack(delivery) }
-                ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "duplicate")])
-                return
-            } catch TurnFailure.interrupted {
-                logger.info("stopping: the turn goes back to the queue")
-                await giveBack(delivery, turn: turn, attempt: attempt, logger: logger)
+            } catch let failure as TurnFailure where !Self.isOutage(failure) {
+                await endWithoutAnswer(failure, turn: turn, delivery: delivery, attempt: attempt, logger: logger)
                 return
             } catch let failure where Self.isOutage(failure) {
-                // The database or the broker is down: keep the turn (unacked, so it
-                // returns to the queue if this worker dies) and try again when it may
-                // be back. An outage must not use up the turn's delivery limit.
-                guard consumer.canSettle(delivery) else {
-                    logger.warning("broker connection replaced during an outage; the broker has requeued the turn")
-                    return
-                }
-                guard !Task.isShuttingDownGracefully, !Task.isCancelled else {
-                    await giveBack(delivery, turn: turn, attempt: attempt, logger: logger)
-                    return
-                }
-                // Past its deadline the turn is no longer generated (the handler refuses
-                // to), but its reply may have been stored by a commit whose answer was
-                // lost: retrying a while longer replays it. Then the turn is given up.
-                guard !turn.isExpired(at: Date().addingTimeInterval(-expiredGrace.timeInterval)) else {
-                    logger.error("turn reached its deadline during an outage; dropping it", metadata: ["error": "\(failure)"])
-                    // Said only when it is true: a reply this attempt sent to the store may
-                    // have been stored (the client heard `reply_timeout`, "may still be answered").
-                    if answer == nil, !attempt.recordAttempted.value {
-                        let expired = ReplyEnvelope.error(
-                            .init(
-                                sessionID: turn.sessionID,
-                                turnID: turn.turnID,
-                                code: .expired,
-                                message: "the message could not be answered before its deadline; send it again"
-                            )
-                        )
-                        try? await publish(expired)
-                    }
-                    await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: false) }
-                    ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "expired")])
-                    return
-                }
-                let pause = backoff.next()
-                logger.warning("dependency unavailable; retrying the turn in place", metadata: ["error": "\(failure)", "pause": "\(pause)"])
-                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+                let ride = OutageContext(turn: turn, delivery: delivery, attempt: attempt, answered: answer != nil)
+                guard await outageAllowsRetry(failure, ride, backoff: &backoff, logger: logger) else { return }
             } catch {
                 await retryLater(delivery, turn: turn, attempt: attempt, because: "\(error)", logger: logger)
                 return
             }
         }
+    }
+
+    /// The handler ended without an answer for this delivery to publish.
+    private func endWithoutAnswer(
+        _ failure: TurnFailure,
+        turn: TurnEnvelope,
+        delivery: AMQPDelivery,
+        attempt: TurnAttempt,
+        logger: Logger
+    ) async {
+        switch failure {
+        case .superseded:
+            // A redelivery took the turn over (or a copy of it is answered elsewhere):
+            // this attempt publishes nothing; a delivery still ours is done.
+            logger.info("another attempt answers this turn; this one stops")
+            if consumer.canSettle(delivery) { await settle(delivery, logger: logger) { try await consumer.ack(delivery) } }
+            ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "superseded")])
+        case .alreadySettled(let state):
+            logger.info("the turn had ended before this delivery; dropping it", metadata: ["state": "\(state.rawValue)"])
+            await settle(delivery, logger: logger) { try await consumer.ack(delivery) }
+            ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "duplicate")])
+        case .interrupted:
+            logger.info("stopping: the turn goes back to the queue")
+            await giveBack(delivery, turn: turn, attempt: attempt, logger: logger)
+        default:
+            await retryLater(delivery, turn: turn, attempt: attempt, because: "\(failure)", logger: logger)
+        }
+    }
+
+    /// A turn caught in an outage.
+    private struct OutageContext {
+        let turn: TurnEnvelope
+        let delivery: AMQPDelivery
+        let attempt: TurnAttempt
+        /// An answer exists, its publish failed.
+        let answered: Bool
+    }
+
+    /// The database or the broker is down: keeps the turn (unacked, so it returns to
+    /// the queue if this worker dies) and pauses before the next try — an outage must
+    /// not use up the turn's delivery limit. False when the delivery was settled
+    /// instead (shutdown, deadline) or is no longer this worker's.
+    private func outageAllowsRetry(_ failure: any Error, _ outage: OutageContext, backoff: inout Backoff, logger: Logger) async -> Bool {
+        let (turn, delivery, attempt) = (outage.turn, outage.delivery, outage.attempt)
+        guard consumer.canSettle(delivery) else {
+            logger.warning("broker connection replaced during an outage; the broker has requeued the turn")
+            return false
+        }
+        guard !Task.isShuttingDownGracefully, !Task.isCancelled else {
+            await giveBack(delivery, turn: turn, attempt: attempt, logger: logger)
+            return false
+        }
+        // Past its deadline the turn is no longer generated (the handler refuses to),
+        // but its reply may have been stored by a commit whose answer was lost:
+        // retrying a while longer replays it. Then the turn is given up.
+        guard !turn.isExpired(at: Date().addingTimeInterval(-expiredGrace.timeInterval)) else {
+            logger.error("turn reached its deadline during an outage; dropping it", metadata: ["error": "\(failure)"])
+            // Said only when it is true: a reply this attempt sent to the store may have
+            // been stored (the client heard `reply_timeout`, "may still be answered").
+            if !outage.answered, !attempt.recordAttempted.value {
+                let expired = ReplyEnvelope.error(
+                    .init(
+                        sessionID: turn.sessionID,
+                        turnID: turn.turnID,
+                        code: .expired,
+                        message: "the message could not be answered before its deadline; send it again"
+                    )
+                )
+                try? await publish(expired)
+            }
+            await settle(delivery, logger: logger) { try await consumer.reject(delivery, requeue: false) }
+            ParleyMetrics.workerTurns.increment(by: 1, [("outcome", "expired")])
+            return false
+        }
+        let pause = backoff.next()
+        logger.warning("dependency unavailable; retrying the turn in place", metadata: ["error": "\(failure)", "pause": "\(pause)"])
+        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+        return true
     }
 
     /// Returns a turn to the queue unanswered (this worker stops): its hold is

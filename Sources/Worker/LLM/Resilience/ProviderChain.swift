@@ -42,79 +42,97 @@ struct ProviderChain: Sendable {
 
     var primary: any ChatModel { slots[0].model }
 
+    /// What one generation has been through so far, across providers.
+    private struct Progress {
+        var lastError = LLMError.unavailable("no provider configured")
+        var attempts = 0
+        /// Text of a failed attempt reached the client: the next attempt first resets it.
+        let textSent = Locked(false)
+    }
+
     func generate(
         _ prompt: [PromptMessage],
         onProgress: @escaping @Sendable (GenerationProgress) async -> Void
     ) async throws(LLMError) -> GenerationResult {
-        var lastError = LLMError.unavailable("no provider configured")
-        var attempts = 0
-        let textSent = Locked(false)
+        var progress = Progress()
         var lastTried: String?
         for slot in slots {
-            var metadata: Logger.Metadata = ["provider": "\(slot.model.provider)", "model": "\(slot.model.model)"]
-            let labels = [("provider", slot.model.provider), ("model", slot.model.model)]
             guard slot.breaker.allowsRequest() else {
-                logger.warning("provider skipped: circuit open", metadata: metadata)
-                lastError = .circuitOpen(provider: slot.model.provider)
+                logger.warning("provider skipped: circuit open", metadata: ["provider": "\(slot.model.provider)", "model": "\(slot.model.model)"])
+                progress.lastError = .circuitOpen(provider: slot.model.provider)
                 continue
             }
             if let lastTried {
                 ParleyMetrics.llmFallbacks.increment(by: 1, [("from", lastTried), ("to", slot.model.provider)])
             }
             lastTried = slot.model.provider
-            var attempt = 0
-            while true {
-                attempt += 1
-                attempts += 1
-                if textSent.withLock({ sent in
-                    defer { sent = false }
-                    return sent
-                }) {
-                    await onProgress(.reset(reason: "\(lastError)"))
+            if let result = try await generate(prompt, with: slot, progress: &progress, onProgress: onProgress) { return result }
+            guard progress.lastError.allowsFallback else { throw progress.lastError }
+        }
+        throw progress.lastError
+    }
+
+    /// Tries one provider, again as long as the retry policy allows; nil when it
+    /// failed for good (`progress.lastError` says how).
+    private func generate(
+        _ prompt: [PromptMessage],
+        with slot: Slot,
+        progress: inout Progress,
+        onProgress: @escaping @Sendable (GenerationProgress) async -> Void
+    ) async throws(LLMError) -> GenerationResult? {
+        var metadata: Logger.Metadata = ["provider": "\(slot.model.provider)", "model": "\(slot.model.model)"]
+        let labels = [("provider", slot.model.provider), ("model", slot.model.model)]
+        let textSent = progress.textSent
+        var attempt = 0
+        while true {
+            attempt += 1
+            progress.attempts += 1
+            if textSent.withLock({ sent in
+                defer { sent = false }
+                return sent
+            }) {
+                await onProgress(.reset(reason: "\(progress.lastError)"))
+            }
+            let started = ContinuousClock.now
+            let firstText = Locked<ContinuousClock.Instant?>(nil)
+            do {
+                let completion = try await run(slot.model, prompt) { piece in
+                    firstText.withLock { $0 = $0 ?? .now }
+                    textSent.withLock { $0 = true }
+                    await onProgress(.text(piece))
                 }
-                let started = ContinuousClock.now
-                let firstText = Locked<ContinuousClock.Instant?>(nil)
+                slot.breaker.recordSuccess()
+                record(attemptOf: labels, started: started, firstText: firstText.value, outcome: "ok")
+                // A server's own count, which a broken one might send negative.
+                ParleyMetrics.llmTokens.increment(by: max(0, completion.usage.promptTokens), labels + [("kind", "prompt")])
+                ParleyMetrics.llmTokens.increment(by: max(0, completion.usage.completionTokens), labels + [("kind", "completion")])
+                return GenerationResult(
+                    completion: completion,
+                    provider: slot.model.provider,
+                    timeToFirstToken: firstText.value.map { started.duration(to: $0) },
+                    attempts: progress.attempts
+                )
+            } catch {
+                if case .cancelled = error { throw error }
+                record(attemptOf: labels, started: started, firstText: firstText.value, outcome: "error")
+                ParleyMetrics.llmErrors.increment(by: 1, [("provider", slot.model.provider), ("code", error.code.rawValue)])
+                progress.lastError = error
+                metadata["error"] = "\(error)"
+                metadata["attempt"] = "\(attempt)"
+                if error.countsAgainstProvider { slot.breaker.recordFailure() }
+                guard let delay = policy.delay(after: attempt, failedWith: error, jitter: jitter()) else {
+                    logger.warning("provider failed; not retrying it", metadata: metadata)
+                    return nil
+                }
+                logger.warning("provider failed; retrying", metadata: metadata.merging(["delay": "\(delay)"]) { $1 })
+                ParleyMetrics.llmRetries.increment(by: 1, labels)
                 do {
-                    let completion = try await run(slot.model, prompt) { piece in
-                        firstText.withLock { $0 = $0 ?? .now }
-                        textSent.withLock { $0 = true }
-                        await onProgress(.text(piece))
-                    }
-                    slot.breaker.recordSuccess()
-                    record(attemptOf: labels, started: started, firstText: firstText.value, outcome: "ok")
-                    // A server's own count, which a broken one might send negative.
-                    ParleyMetrics.llmTokens.increment(by: max(0, completion.usage.promptTokens), labels + [("kind", "prompt")])
-                    ParleyMetrics.llmTokens.increment(by: max(0, completion.usage.completionTokens), labels + [("kind", "completion")])
-                    return GenerationResult(
-                        completion: completion,
-                        provider: slot.model.provider,
-                        timeToFirstToken: firstText.value.map { started.duration(to: $0) },
-                        attempts: attempts
-                    )
+                    try await sleep(delay)
                 } catch {
-                    if case .cancelled = error { throw error }
-                    record(attemptOf: labels, started: started, firstText: firstText.value, outcome: "error")
-                    ParleyMetrics.llmErrors.increment(by: 1, [("provider", slot.model.provider), ("code", error.code.rawValue)])
-                    lastError = error
-                    metadata["error"] = "\(error)"
-                    metadata["attempt"] = "\(attempt)"
-                    if error.countsAgainstProvider { slot.breaker.recordFailure() }
-                    guard let delay = policy.delay(after: attempt, failedWith: error, jitter: jitter()) else {
-                        logger.warning("provider failed; not retrying it", metadata: metadata)
-                        break
-                    }
-                    logger.warning("provider failed; retrying", metadata: metadata.merging(["delay": "\(delay)"]) { $1 })
-                    ParleyMetrics.llmRetries.increment(by: 1, labels)
-                    do {
-                        try await sleep(delay)
-                    } catch {
-                        throw .cancelled
-                    }
+                    throw .cancelled
                 }
             }
-            guard lastError.allowsFallback else { throw lastError }
         }
-        throw lastError
     }
 
     /// One attempt's metrics. Time to first token exists only for a stream: a whole
