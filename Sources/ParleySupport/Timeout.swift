@@ -16,9 +16,10 @@ public struct TimeoutError: Error, Sendable {
 /// (seen: a PostgresNIO query while the server shuts down never returned, and a task
 /// group, which waits for all its children, hung its caller for good — a worker's turn
 /// and a gateway's socket with it). So `body` runs in a task of its own, which is
-/// cancelled and left to finish by itself; nothing waits for it. This is the one place
-/// where Parley gives up structured concurrency, and only for work that is already
-/// cancelled.
+/// cancelled and left to finish by itself; nothing waits for it. One of the three
+/// places where Parley gives up structured concurrency (docs/decisions.md,
+/// "Structured concurrency, and its three exceptions"), and only for work that is
+/// already cancelled.
 public func withTimeout<T: Sendable>(
     _ duration: Duration,
     _ body: @escaping @Sendable () async throws -> T
