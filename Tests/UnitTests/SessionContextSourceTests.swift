@@ -30,7 +30,7 @@ struct InMemoryLearningPlatform: LearningPlatform {
         return topic
     }
 
-    func completeTopic(payload: Data, idempotencyKey: String) async throws(PlatformError) {}
+    func completeTopic(_ completion: TopicCompletion, idempotencyKey: String) async throws(PlatformError) {}
 }
 
 @Suite("Session context sources")

@@ -54,11 +54,11 @@ public struct HTTPLearningPlatform: LearningPlatform {
         )
     }
 
-    public func completeTopic(payload: Data, idempotencyKey: String) async throws(PlatformError) {
+    public func completeTopic(_ completion: TopicCompletion, idempotencyKey: String) async throws(PlatformError) {
         var request = request("/api/v1/userprogress/complete-topic", method: .POST)
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "Idempotency-Key", value: idempotencyKey)
-        request.body = .bytes(ByteBuffer(bytes: payload))
+        request.body = .bytes(ByteBuffer(bytes: completion.jsonBody))
         _ = try await send(request)
     }
 

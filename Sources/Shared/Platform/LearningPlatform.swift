@@ -54,7 +54,7 @@ public protocol LearningPlatform: Sendable {
     /// The course's title as the learner's progress in it names it.
     func courseTitle(userID: String, courseID: Int64) async throws(PlatformError) -> String?
     func topic(id: Int64) async throws(PlatformError) -> PlatformTopic
-    /// `POST /api/v1/userprogress/complete-topic` with the outbox row's payload, once
-    /// (the outbox retries). `idempotencyKey` lets the platform drop a repeat.
-    func completeTopic(payload: Data, idempotencyKey: String) async throws(PlatformError)
+    /// `POST /api/v1/userprogress/complete-topic`, once (the outbox retries).
+    /// `idempotencyKey` lets the platform drop a repeat.
+    func completeTopic(_ completion: TopicCompletion, idempotencyKey: String) async throws(PlatformError)
 }

@@ -193,23 +193,18 @@ public struct PostgresConversationStore: ConversationStore {
 
     /// Completes the session and queues the learning platform's notice, in one step:
     /// a session completes once, so it is noticed once. Only sessions whose topic came
-    /// from the platform are its business.
+    /// from the platform are its business. The row names the session; what the
+    /// platform is told is built when it is sent (`TopicCompletion`).
     private static func completeSession(of turn: CompletedTurn, on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query(
             """
             WITH completed AS (
                 UPDATE sessions SET status = 'completed', completed_at = now(), last_activity_at = now()
                 WHERE id = \(turn.sessionID) AND status = 'active'
-                RETURNING id, user_id, topic_id, course_id, completed_at
+                RETURNING id, topic_id
             )
-            INSERT INTO completion_outbox (session_id, payload)
-            SELECT c.id, jsonb_build_object(
-                'userId', CASE WHEN c.user_id ~ '^(0|[1-9][0-9]{0,17})$' THEN to_jsonb(c.user_id::bigint) ELSE to_jsonb(c.user_id) END,
-                'topicId', c.topic_id,
-                'courseId', c.course_id,
-                'completedAt', to_char(c.completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                'sessionId', c.id
-            )
+            INSERT INTO completion_outbox (session_id)
+            SELECT c.id
             FROM completed c JOIN session_contexts x ON x.session_id = c.id
             WHERE x.source = 'platform' AND c.topic_id IS NOT NULL
             ON CONFLICT (session_id) DO NOTHING

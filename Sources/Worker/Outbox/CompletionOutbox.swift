@@ -8,8 +8,8 @@ import Shared
 public struct OutboxEntry: Sendable, Equatable {
     public var id: Int64
     public var sessionID: UUID
-    /// The JSON body of `POST /api/v1/userprogress/complete-topic`.
-    public var payload: Data
+    /// What the platform is told, from the session's row.
+    public var completion: TopicCompletion
     /// Attempts so far, this one included.
     public var attempts: Int
     /// The claim: only its holder records a failure.
@@ -17,7 +17,8 @@ public struct OutboxEntry: Sendable, Equatable {
 }
 
 /// The `completion_outbox` table: rows are written in the transaction that completes a
-/// session (see `PostgresConversationStore.record`) and sent by `CompletionSender`.
+/// session (see `PostgresConversationStore.record`) and sent by `CompletionSender`. A
+/// row names its session; the notice is built from the session's row when claimed.
 ///
 /// A row is *claimed* before it is sent: its `next_attempt_at` moves a lease into the
 /// future and it gets a claim token, so no other sender takes it while this one sends.
@@ -50,20 +51,33 @@ public struct PostgresCompletionOutbox: CompletionOutbox {
         return try await storeCall(timeout: .seconds(10)) {
             let rows = try await client.query(
                 """
-                UPDATE completion_outbox
-                SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => \(seconds)), claim_token = gen_random_uuid()
-                WHERE id = (
-                    SELECT id FROM completion_outbox
-                    WHERE delivered_at IS NULL AND next_attempt_at <= now()
-                    ORDER BY next_attempt_at, id LIMIT 1
-                    FOR UPDATE SKIP LOCKED
+                WITH claimed AS (
+                    UPDATE completion_outbox
+                    SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => \(seconds)), claim_token = gen_random_uuid()
+                    WHERE id = (
+                        SELECT id FROM completion_outbox
+                        WHERE delivered_at IS NULL AND next_attempt_at <= now()
+                        ORDER BY next_attempt_at, id LIMIT 1
+                        FOR UPDATE SKIP LOCKED
+                    )
+                    RETURNING id, session_id, attempts, claim_token, created_at
                 )
-                RETURNING id, session_id, payload::text, attempts, claim_token
+                SELECT c.id, c.session_id, c.attempts, c.claim_token, s.user_id, s.topic_id, s.course_id,
+                       coalesce(s.completed_at, c.created_at)
+                FROM claimed c JOIN sessions s ON s.id = c.session_id
                 """,
                 logger: logger
             )
-            for try await (id, sessionID, payload, attempts, claim) in rows.decode((Int64, UUID, String, Int32, UUID).self) {
-                return OutboxEntry(id: id, sessionID: sessionID, payload: Data(payload.utf8), attempts: Int(attempts), claim: claim)
+            let columns = (Int64, UUID, Int32, UUID, String, Int64?, Int64?, Date).self
+            for try await (id, sessionID, attempts, claim, userID, topicID, courseID, completedAt) in rows.decode(columns) {
+                let completion = TopicCompletion(
+                    sessionID: sessionID,
+                    userID: userID,
+                    topicID: topicID ?? 0,
+                    courseID: courseID,
+                    completedAt: completedAt
+                )
+                return OutboxEntry(id: id, sessionID: sessionID, completion: completion, attempts: Int(attempts), claim: claim)
             }
             return nil
         }

@@ -55,7 +55,7 @@ struct CompletionSender: Service {
         logger[metadataKey: "outbox_id"] = "\(entry.id)"
         logger[metadataKey: "attempt"] = "\(entry.attempts)"
         do {
-            try await platform.completeTopic(payload: entry.payload, idempotencyKey: entry.sessionID.lowercased)
+            try await platform.completeTopic(entry.completion, idempotencyKey: entry.sessionID.lowercased)
             logger.info("the learning platform took the topic completion")
             ParleyMetrics.outboxAttempts.increment(by: 1, [("outcome", "delivered")])
         } catch .rejected(status: 409, _) {

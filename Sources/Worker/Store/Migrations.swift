@@ -149,6 +149,15 @@ public enum ParleyMigrations {
                 "CREATE INDEX turns_queued_idx ON turns (session_id, seq) WHERE state = 'queued'",
             ]
         ),
+        Migration(
+            version: 6,
+            name: "outbox rows name their session",
+            statements: [
+                // The platform's notice is built from the session's row when it is sent
+                // (TopicCompletion); rows queued before keep their payload, unused.
+                "ALTER TABLE completion_outbox ALTER COLUMN payload DROP NOT NULL"
+            ]
+        ),
     ]
 }
 
