@@ -86,3 +86,34 @@ struct EnvelopeTests {
         #expect(StoreError.isTransient(sqlState: sqlState) == transient)
     }
 }
+
+/// How each envelope travels: the properties the broker and the other side rely on.
+@Suite("Envelopes on the broker")
+struct ParleyMessagesTests {
+    let topology = ParleyTopology(prefix: "p")
+    let session = UUID()
+
+    @Test func aTurnIsPersistentAndMandatoryOnTheTurnsQueue() {
+        let turn = TurnEnvelope(kind: .message, sessionID: session, userID: "ana", content: "oi", gatewayID: "g")
+        let message = topology.message(for: turn)
+        #expect(message.exchange == "p.turns" && message.routingKey == "turn")
+        #expect(message.persistent && message.mandatory)
+        #expect(message.messageID == turn.turnID.lowercased)
+    }
+
+    @Test func repliesAreRoutedBySessionAndOnlyFinalOnesArePersistent() {
+        let turnID = UUID()
+        let delta = topology.message(for: .delta(.init(sessionID: session, turnID: turnID, index: 0, text: "o")))
+        let failure = topology.message(for: .error(.init(sessionID: session, turnID: turnID, code: .llmUnavailable, message: "down")))
+        #expect(delta.exchange == "p.replies" && delta.routingKey == session.lowercased && !delta.persistent)
+        #expect(failure.persistent && !failure.mandatory && failure.type == "reply.error")
+        #expect(delta.messageID != failure.messageID)
+    }
+
+    @Test func aCancelGoesToEveryWorkerAndIsNotKept() {
+        let turnID = UUID()
+        let message = topology.message(for: ControlEnvelope(kind: .cancel, turnID: turnID, sessionID: session))
+        #expect(message.exchange == "p.control" && message.routingKey == "" && !message.persistent)
+        #expect(message.messageID == "\(turnID.lowercased).cancel" && message.type == "control.cancel")
+    }
+}

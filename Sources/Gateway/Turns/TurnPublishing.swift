@@ -15,30 +15,10 @@ struct BrokerTurnPublisher: TurnPublishing {
     let topology: ParleyTopology
 
     func publish(_ turn: TurnEnvelope) async throws(AMQPError) {
-        try await publisher.publish(
-            AMQPOutgoingMessage(
-                exchange: topology.turnsExchange,
-                routingKey: topology.turnRoutingKey,
-                body: EnvelopeCoding.encode(turn),
-                messageID: turn.turnID.lowercased,
-                type: turn.messageType,
-                persistent: true,
-                mandatory: true
-            )
-        )
+        try await publisher.publish(topology.message(for: turn))
     }
 
     func cancel(turnID: UUID, sessionID: UUID) async throws(AMQPError) {
-        let signal = ControlEnvelope(kind: .cancel, turnID: turnID, sessionID: sessionID)
-        try await publisher.publish(
-            AMQPOutgoingMessage(
-                exchange: topology.controlExchange,
-                routingKey: "",
-                body: EnvelopeCoding.encode(signal),
-                messageID: "\(turnID.lowercased).cancel",
-                type: "control.cancel",
-                persistent: false
-            )
-        )
+        try await publisher.publish(topology.message(for: ControlEnvelope(kind: .cancel, turnID: turnID, sessionID: sessionID)))
     }
 }

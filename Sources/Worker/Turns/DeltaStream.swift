@@ -59,24 +59,9 @@ actor DeltaStream {
 
     private func send(_ envelope: ReplyEnvelope) async {
         do {
-            try await publisher.send(ReplyMessage.amqp(envelope, topology: topology))
+            try await publisher.send(topology.message(for: envelope))
         } catch {
             logger.debug("a streamed delta was not sent", metadata: ["error": "\(error)"])
         }
-    }
-}
-
-/// How reply envelopes travel: to the replies exchange, routing key = session id;
-/// final ones persistent.
-enum ReplyMessage {
-    static func amqp(_ reply: ReplyEnvelope, topology: ParleyTopology) -> AMQPOutgoingMessage {
-        AMQPOutgoingMessage(
-            exchange: topology.repliesExchange,
-            routingKey: reply.sessionID.lowercased,
-            body: EnvelopeCoding.encode(reply),
-            messageID: "\(reply.turnID.lowercased).\(reply.kind)",
-            type: "reply.\(reply.kind)",
-            persistent: reply.isFinal
-        )
     }
 }

@@ -229,7 +229,7 @@ struct TurnProcessor: Service {
     }
 
     private func publish(_ reply: ReplyEnvelope) async throws(AMQPError) {
-        try await publisher.publish(ReplyMessage.amqp(reply, topology: topology))
+        try await publisher.publish(topology.message(for: reply))
     }
 
     private func retryLater(_ delivery: AMQPDelivery, turn: TurnEnvelope, attempt: TurnAttempt, because reason: String, logger: Logger) async {
