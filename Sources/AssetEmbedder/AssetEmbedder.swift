@@ -12,20 +12,28 @@ import Foundation
 struct AssetEmbedder {
     static func main() throws {
         let arguments = CommandLine.arguments.dropFirst()
-        guard let output = arguments.first, arguments.count > 1 else {
-            FileHandle.standardError.write(Data("usage: AssetEmbedder OUTPUT.swift INPUT...\n".utf8))
-            exit(2)
-        }
+        guard let output = arguments.first, arguments.count > 1 else { fail("usage: AssetEmbedder OUTPUT.swift INPUT...") }
         var source = "// Generated at build time by AssetEmbedder (Plugins/EmbedAssets) from the files named below; do not edit.\n\n"
         source += "enum EmbeddedAssets {\n"
+        var names: Set<String> = []
         for path in arguments.dropFirst().sorted() {
             let url = URL(fileURLWithPath: path)
             let text = try String(contentsOf: url, encoding: .utf8)
+            let name = constantName(for: url)
+            // A multi-line literal reads CRLF as LF: such a file would not be kept as is.
+            guard !text.contains("\r"), name.first?.isLetter == true, names.insert(name).inserted else {
+                fail("\(path): an asset must be LF-only text whose name starts with a letter and is not another's (constant \(name))")
+            }
             source += "    /// \(url.lastPathComponent)\n"
-            source += "    static let \(constantName(for: url)) = \(rawStringLiteral(text))\n\n"
+            source += "    static let \(name) = \(rawStringLiteral(text))\n\n"
         }
         source += "}\n"
         try Data(source.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+    }
+
+    static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("AssetEmbedder: \(message)\n".utf8))
+        exit(2)
     }
 
     /// `openapi.json` → `openapiJSON`, `chat-page.html` → `chatPageHTML`.
@@ -35,20 +43,15 @@ struct AssetEmbedder {
         return head + words.dropFirst().map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined() + url.pathExtension.uppercased()
     }
 
-    /// A multi-line raw string literal with more `#` than any `"#…` run in the text,
-    /// so the text needs no escaping.
+    /// A multi-line raw string literal with more `#` than the longest run of `#` in
+    /// the text, so that nothing in it (`"#`, a backslash and `#`, `"""#`) can end the literal or
+    /// start an escape: the text needs no escaping and is kept as it is.
     static func rawStringLiteral(_ text: String) -> String {
         var longest = 0
-        var run = -1
+        var run = 0
         for character in text {
-            if character == "\"" {
-                run = 0
-            } else if character == "#", run >= 0 {
-                run += 1
-                longest = max(longest, run)
-            } else {
-                run = -1
-            }
+            run = character == "#" ? run + 1 : 0
+            longest = max(longest, run)
         }
         let hashes = String(repeating: "#", count: longest + 1)
         let body = text.hasSuffix("\n") ? String(text.dropLast()) : text

@@ -75,7 +75,8 @@ struct TrainingIntegrationTests {
             let second = try #require(try await outbox.claim(lease: .seconds(60)))
             #expect(try await outbox.claim(lease: .seconds(60)) == nil)
             #expect([first.sessionID, second.sessionID] == [numeric.id, named.id])
-            let payloads = try [first, second].map { try #require(JSONSerialization.jsonObject(with: $0.completion.jsonBody) as? [String: Any]) }
+            let notices = try [first, second].map { try #require($0.completion) }
+            let payloads = try notices.map { try #require(JSONSerialization.jsonObject(with: $0.jsonBody) as? [String: Any]) }
             #expect(payloads[0]["userId"] as? Int == 42)
             #expect(payloads[0]["topicId"] as? Int == 101 && payloads[0]["courseId"] as? Int == 1)
             #expect(payloads[0]["sessionId"] as? String == numeric.id.lowercased)

@@ -40,3 +40,27 @@ struct TopicCompletionTests {
         #expect(try body(user: "ana", course: nil)["courseId"] is NSNull)
     }
 }
+
+extension TopicCompletionTests {
+    /// Milliseconds are rounded from the instant: a stored `.002` that reads back as
+    /// `.00199…` is still `.002`.
+    @Test func millisecondsAreRoundedNotTruncated() {
+        #expect(TopicCompletion.timestamp(Date(timeIntervalSince1970: 1_764_590_400.001_999_9)) == "2025-12-01T12:00:00.002Z")
+        #expect(TopicCompletion.timestamp(Date(timeIntervalSince1970: 1_764_590_400.9996)) == "2025-12-01T12:00:01.000Z")
+        #expect(TopicCompletion.timestamp(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+    }
+
+    /// A row queued before migration 6 whose session is gone is sent from its payload.
+    @Test func aNoticeIsReadBackFromAnOldPayload() throws {
+        let old = TopicCompletion(
+            sessionID: session,
+            userID: "42",
+            topicID: 7001,
+            courseID: nil,
+            completedAt: Date(timeIntervalSince1970: 1_764_590_400.25)
+        )
+        let read = try #require(TopicCompletion(payload: old.jsonBody))
+        #expect(read == old)
+        #expect(TopicCompletion(payload: Data("{}".utf8)) == nil)
+    }
+}

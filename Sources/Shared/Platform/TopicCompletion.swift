@@ -25,7 +25,7 @@ public struct TopicCompletion: Sendable, Equatable {
         var object: [String: Any] = [
             "topicId": topicID,
             "courseId": courseID.map { $0 as Any } ?? NSNull(),
-            "completedAt": Self.timestamp.format(completedAt),
+            "completedAt": Self.timestamp(completedAt),
             "sessionId": sessionID.uuidString.lowercased(),
         ]
         let isNumber = userID.wholeMatch(of: /0|[1-9][0-9]{0,17}/) != nil
@@ -33,5 +33,25 @@ public struct TopicCompletion: Sendable, Equatable {
         return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
     }
 
-    private static let timestamp = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
+    /// `2025-12-01T12:00:00.250Z`: the milliseconds rounded from the instant itself (a
+    /// formatter truncates, and a stored `.002` can read back as `.00199…`).
+    static func timestamp(_ date: Date) -> String {
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        let (seconds, fraction) = milliseconds.quotientAndRemainder(dividingBy: 1000)
+        let whole = Date(timeIntervalSince1970: TimeInterval(fraction < 0 ? seconds - 1 : seconds))
+        let text = whole.formatted(Date.ISO8601FormatStyle(timeZone: .gmt))  // 2025-12-01T12:00:00Z
+        return text.dropLast() + "." + String(format: "%03lld", (fraction + 1000) % 1000) + "Z"
+    }
+
+    /// A notice from the payload a row was queued with before migration 6 (the same
+    /// fields); nil when it cannot be read.
+    public init?(payload: Data) {
+        guard let object = try? JSONSerialization.jsonObject(with: payload) as? [String: Any],
+            let session = (object["sessionId"] as? String).flatMap(UUID.init(uuidString:)),
+            let topic = (object["topicId"] as? NSNumber)?.int64Value,
+            let user = object["userId"].map({ "\($0)" }),
+            let completed = (object["completedAt"] as? String).flatMap({ try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse($0) })
+        else { return nil }
+        self.init(sessionID: session, userID: user, topicID: topic, courseID: (object["courseId"] as? NSNumber)?.int64Value, completedAt: completed)
+    }
 }

@@ -8,8 +8,10 @@ import Shared
 public struct OutboxEntry: Sendable, Equatable {
     public var id: Int64
     public var sessionID: UUID
-    /// What the platform is told, from the session's row.
-    public var completion: TopicCompletion
+    /// What the platform is told, from the session's row (or, for a row queued before
+    /// migration 6 whose session is gone, from the payload it was queued with); nil
+    /// when neither exists, and the row cannot be sent.
+    public var completion: TopicCompletion?
     /// Attempts so far, this one included.
     public var attempts: Int
     /// The claim: only its holder records a failure.
@@ -60,23 +62,22 @@ public struct PostgresCompletionOutbox: CompletionOutbox {
                         ORDER BY next_attempt_at, id LIMIT 1
                         FOR UPDATE SKIP LOCKED
                     )
-                    RETURNING id, session_id, attempts, claim_token, created_at
+                    RETURNING id, session_id, attempts, claim_token, created_at, payload
                 )
                 SELECT c.id, c.session_id, c.attempts, c.claim_token, s.user_id, s.topic_id, s.course_id,
-                       coalesce(s.completed_at, c.created_at)
-                FROM claimed c JOIN sessions s ON s.id = c.session_id
+                       coalesce(s.completed_at, c.created_at), c.payload::text
+                FROM claimed c LEFT JOIN sessions s ON s.id = c.session_id
                 """,
                 logger: logger
             )
-            let columns = (Int64, UUID, Int32, UUID, String, Int64?, Int64?, Date).self
-            for try await (id, sessionID, attempts, claim, userID, topicID, courseID, completedAt) in rows.decode(columns) {
-                let completion = TopicCompletion(
-                    sessionID: sessionID,
-                    userID: userID,
-                    topicID: topicID ?? 0,
-                    courseID: courseID,
-                    completedAt: completedAt
-                )
+            let columns = (Int64, UUID, Int32, UUID, String?, Int64?, Int64?, Date, String?).self
+            for try await (id, sessionID, attempts, claim, userID, topicID, courseID, completedAt, payload) in rows.decode(columns) {
+                var completion: TopicCompletion?
+                if let userID, let topicID {
+                    completion = TopicCompletion(sessionID: sessionID, userID: userID, topicID: topicID, courseID: courseID, completedAt: completedAt)
+                } else if let payload {
+                    completion = TopicCompletion(payload: Data(payload.utf8))
+                }
                 return OutboxEntry(id: id, sessionID: sessionID, completion: completion, attempts: Int(attempts), claim: claim)
             }
             return nil

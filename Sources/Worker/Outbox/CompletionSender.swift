@@ -54,8 +54,15 @@ struct CompletionSender: Service {
         logger[metadataKey: "session_id"] = "\(entry.sessionID.lowercased)"
         logger[metadataKey: "outbox_id"] = "\(entry.id)"
         logger[metadataKey: "attempt"] = "\(entry.attempts)"
+        guard let completion = entry.completion else {
+            // Its session was deleted and the row holds no payload: nothing to tell.
+            // Kept, and retried slowly, so that the backlog shows it.
+            logger.error("a topic completion's session no longer exists; its notice cannot be built")
+            await recordFailure(entry, .rejected(status: 0, body: "the session of this completion no longer exists"), logger: logger)
+            return
+        }
         do {
-            try await platform.completeTopic(entry.completion, idempotencyKey: entry.sessionID.lowercased)
+            try await platform.completeTopic(completion, idempotencyKey: entry.sessionID.lowercased)
             logger.info("the learning platform took the topic completion")
             ParleyMetrics.outboxAttempts.increment(by: 1, [("outcome", "delivered")])
         } catch .rejected(status: 409, _) {
