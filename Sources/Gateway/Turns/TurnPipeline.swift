@@ -230,7 +230,10 @@ actor TurnPipeline: Service {
             case .send(let frame, let listener):
                 listener.send(frame)
             case .broadcast(let frame):
-                for listener in sessions[sessionID]?.listeners.values.map({ $0 }) ?? [] { listener.send(frame) }
+                // No copy of the listeners: this runs for every delta.
+                if let listeners = sessions[sessionID]?.listeners.values {
+                    for listener in listeners { listener.send(frame) }
+                }
             case .note(let note):
                 record(note, in: sessionID)
             }
