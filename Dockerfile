@@ -33,12 +33,12 @@ COPY Sources ./Sources
 COPY Plugins ./Plugins
 COPY Tests ./Tests
 
-# Every executable product (parley-gateway, parley-worker, parley-llm-sim); test
-# targets are not built. Symbols stay, for readable crash backtraces.
+# Every executable product (parley-gateway, parley-worker, parley-llm-sim, and the
+# load tool parley-load, to load a deployment from inside it); test targets are not built. Symbols stay, for readable crash backtraces.
 RUN swift build -c release --static-swift-stdlib \
     && bin="$(swift build -c release --static-swift-stdlib --show-bin-path)" \
     && mkdir -p /out \
-    && cp "$bin/parley-gateway" "$bin/parley-worker" "$bin/parley-llm-sim" /out/
+    && cp "$bin/parley-gateway" "$bin/parley-worker" "$bin/parley-llm-sim" "$bin/parley-load" /out/
 
 # ---------------------------------------------------------------- runtime
 FROM debian:bookworm-slim

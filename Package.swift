@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "parley-gateway", targets: ["Gateway"]),
         .executable(name: "parley-worker", targets: ["Worker"]),
         .executable(name: "parley-llm-sim", targets: ["LLMSim"]),
+        .executable(name: "parley-load", targets: ["LoadTool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
@@ -22,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
     ],
     targets: [
         // rabbitmq-c (Debian: librabbitmq-dev). Only Sources/AMQPClient imports it.
@@ -97,6 +99,20 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The load tool (parley-load): many WebSocket clients against any gateway, with
+        // latency percentiles, turns per second and a JSON result for the plots.
+        .executableTarget(
+            name: "LoadTool",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(

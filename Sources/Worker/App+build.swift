@@ -18,7 +18,7 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
     let postgres = PostgresClient(configuration: settings.database.clientConfiguration, backgroundLogger: logger)
     let store = PostgresConversationStore(client: postgres, logger: logger)
     let broker = WorkerBroker(settings: settings, logger: logger)
-    let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+    let httpClient = providerHTTPClient(concurrency: settings.concurrency)
     let cancellations = TurnCancellations()
     let schemaReady = Gate()
     let processor = turnProcessor(
@@ -63,6 +63,20 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
     // per turn).
     configuration.maximumGracefulShutdownDuration = settings.shutdownTimeout
     return ServiceGroup(configuration: configuration)
+}
+
+/// The HTTP client of the providers (and the learning platform). A worker mostly
+/// waits on the model, so every turn in flight gets a connection of its own rather
+/// than a place in the pool's queue: the pool's HTTP/1 limit per host follows
+/// `WORKER_CONCURRENCY` (AsyncHTTPClient's default is 8). HTTP/2, negotiated over TLS
+/// where the provider offers it, carries them all on one connection.
+func providerHTTPClient(concurrency: Int, connectTimeout: Duration = .seconds(10)) -> HTTPClient {
+    var configuration = HTTPClient.Configuration()
+    configuration.httpVersion = .automatic
+    // Also how long a request may wait for a pooled connection.
+    configuration.timeout.connect = .nanoseconds(Int64(connectTimeout.wholeMilliseconds) * 1_000_000)
+    configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, concurrency + 8))
+    return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 }
 
 /// A worker's three broker connections: replies out, turns in (as many at once as

@@ -47,7 +47,7 @@ struct WorkerSettings: Sendable {
         logLevel = try Logger.Level(environment: environment)
         broker = try BrokerSettings(environment: environment)
         database = try DatabaseSettings(environment: environment)
-        concurrency = try environment.int("WORKER_CONCURRENCY", default: 8, range: 1...1000)
+        concurrency = try environment.int("WORKER_CONCURRENCY", default: 256, range: 1...10_000)
         maxConversationHistory = try environment.int("MAX_CONVERSATION_HISTORY", default: 20, range: 0...1000)
 
         let primary = try Self.provider(environment.string("LLM_PROVIDER", default: "openai"), variable: "LLM_PROVIDER")

@@ -127,6 +127,16 @@ struct ProviderChainTests {
         #expect(gemini.calls.load(ordering: .relaxed) == 2)
     }
 
+    /// A worker's own want of a pooled connection says nothing of the provider: it is
+    /// retried, and never opens the provider's circuit.
+    @Test func noFreeLocalConnectionIsRetriedAndNeverTripsTheBreaker() async throws {
+        let openai = FlakyModel("openai", failing: Array(repeating: .noLocalConnection("pool"), count: 3))
+        let (chain, breakers) = chain([openai], attempts: 3, breakerFailures: 2)
+        await #expect(throws: LLMError.noLocalConnection("pool")) { try await run(chain) }
+        #expect(openai.calls.load(ordering: .relaxed) == 3)
+        #expect(breakers[0].current == .closed(failures: 0))
+    }
+
     @Test func whenEveryProviderFailsTheLastErrorIsReported() async {
         let gemini = FlakyModel("gemini", failing: [.quotaExceeded("none left")])
         let openai = FlakyModel("openai", failing: [.rejected(status: 401, message: "bad key")])

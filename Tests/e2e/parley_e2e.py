@@ -42,7 +42,7 @@ REQUIRED_ENV = (
     "PARLEY_TEST_POSTGRES_PORT",
 )
 
-BINARIES = ("parley-gateway", "parley-worker", "parley-llm-sim")
+BINARIES = ("parley-gateway", "parley-worker", "parley-llm-sim", "parley-load")
 
 # Fixed test credentials: the gateways are started with them.
 JWT_SECRET = "e2e-secret-0123456789abcdefghijk"  # 32 bytes

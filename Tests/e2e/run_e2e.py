@@ -30,7 +30,7 @@ REQUIRED = (
     "PARLEY_TEST_RABBITMQ_DIR",
     "PARLEY_TEST_SCRIPTS",
 )
-BINARIES = ("parley-gateway", "parley-worker", "parley-llm-sim")
+BINARIES = ("parley-gateway", "parley-worker", "parley-llm-sim", "parley-load")
 
 
 def fail(message: str) -> None:

@@ -73,3 +73,6 @@ ensure_python_pika() { ensure_python_package pika; }
 # ensure_python_cryptography — signs the identity provider's tokens in the end-to-end
 # suite (RS256 / ES256).
 ensure_python_cryptography() { ensure_python_package cryptography; }
+
+# ensure_python_matplotlib — draws the load tool's and the benchmark's plots.
+ensure_python_matplotlib() { ensure_python_package matplotlib; }

@@ -42,12 +42,15 @@ enum LLMError: Error, Sendable, Equatable, CustomStringConvertible {
     case stalled(Duration)
     /// The provider is skipped for now after repeated failures.
     case circuitOpen(provider: String)
+    /// This worker had no free connection to the provider in time: its own
+    /// congestion, not the provider's failure (it never trips a breaker).
+    case noLocalConnection(String)
     /// The turn was cancelled (by the user, or because its deadline passed).
     case cancelled
 
     var code: ErrorCode {
         switch self {
-        case .unavailable, .stalled, .circuitOpen: .llmUnavailable
+        case .unavailable, .stalled, .circuitOpen, .noLocalConnection: .llmUnavailable
         case .rateLimited: .llmRateLimited
         case .quotaExceeded: .llmQuotaExceeded
         case .rejected: .llmRejected
@@ -60,7 +63,7 @@ enum LLMError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Whether another attempt at the same provider may succeed.
     var isRetryable: Bool {
         switch self {
-        case .unavailable, .rateLimited, .malformedResponse, .stalled: true
+        case .unavailable, .rateLimited, .malformedResponse, .stalled, .noLocalConnection: true
         case .quotaExceeded, .rejected, .blocked, .circuitOpen, .cancelled: false
         }
     }
@@ -85,6 +88,7 @@ enum LLMError: Error, Sendable, Equatable, CustomStringConvertible {
         case .malformedResponse(let why): "the language model sent an unreadable answer: \(why)"
         case .stalled(let idle): "the language model stopped sending for \(idle)"
         case .circuitOpen(let provider): "\(provider) failed repeatedly and is skipped for a while"
+        case .noLocalConnection(let why): "no connection to the language model was free in this worker: \(why)"
         case .cancelled: "the generation was cancelled"
         }
     }
@@ -93,7 +97,8 @@ enum LLMError: Error, Sendable, Equatable, CustomStringConvertible {
     /// text (which may carry its URL, an account name or a request id) is logged only.
     var clientMessage: String {
         switch self {
-        case .unavailable, .stalled, .circuitOpen: "the language model is unavailable right now; nothing was stored, send the message again"
+        case .unavailable, .stalled, .circuitOpen, .noLocalConnection:
+            "the language model is unavailable right now; nothing was stored, send the message again"
         case .rateLimited: "the language model is rate limited right now; nothing was stored, send the message again shortly"
         case .quotaExceeded: "the language model account has no quota left; nothing was stored, tell the operator"
         case .rejected(let status, _): "the language model refused the request (HTTP \(status)); nothing was stored"

@@ -83,6 +83,8 @@ struct LLMTransport: Sendable {
         case is TimeoutError: return .unavailable("no complete answer from \(url) within \(timeout)")
         case is SSEParser.LineTooLong: return .malformedResponse("an event-stream line or event from \(url) is too long")
         case let error as NIOTooManyBytesError: return .malformedResponse("the answer from \(url) is too large: \(error)")
+        case let error as HTTPClientError where error == .getConnectionFromPoolTimeout:
+            return .noLocalConnection("waited for a pooled connection to \(url) past the connect timeout")
         default: return .unavailable("request to \(url) failed: \(error)")
         }
     }

@@ -161,7 +161,7 @@ extension LLMError {
     var countsAgainstProvider: Bool {
         switch self {
         case .unavailable, .rateLimited, .malformedResponse, .stalled, .quotaExceeded: true
-        case .rejected, .blocked, .circuitOpen, .cancelled: false
+        case .rejected, .blocked, .circuitOpen, .cancelled, .noLocalConnection: false
         }
     }
 }
