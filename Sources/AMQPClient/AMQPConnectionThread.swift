@@ -207,17 +207,29 @@ final class AMQPConnectionThread: @unchecked Sendable {
     /// or the thread is asked to stop (returns nil).
     private func serve(_ wire: AMQPWire) -> AMQPError? {
         do throws(AMQPError) {
+            var nextHeartbeatCheck = ContinuousClock.now
+            var partialFrame = false
             while !isStopping {
                 try run(takeCommands(), on: wire)
-                // The first read waits 1 ms rather than not at all: only a real
-                // deadline lets rabbitmq-c notice that the broker's heartbeats stopped
-                // (with an immediate deadline it never compares against them).
-                var wait = Duration.milliseconds(1)
+                // Reads take what has arrived without blocking, so that commands
+                // queued meanwhile are not held up. Once a second the first read waits
+                // 1 ms instead: only a real deadline lets rabbitmq-c notice that the
+                // broker's heartbeats stopped (with an immediate one it never compares
+                // against them). It also waits when a frame has arrived only in part,
+                // rather than spin until the rest is there.
+                var wait = Duration.zero
+                if partialFrame || ContinuousClock.now >= nextHeartbeatCheck {
+                    wait = .milliseconds(1)
+                    nextHeartbeatCheck = .now + .seconds(1)
+                }
+                var frames = 0
                 while let frame = try wire.nextFrame(timeout: wait) {
                     try role.handle(frame, wire: wire)
+                    frames += 1
                     wait = .zero
                 }
                 role.checkDeadlines(now: .now)
+                partialFrame = frames == 0 && wire.hasBufferedInput
                 if wire.hasBufferedInput || hasQueuedCommands { continue }
                 waitForInput(on: wire.socketDescriptor, upTo: .seconds(1))
             }

@@ -63,6 +63,49 @@ struct PostgresIntegrationTests {
         }
     }
 
+    /// The worker's two reads of a turn (issue 11: one round trip each) give what the
+    /// separate reads give, whether or not there is a session, a reply, a context.
+    @Test func theCombinedReadsOfATurnMatchTheSeparateOnes() async throws {
+        try await withIsolatedPostgres { client, _ in
+            try await Migrator().migrate(client, logger: TestEnvironment.logger)
+            let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger)
+            let nothing = try await store.turnStart(session: UUID(), turn: UUID())
+            #expect(nothing == TurnStart(session: nil, storedReply: nil))
+            let empty = try await store.promptMaterial(session: UUID(), historyLimit: 5)
+            #expect(empty == PromptMaterial(context: nil, history: []))
+
+            let session = SessionRecord(id: UUID(), userID: "alice", topicID: 7, courseID: 2)
+            let context = SessionContext(source: .catalog, topicTitle: "Frações", learningObjectives: ["somar", "comparar"], userLevel: "iniciante")
+            try await store.createSession(session, context: context)
+            var turns: [UUID] = []
+            for index in 0..<4 {
+                let turn = CompletedTurn(
+                    sessionID: session.id,
+                    turnID: UUID(),
+                    userContent: "pergunta \(index)",
+                    replyContent: "resposta \(index)",
+                    rawReply: "resposta \(index)",
+                    model: "m",
+                    usage: TokenUsage(),
+                    latencyMilliseconds: 1
+                )
+                _ = try await store.record(turn)
+                turns.append(turn.turnID)
+            }
+            let started = try await store.turnStart(session: session.id, turn: turns[2])
+            #expect(started.session == (try await store.session(id: session.id)))
+            #expect(started.storedReply == (try await store.reply(forTurn: turns[2])))
+            #expect(started.storedReply?.content == "resposta 2")
+            #expect(try await store.turnStart(session: session.id, turn: UUID()).storedReply == nil)
+
+            let material = try await store.promptMaterial(session: session.id, historyLimit: 5)
+            #expect(material.context == (try await store.context(ofSession: session.id)))
+            #expect(material.context?.learningObjectives == ["somar", "comparar"])
+            #expect(material.history == (try await store.recentMessages(session: session.id, limit: 5)))
+            #expect(material.history.map(\.content) == ["resposta 1", "pergunta 2", "resposta 2", "pergunta 3", "resposta 3"])
+        }
+    }
+
     /// A statement the server refuses is not an outage, also inside a transaction
     /// (where PostgresNIO wraps the server's error): a turn must not be retried in place
     /// for minutes as if the database were down.

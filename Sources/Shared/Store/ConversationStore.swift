@@ -134,6 +134,30 @@ public struct ChatLogEntry: Sendable, Equatable {
     }
 }
 
+/// What a worker reads before it claims a turn: the session, and the reply if the
+/// turn was answered before (a redelivery).
+public struct TurnStart: Sendable, Equatable {
+    public var session: SessionRecord?
+    public var storedReply: ChatMessage?
+
+    public init(session: SessionRecord?, storedReply: ChatMessage?) {
+        self.session = session
+        self.storedReply = storedReply
+    }
+}
+
+/// What a prompt is built from: the session's context and its newest messages.
+public struct PromptMaterial: Sendable, Equatable {
+    public var context: SessionContext?
+    /// Oldest first.
+    public var history: [ChatMessage]
+
+    public init(context: SessionContext?, history: [ChatMessage]) {
+        self.context = context
+        self.history = history
+    }
+}
+
 /// Sessions and their messages. `PostgresConversationStore` is the real one.
 public protocol ConversationStore: Sendable {
     /// Creates a session together with the context it starts with.
@@ -156,9 +180,21 @@ public protocol ConversationStore: Sendable {
     func chatLogs(userID: String?, before: Int64?, limit: Int) async throws(StoreError) -> [ChatLogEntry]
     /// Whether the database answers.
     func ping() async throws(StoreError)
+    /// `session(id:)` and `reply(forTurn:)` at once (one round trip on PostgreSQL).
+    func turnStart(session: UUID, turn: UUID) async throws(StoreError) -> TurnStart
+    /// `context(ofSession:)` and `recentMessages(session:limit:)` at once.
+    func promptMaterial(session: UUID, historyLimit: Int) async throws(StoreError) -> PromptMaterial
 }
 
 extension ConversationStore {
+    public func turnStart(session: UUID, turn: UUID) async throws(StoreError) -> TurnStart {
+        TurnStart(session: try await self.session(id: session), storedReply: try await reply(forTurn: turn))
+    }
+
+    public func promptMaterial(session: UUID, historyLimit: Int) async throws(StoreError) -> PromptMaterial {
+        PromptMaterial(context: try await context(ofSession: session), history: try await recentMessages(session: session, limit: historyLimit))
+    }
+
     /// A free chat session (no topic, no context).
     public func createSession(_ session: SessionRecord) async throws(StoreError) {
         try await createSession(session, context: SessionContext())

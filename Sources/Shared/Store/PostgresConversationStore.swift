@@ -45,18 +45,8 @@ public struct PostgresConversationStore: ConversationStore {
                 "SELECT user_id, topic_id, course_id, status, started_at, completed_at FROM sessions WHERE id = \(id)",
                 logger: logger
             )
-            for try await (userID, topicID, courseID, status, startedAt, completedAt) in rows.decode(
-                (String, Int64?, Int64?, String, Date, Date?).self
-            ) {
-                return SessionRecord(
-                    id: id,
-                    userID: userID,
-                    topicID: topicID,
-                    courseID: courseID,
-                    status: SessionRecord.Status(rawValue: status) ?? .active,
-                    startedAt: startedAt,
-                    completedAt: completedAt
-                )
+            for try await columns in rows.decode(SessionColumns.self) {
+                return Self.sessionRecord(id, columns)
             }
             return nil
         }
@@ -66,30 +56,122 @@ public struct PostgresConversationStore: ConversationStore {
         let (client, logger) = (self.client, self.logger)
         return try await run {
             let rows = try await client.query(
+                "SELECT \(unescaped: Self.contextColumns) FROM session_contexts x WHERE x.session_id = \(id)",
+                logger: logger
+            )
+            for try await row in rows {
+                return try Self.context(from: row.decode(ContextColumns.self))
+            }
+            return nil
+        }
+    }
+
+    /// One round trip: the session row and the turn's stored reply, either absent.
+    public func turnStart(session: UUID, turn: UUID) async throws(StoreError) -> TurnStart {
+        let (client, logger) = (self.client, self.logger)
+        return try await run {
+            let rows = try await client.query(
                 """
-                SELECT source, user_level, completed_topics, struggles, course_title, topic_title, topic_description, learning_objectives, prompt_template
-                FROM session_contexts WHERE session_id = \(id)
+                SELECT s.user_id, s.topic_id, s.course_id, s.status, s.started_at, s.completed_at, r.id, r.content, r.created_at
+                FROM (SELECT 1) AS one
+                LEFT JOIN sessions s ON s.id = \(session)
+                LEFT JOIN messages r ON r.turn_id = \(turn) AND r.role = 'assistant'
+                """,
+                logger: logger
+            )
+            for try await (userID, topicID, courseID, status, startedAt, completedAt, replyID, content, createdAt) in rows.decode(
+                (String?, Int64?, Int64?, String?, Date?, Date?, Int64?, String?, Date?).self
+            ) {
+                var record: SessionRecord?
+                if let userID, let status, let startedAt {
+                    record = Self.sessionRecord(session, (userID, topicID, courseID, status, startedAt, completedAt))
+                }
+                var reply: ChatMessage?
+                if let replyID, let content, let createdAt {
+                    reply = ChatMessage(id: replyID, role: .assistant, content: content, timestamp: createdAt)
+                }
+                return TurnStart(session: record, storedReply: reply)
+            }
+            return TurnStart(session: nil, storedReply: nil)
+        }
+    }
+
+    /// One round trip: the context row (if any) and the newest messages as arrays.
+    public func promptMaterial(session: UUID, historyLimit: Int) async throws(StoreError) -> PromptMaterial {
+        let (client, logger) = (self.client, self.logger)
+        return try await run {
+            let rows = try await client.query(
+                """
+                SELECT \(unescaped: Self.contextColumns), h.ids, h.roles, h.contents, h.created
+                FROM (SELECT 1) AS one
+                LEFT JOIN session_contexts x ON x.session_id = \(session)
+                LEFT JOIN LATERAL (
+                    SELECT array_agg(id ORDER BY id) AS ids, array_agg(role ORDER BY id) AS roles,
+                           array_agg(content ORDER BY id) AS contents, array_agg(created_at ORDER BY id) AS created
+                    FROM (SELECT id, role, content, created_at FROM messages WHERE session_id = \(session) ORDER BY id DESC LIMIT \(historyLimit)) AS newest
+                ) AS h ON true
                 """,
                 logger: logger
             )
             for try await row in rows {
-                let (source, level, completed, struggles, course, topic, description, objectives, template) = try row.decode(
-                    (String, String?, [String], [String], String?, String?, String?, [String], String?).self
+                let columns = try row.decode(
+                    (String?, String?, [String]?, [String]?, String?, String?, String?, [String]?, String?, [Int64]?, [String]?, [String]?, [Date]?)
+                        .self
                 )
-                return SessionContext(
-                    source: SessionContext.Source(rawValue: source) ?? .none,
-                    topicTitle: topic,
-                    topicDescription: description,
-                    courseTitle: course,
-                    learningObjectives: objectives,
-                    userLevel: level,
-                    completedTopics: completed,
-                    struggles: struggles,
-                    promptTemplate: template
-                )
+                let context =
+                    columns.0 == nil
+                    ? nil
+                    : Self.context(
+                        from: (
+                            columns.0 ?? "", columns.1, columns.2 ?? [], columns.3 ?? [], columns.4, columns.5, columns.6, columns.7 ?? [], columns.8
+                        )
+                    )
+                let (ids, roles, contents, created) = (columns.9 ?? [], columns.10 ?? [], columns.11 ?? [], columns.12 ?? [])
+                guard ids.count == roles.count, ids.count == contents.count, ids.count == created.count else {
+                    throw StoreError.queryFailed("the history of session \(session) came back with arrays of different lengths")
+                }
+                let history = ids.indices.map {
+                    ChatMessage(id: ids[$0], role: ChatMessage.Role(rawValue: roles[$0]) ?? .user, content: contents[$0], timestamp: created[$0])
+                }
+                return PromptMaterial(context: context, history: history)
             }
-            return nil
+            return PromptMaterial(context: nil, history: [])
         }
+    }
+
+    private typealias SessionColumns = (String, Int64?, Int64?, String, Date, Date?)
+
+    private static func sessionRecord(_ id: UUID, _ columns: SessionColumns) -> SessionRecord {
+        let (userID, topicID, courseID, status, startedAt, completedAt) = columns
+        return SessionRecord(
+            id: id,
+            userID: userID,
+            topicID: topicID,
+            courseID: courseID,
+            status: SessionRecord.Status(rawValue: status) ?? .active,
+            startedAt: startedAt,
+            completedAt: completedAt
+        )
+    }
+
+    private static let contextColumns =
+        "x.source, x.user_level, x.completed_topics, x.struggles, x.course_title, x.topic_title, x.topic_description, x.learning_objectives, x.prompt_template"
+
+    private typealias ContextColumns = (String, String?, [String], [String], String?, String?, String?, [String], String?)
+
+    private static func context(from columns: ContextColumns) -> SessionContext {
+        let (source, level, completed, struggles, course, topic, description, objectives, template) = columns
+        return SessionContext(
+            source: SessionContext.Source(rawValue: source) ?? .none,
+            topicTitle: topic,
+            topicDescription: description,
+            courseTitle: course,
+            learningObjectives: objectives,
+            userLevel: level,
+            completedTopics: completed,
+            struggles: struggles,
+            promptTemplate: template
+        )
     }
 
     public func reply(forTurn turnID: UUID) async throws(StoreError) -> ChatMessage? {
@@ -129,102 +211,76 @@ public struct PostgresConversationStore: ConversationStore {
         }
     }
 
+    /// One statement (so one round trip, and atomic by itself): the fence on the
+    /// ledger, the user message, the reply, and the session's update — its last
+    /// activity, or its completion together with the learning platform's notice.
     public func record(_ turn: CompletedTurn) async throws(StoreError) -> StoredReply {
         let (client, logger, turn) = (self.client, self.logger, turn.storable)
         return try await run {
-            try await client.withTransaction(logger: logger) { connection -> StoredReply in
-                if let attempt = turn.attempt, try await !Self.markAnswered(turn.turnID, by: attempt, on: connection, logger: logger) {
-                    // Another attempt holds the turn, or answered it already.
-                    if let existing = try await Self.storedReply(of: turn.turnID, on: connection, logger: logger) {
-                        return StoredReply(message: existing, isNew: false)
-                    }
-                    throw StoreError.superseded(turnID: turn.turnID)
-                }
-                try await Self.insertUserMessage(of: turn, on: connection, logger: logger)
-                guard let message = try await Self.insertReply(of: turn, on: connection, logger: logger) else {
-                    // Another attempt of this turn committed first: answer with its reply.
-                    if let existing = try await Self.storedReply(of: turn.turnID, on: connection, logger: logger) {
-                        return StoredReply(message: existing, isNew: false)
-                    }
-                    throw StoreError.queryFailed("the reply of turn \(turn.turnID) conflicted but cannot be read")
-                }
-                if turn.completesSession {
-                    try await Self.completeSession(of: turn, on: connection, logger: logger)
-                } else {
-                    try await connection.query("UPDATE sessions SET last_activity_at = now() WHERE id = \(turn.sessionID)", logger: logger)
-                }
-                return StoredReply(message: message, isNew: true)
+            let rows = try await client.query(Self.recordStatement(turn), logger: logger)
+            var outcome: (allowed: Bool, id: Int64?, createdAt: Date?) = (false, nil, nil)
+            for try await row in rows.decode((Bool, Int64?, Date?).self) { outcome = row }
+            if outcome.allowed, let id = outcome.id, let createdAt = outcome.createdAt {
+                return StoredReply(message: ChatMessage(id: id, role: .assistant, content: turn.replyContent, timestamp: createdAt), isNew: true)
             }
+            // Another attempt holds the turn or answered it, or (unfenced) its reply
+            // is stored already: answer with the stored reply, if there is one.
+            if let existing = try await client.withConnection({ try await Self.storedReply(of: turn.turnID, on: $0, logger: logger) }) {
+                return StoredReply(message: existing, isNew: false)
+            }
+            if outcome.allowed { throw StoreError.queryFailed("the reply of turn \(turn.turnID) conflicted but cannot be read") }
+            throw StoreError.superseded(turnID: turn.turnID)
         }
     }
 
-    /// The learner's message of the turn (a session's opening has none).
-    private static func insertUserMessage(of turn: CompletedTurn, on connection: PostgresConnection, logger: Logger) async throws {
-        guard let userContent = turn.userContent else { return }
-        try await connection.query(
-            """
+    /// The statement of `record`. Its parts are data-modifying CTEs, which PostgreSQL
+    /// runs in one snapshot; each part depends on the one before it by reading it
+    /// (`FROM allowed`, `FROM asked`, `FROM answer`), so the user message gets its id
+    /// before the reply does and nothing is written unless the fence passed. (The
+    /// reply reads the user message's count in its WHERE: a join whose columns go
+    /// unused could be removed by the planner, and with it the ordering.)
+    /// Completing a session queues the platform's notice in the same step, only for
+    /// a session whose topic came from the platform: it completes once, so it is
+    /// noticed once. What the platform is told is built when it is sent.
+    private static func recordStatement(_ turn: CompletedTurn) -> PostgresQuery {
+        """
+        WITH fence AS (
+            UPDATE turns SET state = 'answered', holder = NULL, held_until = NULL, settled_at = now()
+            WHERE turn_id = \(turn.turnID) AND holder = \(turn.attempt) AND state = 'queued'
+            RETURNING 1
+        ), allowed AS (
+            SELECT 1 AS ok WHERE \(turn.attempt)::uuid IS NULL OR EXISTS (SELECT 1 FROM fence)
+        ), asked AS (
             INSERT INTO messages (session_id, turn_id, role, content, raw_content)
-            VALUES (\(turn.sessionID), \(turn.turnID), 'user', \(userContent), \(userContent))
+            SELECT \(turn.sessionID), \(turn.turnID), 'user', \(turn.userContent), \(turn.userContent)
+            FROM allowed WHERE \(turn.userContent)::text IS NOT NULL
             ON CONFLICT (turn_id, role) DO NOTHING
-            """,
-            logger: logger
-        )
-    }
-
-    /// The reply; nil when the turn has a reply already (another attempt's).
-    private static func insertReply(of turn: CompletedTurn, on connection: PostgresConnection, logger: Logger) async throws -> ChatMessage? {
-        let inserted = try await connection.query(
-            """
+            RETURNING id
+        ), answer AS (
             INSERT INTO messages (session_id, turn_id, role, content, raw_content, model, prompt_tokens, completion_tokens, latency_ms,
                                   provider, ttft_ms, finish_reason, attempts, cancelled)
-            VALUES (\(turn.sessionID), \(turn.turnID), 'assistant', \(turn.replyContent), \(turn.rawReply), \(turn.model),
-                    \(turn.usage.promptTokens), \(turn.usage.completionTokens), \(turn.latencyMilliseconds),
-                    \(turn.provider), \(turn.timeToFirstTokenMilliseconds), \(turn.finishReason), \(turn.attempts), \(turn.cancelled))
+            SELECT \(turn.sessionID), \(turn.turnID), 'assistant', \(turn.replyContent), \(turn.rawReply), \(turn.model),
+                   \(turn.usage.promptTokens), \(turn.usage.completionTokens), \(turn.latencyMilliseconds),
+                   \(turn.provider), \(turn.timeToFirstTokenMilliseconds), \(turn.finishReason), \(turn.attempts), \(turn.cancelled)
+            FROM allowed CROSS JOIN (SELECT count(*) AS asked FROM asked) AS user_message
+            WHERE user_message.asked >= 0
             ON CONFLICT (turn_id, role) DO NOTHING
             RETURNING id, created_at
-            """,
-            logger: logger
-        )
-        for try await (id, createdAt) in inserted.decode((Int64, Date).self) {
-            return ChatMessage(id: id, role: .assistant, content: turn.replyContent, timestamp: createdAt)
-        }
-        return nil
-    }
-
-    /// Completes the session and queues the learning platform's notice, in one step:
-    /// a session completes once, so it is noticed once. Only sessions whose topic came
-    /// from the platform are its business. The row names the session; what the
-    /// platform is told is built when it is sent (`TopicCompletion`).
-    private static func completeSession(of turn: CompletedTurn, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
-            """
-            WITH completed AS (
-                UPDATE sessions SET status = 'completed', completed_at = now(), last_activity_at = now()
-                WHERE id = \(turn.sessionID) AND status = 'active'
-                RETURNING id, topic_id
-            )
+        ), completed AS (
+            UPDATE sessions SET status = 'completed', completed_at = now(), last_activity_at = now()
+            WHERE id = \(turn.sessionID) AND status = 'active' AND \(turn.completesSession) AND EXISTS (SELECT 1 FROM answer)
+            RETURNING id, topic_id
+        ), touched AS (
+            UPDATE sessions SET last_activity_at = now()
+            WHERE id = \(turn.sessionID) AND NOT \(turn.completesSession) AND EXISTS (SELECT 1 FROM answer)
+        ), noticed AS (
             INSERT INTO completion_outbox (session_id)
-            SELECT c.id
-            FROM completed c JOIN session_contexts x ON x.session_id = c.id
+            SELECT c.id FROM completed c JOIN session_contexts x ON x.session_id = c.id
             WHERE x.source = 'platform' AND c.topic_id IS NOT NULL
             ON CONFLICT (session_id) DO NOTHING
-            """,
-            logger: logger
         )
-    }
-
-    /// Marks the turn answered if `attempt` holds it (in the reply's transaction).
-    private static func markAnswered(_ turnID: UUID, by attempt: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
-        let rows = try await connection.query(
-            """
-            UPDATE turns SET state = 'answered', holder = NULL, held_until = NULL, settled_at = now()
-            WHERE turn_id = \(turnID) AND holder = \(attempt) AND state = 'queued'
-            RETURNING 1
-            """,
-            logger: logger
-        )
-        for try await _ in rows { return true }
-        return false
+        SELECT EXISTS (SELECT 1 FROM allowed), a.id, a.created_at FROM (SELECT 1) AS one LEFT JOIN answer a ON true
+        """
     }
 
     private static func storedReply(of turnID: UUID, on connection: PostgresConnection, logger: Logger) async throws -> ChatMessage? {

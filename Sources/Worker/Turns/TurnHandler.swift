@@ -24,14 +24,16 @@ struct TurnHandler: Sendable {
         logger: Logger,
         onProgress: @escaping @Sendable (GenerationProgress) async -> Void = { _ in }
     ) async throws(TurnFailure) -> ReplyEnvelope {
-        if let stored = try await storedReply(of: turn) {
+        // The session and a reply stored before (a redelivery), in one read.
+        let start = try await fromStore { try await store.turnStart(session: turn.sessionID, turn: turn.turnID) }
+        if let stored = start.storedReply {
             logger.info("turn was answered before; replying from the database")
-            return stored
+            return .done(done(turn, stored, completed: start.session?.status == .completed))
         }
         if turn.isExpired() {
             return try await failure(turn, attempt, code: .expired, "the message waited past its deadline and was not answered; send it again")
         }
-        guard let session = try await fromStore({ try await store.session(id: turn.sessionID) }) else {
+        guard let session = start.session else {
             return try await failure(turn, attempt, code: .sessionNotFound, "session \(turn.sessionID.lowercased) does not exist")
         }
         guard session.userID == turn.userID else {
@@ -124,8 +126,8 @@ struct TurnHandler: Sendable {
         logger: Logger,
         onProgress: @escaping @Sendable (GenerationProgress) async -> Void
     ) async throws(TurnFailure) -> ReplyEnvelope {
-        let history = try await fromStore { try await store.recentMessages(session: turn.sessionID, limit: self.prompts.maxHistory) }
-        let context = try await fromStore { try await store.context(ofSession: turn.sessionID) } ?? SessionContext()
+        let material = try await fromStore { try await store.promptMaterial(session: turn.sessionID, historyLimit: self.prompts.maxHistory) }
+        let (history, context) = (material.history, material.context ?? SessionContext())
         // A marker the user typed must complete nothing: the model never sees it
         // (it could echo it back), and history keeps the message without it.
         var asked = turn
@@ -205,9 +207,9 @@ struct TurnHandler: Sendable {
     }
 
     private func storedReply(of turn: TurnEnvelope) async throws(TurnFailure) -> ReplyEnvelope? {
-        guard let stored = try await fromStore({ try await store.reply(forTurn: turn.turnID) }) else { return nil }
-        let completed = try await fromStore { try await store.session(id: turn.sessionID) }?.status == .completed
-        return .done(done(turn, stored, completed: completed))
+        let start = try await fromStore { try await store.turnStart(session: turn.sessionID, turn: turn.turnID) }
+        guard let stored = start.storedReply else { return nil }
+        return .done(done(turn, stored, completed: start.session?.status == .completed))
     }
 
     private enum Outcome: Sendable {
