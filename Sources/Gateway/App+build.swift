@@ -19,7 +19,12 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
     logger[metadataKey: "gateway_id"] = "\(settings.gatewayID)"
     let topology = settings.broker.topology
     let postgres = PostgresClient(configuration: settings.database.clientConfiguration, backgroundLogger: logger)
-    let store = PostgresConversationStore(client: postgres, logger: logger, timeout: .seconds(5))
+    let store = PostgresConversationStore(
+        client: postgres,
+        logger: logger,
+        timeout: .seconds(5),
+        preparedStatements: settings.database.preparedStatements
+    )
     let publisher = AMQPPublisher(name: "gateway-publish", endpoint: settings.broker.endpoint, topology: topology.shared, logger: logger)
     let replies = AMQPConsumer(
         name: "gateway-replies",
@@ -32,7 +37,7 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
     let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
     let boundaries = GatewayBoundaries(
         store: store,
-        ledger: PostgresTurnLedger(client: postgres, logger: logger, timeout: .seconds(2)),
+        ledger: PostgresTurnLedger(client: postgres, logger: logger, timeout: .seconds(2), preparedStatements: settings.database.preparedStatements),
         publisher: BrokerTurnPublisher(publisher: publisher, topology: topology),
         subscriptions: BrokerReplySubscriptions(consumer: replies, topology: topology),
         contexts: sessionContexts(settings, client: httpClient, postgres: postgres, logger: logger),

@@ -16,14 +16,19 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
     var logger = logger
     logger[metadataKey: "worker_id"] = "\(settings.workerID)"
     let postgres = PostgresClient(configuration: settings.database.clientConfiguration, backgroundLogger: logger)
-    let store = PostgresConversationStore(client: postgres, logger: logger)
+    let store = PostgresConversationStore(client: postgres, logger: logger, preparedStatements: settings.database.preparedStatements)
     let broker = WorkerBroker(settings: settings, logger: logger)
     let httpClient = providerHTTPClient(concurrency: settings.concurrency)
     let cancellations = TurnCancellations()
     let schemaReady = Gate()
     let processor = turnProcessor(
         settings: settings,
-        parts: .init(store: store, ledger: PostgresTurnLedger(client: postgres, logger: logger), broker: broker, httpClient: httpClient),
+        parts: .init(
+            store: store,
+            ledger: PostgresTurnLedger(client: postgres, logger: logger, preparedStatements: settings.database.preparedStatements),
+            broker: broker,
+            httpClient: httpClient
+        ),
         cancellations: cancellations,
         startAfter: schemaReady,
         logger: logger

@@ -65,10 +65,13 @@ struct PostgresIntegrationTests {
 
     /// The worker's two reads of a turn (issue 11: one round trip each) give what the
     /// separate reads give, whether or not there is a session, a reply, a context.
-    @Test func theCombinedReadsOfATurnMatchTheSeparateOnes() async throws {
+    /// Prepared (the default) and unprepared (`DATABASE_PREPARED_STATEMENTS=off`), twice
+    /// over each connection so that the second run uses the prepared statement.
+    @Test(arguments: [true, false])
+    func theCombinedReadsOfATurnMatchTheSeparateOnes(prepared: Bool) async throws {
         try await withIsolatedPostgres { client, _ in
             try await Migrator().migrate(client, logger: TestEnvironment.logger)
-            let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger)
+            let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger, preparedStatements: prepared)
             let nothing = try await store.turnStart(session: UUID(), turn: UUID())
             #expect(nothing == TurnStart(session: nil, storedReply: nil))
             let empty = try await store.promptMaterial(session: UUID(), historyLimit: 5)
@@ -103,6 +106,21 @@ struct PostgresIntegrationTests {
             #expect(material.context?.learningObjectives == ["somar", "comparar"])
             #expect(material.history == (try await store.recentMessages(session: session.id, limit: 5)))
             #expect(material.history.map(\.content) == ["resposta 1", "pergunta 2", "resposta 2", "pergunta 3", "resposta 3"])
+            // An opening (no user message) and a completion, through the same statement.
+            var opening = CompletedTurn(
+                sessionID: session.id,
+                turnID: UUID(),
+                userContent: nil,
+                replyContent: "fim",
+                rawReply: "fim {TOPIC_COMPLETED}",
+                model: "m",
+                usage: TokenUsage(),
+                latencyMilliseconds: 1
+            )
+            opening.completesSession = true
+            #expect(try await store.record(opening).isNew)
+            #expect(try await store.session(id: session.id)?.status == .completed)
+            #expect(try await store.recentMessages(session: session.id, limit: 1).map(\.content) == ["fim"])
         }
     }
 

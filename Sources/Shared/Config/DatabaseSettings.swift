@@ -21,6 +21,10 @@ public struct DatabaseSettings: Sendable, Equatable {
     public var tls: TLSMode
     public var maximumConnections: Int
     public var statementTimeoutMilliseconds = 10_000
+    /// Whether the statements of a turn's path run as named prepared statements
+    /// (`DATABASE_PREPARED_STATEMENTS`, default on; off behind a pooler that cannot
+    /// keep them, such as PgBouncer before 1.21 in transaction mode).
+    public var preparedStatements = true
 
     public init(url string: String, maximumConnections: Int = 10) throws(ConfigurationError) {
         let problem = "must look like postgres://user:password@host:5432/database"
@@ -59,6 +63,7 @@ public struct DatabaseSettings: Sendable, Equatable {
             url: environment.string("DATABASE_URL", default: "postgres://parley:parley@127.0.0.1:5432/parley"),
             maximumConnections: try environment.int("DATABASE_MAX_CONNECTIONS", default: 10, range: 1...500)
         )
+        preparedStatements = try environment.bool("DATABASE_PREPARED_STATEMENTS", default: true)
     }
 
     public var clientConfiguration: PostgresClient.Configuration {

@@ -7,11 +7,14 @@ public struct PostgresConversationStore: ConversationStore {
     private let client: PostgresClient
     private let logger: Logger
     private let timeout: Duration
+    private let statements: StatementRunner
 
-    public init(client: PostgresClient, logger: Logger, timeout: Duration = .seconds(10)) {
+    /// `preparedStatements`: see `StatementRunner` (`DATABASE_PREPARED_STATEMENTS`).
+    public init(client: PostgresClient, logger: Logger, timeout: Duration = .seconds(10), preparedStatements: Bool = true) {
         self.client = client
         self.logger = logger
         self.timeout = timeout
+        self.statements = StatementRunner(client: client, prepared: preparedStatements, logger: logger)
     }
 
     public func createSession(_ session: SessionRecord, context: SessionContext) async throws(StoreError) {
@@ -68,74 +71,42 @@ public struct PostgresConversationStore: ConversationStore {
 
     /// One round trip: the session row and the turn's stored reply, either absent.
     public func turnStart(session: UUID, turn: UUID) async throws(StoreError) -> TurnStart {
-        let (client, logger) = (self.client, self.logger)
+        let statements = self.statements
         return try await run {
-            let rows = try await client.query(
-                """
-                SELECT s.user_id, s.topic_id, s.course_id, s.status, s.started_at, s.completed_at, r.id, r.content, r.created_at
-                FROM (SELECT 1) AS one
-                LEFT JOIN sessions s ON s.id = \(session)
-                LEFT JOIN messages r ON r.turn_id = \(turn) AND r.role = 'assistant'
-                """,
-                logger: logger
-            )
-            for try await (userID, topicID, courseID, status, startedAt, completedAt, replyID, content, createdAt) in rows.decode(
-                (String?, Int64?, Int64?, String?, Date?, Date?, Int64?, String?, Date?).self
-            ) {
-                var record: SessionRecord?
-                if let userID, let status, let startedAt {
-                    record = Self.sessionRecord(session, (userID, topicID, courseID, status, startedAt, completedAt))
-                }
-                var reply: ChatMessage?
-                if let replyID, let content, let createdAt {
-                    reply = ChatMessage(id: replyID, role: .assistant, content: content, timestamp: createdAt)
-                }
-                return TurnStart(session: record, storedReply: reply)
+            guard let row = try await statements.rows(TurnStartStatement(session: session, turn: turn)).first else {
+                return TurnStart(session: nil, storedReply: nil)
             }
-            return TurnStart(session: nil, storedReply: nil)
+            let (userID, topicID, courseID, status, startedAt, completedAt, replyID, content, createdAt) = row
+            var record: SessionRecord?
+            if let userID, let status, let startedAt {
+                record = Self.sessionRecord(session, (userID, topicID, courseID, status, startedAt, completedAt))
+            }
+            var reply: ChatMessage?
+            if let replyID, let content, let createdAt {
+                reply = ChatMessage(id: replyID, role: .assistant, content: content, timestamp: createdAt)
+            }
+            return TurnStart(session: record, storedReply: reply)
         }
     }
 
-    /// One round trip: the context row (if any) and the newest messages as arrays.
+    /// One round trip: the context row (if any) and the newest messages.
     public func promptMaterial(session: UUID, historyLimit: Int) async throws(StoreError) -> PromptMaterial {
-        let (client, logger) = (self.client, self.logger)
+        let statements = self.statements
         return try await run {
-            let rows = try await client.query(
-                """
-                SELECT \(unescaped: Self.contextColumns), h.ids, h.roles, h.contents, h.created
-                FROM (SELECT 1) AS one
-                LEFT JOIN session_contexts x ON x.session_id = \(session)
-                LEFT JOIN LATERAL (
-                    SELECT array_agg(id ORDER BY id) AS ids, array_agg(role ORDER BY id) AS roles,
-                           array_agg(content ORDER BY id) AS contents, array_agg(created_at ORDER BY id) AS created
-                    FROM (SELECT id, role, content, created_at FROM messages WHERE session_id = \(session) ORDER BY id DESC LIMIT \(historyLimit)) AS newest
-                ) AS h ON true
-                """,
-                logger: logger
-            )
-            for try await row in rows {
-                let columns = try row.decode(
-                    (String?, String?, [String]?, [String]?, String?, String?, String?, [String]?, String?, [Int64]?, [String]?, [String]?, [Date]?)
-                        .self
-                )
-                let context =
-                    columns.0 == nil
-                    ? nil
-                    : Self.context(
-                        from: (
-                            columns.0 ?? "", columns.1, columns.2 ?? [], columns.3 ?? [], columns.4, columns.5, columns.6, columns.7 ?? [], columns.8
-                        )
-                    )
-                let (ids, roles, contents, created) = (columns.9 ?? [], columns.10 ?? [], columns.11 ?? [], columns.12 ?? [])
-                guard ids.count == roles.count, ids.count == contents.count, ids.count == created.count else {
-                    throw StoreError.queryFailed("the history of session \(session) came back with arrays of different lengths")
-                }
-                let history = ids.indices.map {
-                    ChatMessage(id: ids[$0], role: ChatMessage.Role(rawValue: roles[$0]) ?? .user, content: contents[$0], timestamp: created[$0])
-                }
-                return PromptMaterial(context: context, history: history)
+            guard let columns = try await statements.rows(PromptMaterialStatement(session: session, historyLimit: historyLimit)).first else {
+                return PromptMaterial(context: nil, history: [])
             }
-            return PromptMaterial(context: nil, history: [])
+            let context = columns.0.map {
+                Self.context(from: ($0, columns.1, columns.2 ?? [], columns.3 ?? [], columns.4, columns.5, columns.6, columns.7 ?? [], columns.8))
+            }
+            let (ids, roles, contents, created) = (columns.9 ?? [], columns.10 ?? [], columns.11 ?? [], columns.12 ?? [])
+            guard ids.count == roles.count, ids.count == contents.count, ids.count == created.count else {
+                throw StoreError.queryFailed("the history of session \(session) came back with arrays of different lengths")
+            }
+            let history = ids.indices.map {
+                ChatMessage(id: ids[$0], role: ChatMessage.Role(rawValue: roles[$0]) ?? .user, content: contents[$0], timestamp: created[$0])
+            }
+            return PromptMaterial(context: context, history: history)
         }
     }
 
@@ -211,16 +182,15 @@ public struct PostgresConversationStore: ConversationStore {
         }
     }
 
-    /// One statement (so one round trip, and atomic by itself): the fence on the
-    /// ledger, the user message, the reply, and the session's update — its last
-    /// activity, or its completion together with the learning platform's notice.
+    /// One statement (`RecordStatement`: one round trip, and atomic by itself): the
+    /// fence on the ledger, the user message, the reply, and the session's update —
+    /// its last activity, or its completion together with the learning platform's
+    /// notice.
     public func record(_ turn: CompletedTurn) async throws(StoreError) -> StoredReply {
-        let (client, logger, turn) = (self.client, self.logger, turn.storable)
+        let (client, logger, statements, turn) = (self.client, self.logger, self.statements, turn.storable)
         return try await run {
-            let rows = try await client.query(Self.recordStatement(turn), logger: logger)
-            var outcome: (allowed: Bool, id: Int64?, createdAt: Date?) = (false, nil, nil)
-            for try await row in rows.decode((Bool, Int64?, Date?).self) { outcome = row }
-            if outcome.allowed, let id = outcome.id, let createdAt = outcome.createdAt {
+            let outcome = try await statements.rows(RecordStatement(turn: turn)).first ?? (false, nil, nil)
+            if outcome.0, let id = outcome.1, let createdAt = outcome.2 {
                 return StoredReply(message: ChatMessage(id: id, role: .assistant, content: turn.replyContent, timestamp: createdAt), isNew: true)
             }
             // Another attempt holds the turn or answered it, or (unfenced) its reply
@@ -228,59 +198,9 @@ public struct PostgresConversationStore: ConversationStore {
             if let existing = try await client.withConnection({ try await Self.storedReply(of: turn.turnID, on: $0, logger: logger) }) {
                 return StoredReply(message: existing, isNew: false)
             }
-            if outcome.allowed { throw StoreError.queryFailed("the reply of turn \(turn.turnID) conflicted but cannot be read") }
+            if outcome.0 { throw StoreError.queryFailed("the reply of turn \(turn.turnID) conflicted but cannot be read") }
             throw StoreError.superseded(turnID: turn.turnID)
         }
-    }
-
-    /// The statement of `record`. Its parts are data-modifying CTEs, which PostgreSQL
-    /// runs in one snapshot; each part depends on the one before it by reading it
-    /// (`FROM allowed`, `FROM asked`, `FROM answer`), so the user message gets its id
-    /// before the reply does and nothing is written unless the fence passed. (The
-    /// reply reads the user message's count in its WHERE: a join whose columns go
-    /// unused could be removed by the planner, and with it the ordering.)
-    /// Completing a session queues the platform's notice in the same step, only for
-    /// a session whose topic came from the platform: it completes once, so it is
-    /// noticed once. What the platform is told is built when it is sent.
-    private static func recordStatement(_ turn: CompletedTurn) -> PostgresQuery {
-        """
-        WITH fence AS (
-            UPDATE turns SET state = 'answered', holder = NULL, held_until = NULL, settled_at = now()
-            WHERE turn_id = \(turn.turnID) AND holder = \(turn.attempt) AND state = 'queued'
-            RETURNING 1
-        ), allowed AS (
-            SELECT 1 AS ok WHERE \(turn.attempt)::uuid IS NULL OR EXISTS (SELECT 1 FROM fence)
-        ), asked AS (
-            INSERT INTO messages (session_id, turn_id, role, content, raw_content)
-            SELECT \(turn.sessionID), \(turn.turnID), 'user', \(turn.userContent), \(turn.userContent)
-            FROM allowed WHERE \(turn.userContent)::text IS NOT NULL
-            ON CONFLICT (turn_id, role) DO NOTHING
-            RETURNING id
-        ), answer AS (
-            INSERT INTO messages (session_id, turn_id, role, content, raw_content, model, prompt_tokens, completion_tokens, latency_ms,
-                                  provider, ttft_ms, finish_reason, attempts, cancelled)
-            SELECT \(turn.sessionID), \(turn.turnID), 'assistant', \(turn.replyContent), \(turn.rawReply), \(turn.model),
-                   \(turn.usage.promptTokens), \(turn.usage.completionTokens), \(turn.latencyMilliseconds),
-                   \(turn.provider), \(turn.timeToFirstTokenMilliseconds), \(turn.finishReason), \(turn.attempts), \(turn.cancelled)
-            FROM allowed CROSS JOIN (SELECT count(*) AS asked FROM asked) AS user_message
-            WHERE user_message.asked >= 0
-            ON CONFLICT (turn_id, role) DO NOTHING
-            RETURNING id, created_at
-        ), completed AS (
-            UPDATE sessions SET status = 'completed', completed_at = now(), last_activity_at = now()
-            WHERE id = \(turn.sessionID) AND status = 'active' AND \(turn.completesSession) AND EXISTS (SELECT 1 FROM answer)
-            RETURNING id, topic_id
-        ), touched AS (
-            UPDATE sessions SET last_activity_at = now()
-            WHERE id = \(turn.sessionID) AND NOT \(turn.completesSession) AND EXISTS (SELECT 1 FROM answer)
-        ), noticed AS (
-            INSERT INTO completion_outbox (session_id)
-            SELECT c.id FROM completed c JOIN session_contexts x ON x.session_id = c.id
-            WHERE x.source = 'platform' AND c.topic_id IS NOT NULL
-            ON CONFLICT (session_id) DO NOTHING
-        )
-        SELECT EXISTS (SELECT 1 FROM allowed), a.id, a.created_at FROM (SELECT 1) AS one LEFT JOIN answer a ON true
-        """
     }
 
     private static func storedReply(of turnID: UUID, on connection: PostgresConnection, logger: Logger) async throws -> ChatMessage? {

@@ -9,11 +9,14 @@ public struct PostgresTurnLedger: TurnLedger {
     private let client: PostgresClient
     private let logger: Logger
     private let timeout: Duration
+    private let statements: StatementRunner
 
-    public init(client: PostgresClient, logger: Logger, timeout: Duration = .seconds(5)) {
+    /// `preparedStatements`: see `StatementRunner` (`DATABASE_PREPARED_STATEMENTS`).
+    public init(client: PostgresClient, logger: Logger, timeout: Duration = .seconds(5), preparedStatements: Bool = true) {
         self.client = client
         self.logger = logger
         self.timeout = timeout
+        self.statements = StatementRunner(client: client, prepared: preparedStatements, logger: logger)
     }
 
     public func register(_ turn: TurnEnvelope) async throws(StoreError) {
@@ -112,7 +115,7 @@ public struct PostgresTurnLedger: TurnLedger {
     /// answered, and within its deadline or held by a live attempt. Turns that a
     /// gateway entered are ordered by `seq`; one a worker entered late, by `sent_at`.
     /// (A turn answered by a worker older than the ledger has a stored answer.)
-    private static let openEarlierTurn = """
+    static let openEarlierTurn = """
         SELECT 1 FROM turns p
         WHERE p.session_id = t.session_id AND p.turn_id <> t.turn_id AND p.state = 'queued'
           AND CASE WHEN p.late OR t.late THEN p.sent_at < t.sent_at ELSE p.seq < t.seq END
@@ -128,25 +131,15 @@ public struct PostgresTurnLedger: TurnLedger {
     /// that commits later a no-op, and a register still in flight is waited for and
     /// withdrawn after it.
     private func enter(_ turn: TurnEnvelope, late: Bool, withdrawn: Bool = false) async throws(StoreError) {
-        let (client, logger) = (self.client, self.logger)
-        let state = withdrawn ? "withdrawn" : "queued"
-        let onConflict =
-            withdrawn
-            ? "DO UPDATE SET state = 'withdrawn', settled_at = now() WHERE turns.state = 'queued' AND turns.holder IS NULL"
-            : "DO NOTHING"
+        let statements = self.statements
         for _ in 1...8 {
             do {
                 try await storeCall(timeout: timeout) {
-                    try await client.query(
-                        """
-                        INSERT INTO turns (turn_id, session_id, seq, deadline, sent_at, late, state, settled_at)
-                        SELECT \(turn.turnID), \(turn.sessionID), coalesce(max(seq), 0) + 1, \(turn.ledgerDeadline), \(turn.sentAt), \(late),
-                               \(state), CASE WHEN \(withdrawn) THEN now() END
-                        FROM turns WHERE session_id = \(turn.sessionID)
-                        ON CONFLICT (turn_id) \(unescaped: onConflict)
-                        """,
-                        logger: logger
-                    )
+                    if withdrawn {
+                        _ = try await statements.rows(WithdrawStatement(turn: turn))
+                    } else {
+                        _ = try await statements.rows(EnterStatement(turn: turn, late: late))
+                    }
                 }
                 return
             } catch .queryFailed(let why) where why.hasPrefix(Self.uniqueViolation) {
@@ -159,20 +152,9 @@ public struct PostgresTurnLedger: TurnLedger {
     /// Takes the turn for `attempt` when it may be generated now; returns the attempt
     /// number, or nil when it may not.
     private func take(_ turnID: UUID, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> Int? {
-        let (client, logger) = (self.client, self.logger)
-        let seconds = holdFor.timeInterval
+        let (statements, seconds) = (self.statements, holdFor.timeInterval)
         return try await storeCall(timeout: timeout) {
-            let query: PostgresQuery = """
-                UPDATE turns t SET holder = \(attempt.id), holder_copy = \(attempt.copy),
-                                   held_until = now() + make_interval(secs => \(seconds)), attempts = t.attempts + 1
-                WHERE t.turn_id = \(turnID) AND t.state = 'queued'
-                  AND (t.holder IS NULL OR t.holder = \(attempt.id) OR t.held_until < now()
-                       OR (\(attempt.takeover) AND t.holder_copy IS NOT DISTINCT FROM \(attempt.copy)))
-                  AND NOT EXISTS (\(unescaped: Self.openEarlierTurn))
-                RETURNING t.attempts
-                """
-            for try await number in try await client.query(query, logger: logger).decode(Int.self) { return number }
-            return nil
+            try await statements.rows(TakeStatement(turnID: turnID, attempt: attempt, holdSeconds: seconds)).first
         }
     }
 
