@@ -90,7 +90,7 @@ struct WorkerSettings: Sendable {
         breakerFailures = try environment.int("LLM_BREAKER_FAILURES", default: 5, range: 1...1000)
         breakerCooldown = try environment.seconds("LLM_BREAKER_COOLDOWN_SECONDS", default: .seconds(30), range: 1...86_400)
         coalescer = DeltaCoalescer(
-            maxCharacters: try environment.int("DELTA_MAX_CHARS", default: 64, range: 1...100_000),
+            maxCharacters: try environment.int("DELTA_MAX_CHARS", default: 1024, range: 1...100_000),
             maxDelay: .milliseconds(try environment.int("DELTA_MAX_DELAY_MS", default: 30, range: 0...10_000))
         )
         systemPrompt = environment.string("SYSTEM_PROMPT", default: PromptBuilder.defaultSystemPrompt)

@@ -180,6 +180,16 @@ struct DeltaCoalescerTests {
         if coalescer.flush() != nil { messages += 1 }
         #expect(messages <= 500 * 4 / 64 + 2)
     }
+
+    /// Issue 11: a model that answers at once (70 tokens in one read) cost a delta per
+    /// 64 characters; by default it is the first piece and then the rest.
+    @Test func anAnswerThatArrivesAtOnceIsTwoDeltas() {
+        var coalescer = DeltaCoalescer()
+        let now = ContinuousClock.now
+        let pieces = (0..<70).compactMap { _ in coalescer.add("word ", now: now) } + [coalescer.flush()].compactMap { $0 }
+        #expect(pieces.count == 2)
+        #expect(pieces.joined() == String(repeating: "word ", count: 70))
+    }
 }
 
 @Suite("Turn cancellations")

@@ -1,14 +1,17 @@
 /// Groups streamed text into `delta` envelopes, so that a fast model does not cost
 /// one broker message per token: text is held until `maxCharacters` have gathered
 /// or `maxDelay` has passed since the last delta went out. The first text of a turn
-/// goes out at once (time to first delta matters most).
+/// goes out at once (time to first delta matters most). Time is the rule that
+/// matters to a reader; the size only bounds a message, so it is large: with 64
+/// characters a fast model's answer cost a broker message (and a hop in worker and
+/// gateway) per 64 characters that no one could read apart anyway.
 struct DeltaCoalescer: Sendable {
-    var maxCharacters = 64
+    var maxCharacters = 1024
     var maxDelay: Duration = .milliseconds(30)
     private var pending = ""
     private var lastSent: ContinuousClock.Instant?
 
-    init(maxCharacters: Int = 64, maxDelay: Duration = .milliseconds(30)) {
+    init(maxCharacters: Int = 1024, maxDelay: Duration = .milliseconds(30)) {
         self.maxCharacters = maxCharacters
         self.maxDelay = maxDelay
     }
