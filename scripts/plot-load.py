@@ -83,7 +83,9 @@ def plot_sweep(results: list[dict], out: str) -> None:
     latency.set_ylabel("reply latency (ms)")
     latency.grid(True, which="both", alpha=0.3)
     latency.legend()
-    figure.suptitle(results[0].get("label", "").split(",")[0] or "scenario")
+    # Labels are "A: A-tmpfs-50": the sweep is what they share before the client count.
+    label = results[0].get("label") or "scenario"
+    figure.suptitle(f"{label.rsplit('-', 1)[0]}: turns/s and reply latency by clients")
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)

@@ -102,7 +102,7 @@ def _section_single(title: str, run, page: Path, extra: list[str]) -> list[str]:
     lines = [title, "", "| turns/s | reply p50 ms | p99 | first delta p50 ms | p99 | errors |", "|---|---|---|---|---|---|",
              f"| {result['turns_per_second']:.0f} | {_ms(latency['reply'], 'p50')} | {_ms(latency['reply'], 'p99')} | "
              f"{_ms(latency['first_delta'], 'p50')} | {_ms(latency['first_delta'], 'p99')} | {_errors(result)} |", ""]
-    lines += extra + run.notes
+    lines += extra + [f"({note})" for note in run.notes]
     processes = ", ".join(f"{p['name']} {p['max_resident_megabytes']:.0f} MiB" for p in result.get("processes", []))
     lines += ["", f"Largest resident size: {processes}.", ""]
     if run.plot_path and run.plot_path.exists():
@@ -125,7 +125,7 @@ def write_report(runs: list, out: Path, page: Path, elapsed: float) -> None:
             lines += _section_single("### B. A 2 s streaming LLM, 1,000 clients, one worker", run, page, extra)
         if run.scenario == "D":
             first = run.result["latency_milliseconds"]["first_delta"]
-            extra = [f"First delta p50 − TTFT: **{first['p50'] - 100:.1f} ms**." if first else "No delta arrived."]
+            extra = [f"First delta p50 − TTFT: **{first['p50'] - 100:.1f} ms**" if first else "No delta arrived."]
             lines += _section_single("### D. First delta against the simulator's time to first token", run, page, extra)
     lines.append(END)
     text = page.read_text() if page.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
