@@ -153,6 +153,7 @@ func turnProcessor(
         logger: logger
     )
     processor.coalescer = settings.coalescer
+    processor.deltaBudget = DeltaBudget(perSecond: settings.deltasPerSecond)
     return processor
 }
 

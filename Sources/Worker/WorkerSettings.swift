@@ -26,6 +26,7 @@ struct WorkerSettings: Sendable {
     var breakerFailures: Int
     var breakerCooldown: Duration
     var coalescer: DeltaCoalescer
+    var deltasPerSecond: Int
     var systemPrompt: String
     var completionMarker: String
     var httpHost: String
@@ -93,6 +94,7 @@ struct WorkerSettings: Sendable {
             maxCharacters: try environment.int("DELTA_MAX_CHARS", default: 1024, range: 1...100_000),
             maxDelay: .milliseconds(try environment.int("DELTA_MAX_DELAY_MS", default: 30, range: 0...10_000))
         )
+        deltasPerSecond = try environment.int("DELTA_BUDGET_PER_SECOND", default: 2000, range: 0...1_000_000)
         systemPrompt = environment.string("SYSTEM_PROMPT", default: PromptBuilder.defaultSystemPrompt)
         completionMarker = environment.string("COMPLETION_MARKER", default: PromptBuilder.defaultCompletionMarker)
         httpHost = environment.string("WORKER_HOST", default: "127.0.0.1")

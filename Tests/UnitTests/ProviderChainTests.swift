@@ -181,6 +181,22 @@ struct DeltaCoalescerTests {
         #expect(messages <= 500 * 4 / 64 + 2)
     }
 
+    /// Issue 11: a worker with many streams at once shares a budget of deltas a
+    /// second; each stream's interval grows with their number, and shrinks back.
+    @Test func manyStreamsAtOnceShareTheWorkersDeltaBudget() {
+        let budget = DeltaBudget(perSecond: 10)
+        var coalescer = DeltaCoalescer(maxCharacters: 1024, maxDelay: .milliseconds(30))
+        coalescer.budget = budget
+        for _ in 0..<5 { budget.open() }  // 5 streams, 10 a second: one each 0.5 s
+        let start = ContinuousClock.now
+        #expect(coalescer.add("a", now: start) == "a")
+        #expect(coalescer.add("b", now: start + .milliseconds(100)) == nil)
+        #expect(coalescer.add("c", now: start + .milliseconds(510)) == "bc")
+        for _ in 0..<5 { budget.close() }  // alone again: the base interval
+        #expect(coalescer.add("d", now: start + .milliseconds(545)) == "d")
+        #expect(DeltaBudget(perSecond: 0).interval(atLeast: .milliseconds(30)) == .milliseconds(30))
+    }
+
     /// Issue 11: a model that answers at once (70 tokens in one read) cost a delta per
     /// 64 characters; by default it is the first piece and then the rest.
     @Test func anAnswerThatArrivesAtOnceIsTwoDeltas() {

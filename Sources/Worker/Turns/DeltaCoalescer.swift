@@ -8,6 +8,9 @@
 struct DeltaCoalescer: Sendable {
     var maxCharacters = 1024
     var maxDelay: Duration = .milliseconds(30)
+    /// The worker's budget of deltas a second, which lengthens `maxDelay` when many
+    /// streams run at once (nil: none).
+    var budget: DeltaBudget?
     private var pending = ""
     private var lastSent: ContinuousClock.Instant?
 
@@ -19,7 +22,8 @@ struct DeltaCoalescer: Sendable {
     /// Adds text; returns what should go out now, if anything.
     mutating func add(_ text: String, now: ContinuousClock.Instant) -> String? {
         pending += text
-        let due = lastSent.map { $0.duration(to: now) >= maxDelay } ?? true
+        let delay = budget?.interval(atLeast: maxDelay) ?? maxDelay
+        let due = lastSent.map { $0.duration(to: now) >= delay } ?? true
         guard due || pending.count >= maxCharacters else { return nil }
         lastSent = now
         return take()

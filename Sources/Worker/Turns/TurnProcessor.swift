@@ -29,6 +29,8 @@ struct TurnProcessor: Service {
     var expiredGrace: Duration = .seconds(60)
     /// How streamed text is grouped into delta envelopes.
     var coalescer = DeltaCoalescer()
+    /// Deltas a second for all of this worker's turns (`DELTA_BUDGET_PER_SECOND`).
+    var deltaBudget = DeltaBudget(perSecond: 2000)
     /// Opened when the database schema is current; no turn is taken before.
     var startAfter = Gate.opened
     let logger: Logger
@@ -83,6 +85,10 @@ struct TurnProcessor: Service {
     /// once; through an outage of the database or the broker, in place, again.
     private func answerAndSettle(_ turn: TurnEnvelope, delivery: AMQPDelivery, logger: Logger) async {
         var backoff = Backoff(initial: retryPause, maximum: maxOutagePause)
+        deltaBudget.open()
+        defer { deltaBudget.close() }
+        var coalescer = self.coalescer
+        coalescer.budget = deltaBudget
         let deltas = DeltaStream(turn: turn, publisher: publisher, topology: topology, coalescer: coalescer, logger: logger)
         let attempt = TurnAttempt(takeover: delivery.redelivered, copy: turn.copyID, isCurrent: { [consumer] in consumer.canSettle(delivery) })
         // The answer, once there is one: an outage while publishing it retries only the
