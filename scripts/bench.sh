@@ -11,6 +11,8 @@
 #                                                (default: the newest tag before HEAD;
 #                                                BENCH_BASELINE=none skips it)
 #   bash scripts/bench.sh first-delta           the older first-delta benchmark only
+#   BENCH_SCRATCH=.build-release bash scripts/bench.sh   build in that folder (keeps a
+#                                                release build apart from .build's debug one)
 #
 # Prints figures and asserts nothing: a benchmark, not a test.
 set -euo pipefail
@@ -24,8 +26,10 @@ cd "$REPO_ROOT"
 ensure_system_packages
 ensure_python_websockets
 ensure_python_matplotlib
-swift build -c release
-PARLEY_BIN_DIR="$(swift build -c release --show-bin-path)"
+build=(swift build -c release)
+[[ -z "${BENCH_SCRATCH:-}" ]] || build+=(--scratch-path "$BENCH_SCRATCH")
+"${build[@]}"
+PARLEY_BIN_DIR="$("${build[@]}" --show-bin-path)"
 export PARLEY_BIN_DIR
 
 # The same scenario on an earlier build, so that a regression shows as a ratio. It is
