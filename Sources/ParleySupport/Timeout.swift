@@ -39,7 +39,7 @@ private final class TimeoutRace<T: Sendable>: Sendable {
     private struct State {
         var continuation: CheckedContinuation<T, any Error>?
         var work: Task<Void, Never>?
-        var timer: DeadlineWheel.Token?
+        var timer: Task<Void, Never>?
         var done = false
     }
 
@@ -62,7 +62,10 @@ private final class TimeoutRace<T: Sendable>: Sendable {
                 self.finish(.failure(error))
             }
         }
-        let timer = DeadlineWheel.shared.add(deadline: .now + duration) { self.finish(.failure(TimeoutError(duration: duration))) }
+        let timer = Task {
+            try? await Task.sleep(for: duration)
+            if !Task.isCancelled { self.finish(.failure(TimeoutError(duration: duration))) }
+        }
         let finishedAlready = state.withLock { state -> Bool in
             state.work = work
             state.timer = timer
@@ -70,19 +73,19 @@ private final class TimeoutRace<T: Sendable>: Sendable {
         }
         if finishedAlready {
             work.cancel()
-            DeadlineWheel.shared.remove(timer)
+            timer.cancel()
         }
     }
 
     func finish(_ result: Result<T, any Error>) {
-        let (continuation, work, timer) = state.withLock { state -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?, DeadlineWheel.Token?) in
+        let (continuation, work, timer) = state.withLock { state -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?, Task<Void, Never>?) in
             guard !state.done else { return (nil, nil, nil) }
             state.done = true
             defer { state.continuation = nil }
             return (state.continuation, state.work, state.timer)
         }
         work?.cancel()
-        if let timer { DeadlineWheel.shared.remove(timer) }
+        timer?.cancel()
         continuation?.resume(with: result)
     }
 }

@@ -64,20 +64,3 @@ struct TimeoutTests {
         stuck.release()
     }
 }
-
-@Suite("Deadline wheel")
-struct DeadlineWheelTests {
-    @Test func aDeadlineFiresOnceAndARemovedOneNever() async throws {
-        let wheel = DeadlineWheel(tick: .milliseconds(10))
-        let fired = Locked<[String]>([])
-        _ = wheel.add(deadline: .now + .milliseconds(30)) { fired.withLock { $0.append("due") } }
-        let removed = wheel.add(deadline: .now + .milliseconds(30)) { fired.withLock { $0.append("removed") } }
-        wheel.remove(removed)
-        let late = ContinuousClock.now + .seconds(5)
-        while fired.value.isEmpty, ContinuousClock.now < late { try await Task.sleep(for: .milliseconds(10)) }
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(fired.value == ["due"])
-        // The table is empty again: the checking task has ended with its last entry.
-        #expect(wheel.pending == 0)
-    }
-}
