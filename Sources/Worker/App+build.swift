@@ -72,17 +72,25 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
 
 /// The HTTP client of the providers (and the learning platform). A worker mostly
 /// waits on the model, so every turn in flight gets a connection of its own rather
-/// than a place in the pool's queue: the pool's HTTP/1 limit per host follows
-/// `WORKER_CONCURRENCY` (AsyncHTTPClient's default is 8). HTTP/2, negotiated over TLS
-/// where the provider offers it, carries them all on one connection.
+/// than a place in the pool's queue: the pool's limit per host follows
+/// `WORKER_CONCURRENCY` (AsyncHTTPClient's default is 8). HTTP/1 only: over HTTP/2
+/// AsyncHTTPClient keeps one connection per event loop and queues the requests past
+/// the server's stream limit (often 100) until they fail as pool timeouts, so 256
+/// turns in flight would not fit (docs/decisions.md).
 func providerHTTPClient(concurrency: Int, connectTimeout: Duration = .seconds(10)) -> HTTPClient {
     var configuration = HTTPClient.Configuration()
-    configuration.httpVersion = .automatic
+    configuration.httpVersion = .http1Only
     // Also how long a request may wait for a pooled connection.
     configuration.timeout.connect = .nanoseconds(Int64(connectTimeout.wholeMilliseconds) * 1_000_000)
-    configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, concurrency + 8))
+    configuration.connectionPool = .init(
+        idleTimeout: .seconds(60),
+        concurrentHTTP1ConnectionsPerHostSoftLimit: providerConnectionsPerHost(concurrency: concurrency)
+    )
     return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 }
+
+/// Connections per provider host: one for each turn in flight, and a few spare.
+func providerConnectionsPerHost(concurrency: Int) -> Int { max(8, concurrency + 8) }
 
 /// A worker's three broker connections: replies out, turns in (as many at once as
 /// `WORKER_CONCURRENCY`), and the control signals (cancels) of this worker's queue.
@@ -187,9 +195,11 @@ func outboxServices(
 /// The providers of `LLM_PROVIDER` and `LLM_FALLBACK`, in order, each behind its own
 /// circuit breaker, sharing one retry policy and one HTTP client.
 func providerChain(settings: WorkerSettings, httpClient: HTTPClient, logger: Logger) -> ProviderChain {
-    let transport = LLMTransport(httpClient: httpClient, attemptTimeout: settings.attemptTimeout, idleTimeout: settings.idleTimeout)
     let models: [any ChatModel] = settings.providers.compactMap { provider in
-        switch provider {
+        // One for each provider: each counts the requests to its own host.
+        var transport = LLMTransport(httpClient: httpClient, attemptTimeout: settings.attemptTimeout, idleTimeout: settings.idleTimeout)
+        transport.connectionsPerHost = providerConnectionsPerHost(concurrency: settings.concurrency)
+        return switch provider {
         case .openai: settings.openAI.map { OpenAIChatClient(settings: $0, transport: transport) }
         case .gemini: settings.gemini.map { GeminiChatClient(settings: $0, transport: transport) }
         }

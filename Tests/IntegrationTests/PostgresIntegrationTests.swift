@@ -63,6 +63,29 @@ struct PostgresIntegrationTests {
         }
     }
 
+    /// A statement that failed to prepare on a connection (here: the tables did not
+    /// exist yet, as for a gateway started before the migration) runs once the cause is
+    /// gone, on a pool of one connection: PostgresNIO would keep the failed prepare on
+    /// that connection for good, so the runner closes it.
+    @Test(arguments: [true, false])
+    func aStatementThatFailedToPrepareRunsOnceTheCauseIsGone(prepared: Bool) async throws {
+        try await withIsolatedPostgres(maximumConnections: 1) { client, _ in
+            let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger, preparedStatements: prepared)
+            let ledger = PostgresTurnLedger(client: client, logger: TestEnvironment.logger, preparedStatements: prepared)
+            let session = SessionRecord(id: UUID(), userID: "alice")
+            let turn = TurnEnvelope(kind: .message, sessionID: session.id, userID: "alice", content: "olá", gatewayID: "g")
+            await #expect(throws: StoreError.self) { try await store.turnStart(session: session.id, turn: turn.turnID) }
+            await #expect(throws: StoreError.self) { try await ledger.register(turn) }
+
+            try await Migrator().migrate(client, logger: TestEnvironment.logger)
+            try await store.createSession(session)
+            #expect(try await store.turnStart(session: session.id, turn: turn.turnID).session?.id == session.id)
+            try await ledger.register(turn)
+            let claim = try await ledger.claim(turn, attempt: LedgerAttempt(), holdFor: .seconds(30))
+            #expect(claim == .granted(attemptNumber: 1))
+        }
+    }
+
     /// The worker's two reads of a turn (issue 11: one round trip each) give what the
     /// separate reads give, whether or not there is a session, a reply, a context.
     /// Prepared (the default) and unprepared (`DATABASE_PREPARED_STATEMENTS=off`), twice

@@ -74,8 +74,9 @@ where S.Element: Sendable {
 }
 
 /// Runs `body` with a PostgreSQL client whose connections use their own schema, so
-/// each test starts from an empty database.
+/// each test starts from an empty database; `maximumConnections` caps its pool.
 func withIsolatedPostgres<T: Sendable>(
+    maximumConnections: Int? = nil,
     _ body: @Sendable (PostgresClient, String) async throws -> T
 ) async throws -> T {
     let settings = try TestEnvironment.database()
@@ -83,6 +84,10 @@ func withIsolatedPostgres<T: Sendable>(
     let admin = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: TestEnvironment.logger)
     var configuration = settings.clientConfiguration
     configuration.options.additionalStartupParameters.append(("search_path", schema))
+    if let maximumConnections {
+        configuration.options.minimumConnections = 0
+        configuration.options.maximumConnections = maximumConnections
+    }
     let client = PostgresClient(configuration: configuration, backgroundLogger: TestEnvironment.logger)
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { await admin.run() }

@@ -43,3 +43,37 @@ struct ProviderHTTPClientTests {
         }
     }
 }
+
+/// A pool timeout is a local wait only when this worker's own requests fill the pool;
+/// otherwise the connection being opened did not come: the provider's failure, which
+/// its breaker counts (the reviewer's case: a provider that stops completing handshakes
+/// while earlier streams keep their connections).
+@Suite("A wait for a pooled connection")
+struct PoolTimeoutTests {
+    func classified(underWay: Int) -> LLMError {
+        LLMTransport.transportError(
+            HTTPClientError.getConnectionFromPoolTimeout,
+            url: "https://api.example/v1",
+            timeout: .seconds(60),
+            underWay: underWay,
+            connectionsPerHost: 20
+        )
+    }
+
+    @Test func behindTheWorkersOwnRequestsItIsLocal() {
+        guard case .noLocalConnection = classified(underWay: 21) else {
+            Issue.record("expected noLocalConnection, got \(classified(underWay: 21))")
+            return
+        }
+        #expect(!classified(underWay: 21).countsAgainstProvider)
+    }
+
+    @Test func withConnectionsToSpareItIsTheProviders() {
+        guard case .unavailable(let why) = classified(underWay: 5) else {
+            Issue.record("expected unavailable, got \(classified(underWay: 5))")
+            return
+        }
+        #expect(why.contains("could not connect"))
+        #expect(classified(underWay: 5).countsAgainstProvider)
+    }
+}

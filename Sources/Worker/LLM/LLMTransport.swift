@@ -22,17 +22,25 @@ struct LLMTransport: Sendable {
     let attemptTimeout: Duration
     /// The longest a stream may go without a byte (the first one included).
     let idleTimeout: Duration
+    /// The pool's connections per host (`providerConnectionsPerHost`): with more
+    /// requests than that under way, a wait for a connection is a wait behind this
+    /// worker's own requests.
+    var connectionsPerHost = 8
     var maxBodyBytes = 4 * 1024 * 1024
+    /// This transport's requests under way (shared by its copies).
+    private let underWay = RequestsUnderWay()
 
     func send(_ request: HTTPClientRequest) async throws(LLMError) -> Reply {
         let (client, timeout, limit) = (httpClient, attemptTimeout, maxBodyBytes)
+        let count = underWay.begin()
+        defer { underWay.end() }
         do {
             return try await withTimeout(timeout) {
                 let response = try await client.execute(request, timeout: .init(timeout))
                 return Reply(status: response.status, headers: response.headers, body: try await response.body.collect(upTo: limit))
             }
         } catch {
-            throw Self.transportError(error, url: request.url, timeout: timeout)
+            throw Self.transportError(error, url: request.url, timeout: timeout, underWay: count, connectionsPerHost: connectionsPerHost)
         }
     }
 
@@ -41,6 +49,8 @@ struct LLMTransport: Sendable {
     func stream(_ request: HTTPClientRequest, onEvent: @escaping @Sendable (SSEEvent) async throws -> Void) async throws(LLMError) -> Reply? {
         let (client, attemptTimeout, idleTimeout, limit) = (httpClient, self.attemptTimeout, self.idleTimeout, maxBodyBytes)
         let progress = StreamProgressClock()
+        let count = underWay.begin()
+        defer { underWay.end() }
         do {
             return try await withThrowingTaskGroup(of: Reply?.self) { group in
                 group.addTask {
@@ -72,11 +82,12 @@ struct LLMTransport: Sendable {
                 return try await group.next() ?? nil
             }
         } catch {
-            throw Self.transportError(error, url: request.url, timeout: attemptTimeout)
+            throw Self.transportError(error, url: request.url, timeout: attemptTimeout, underWay: count, connectionsPerHost: connectionsPerHost)
         }
     }
 
-    private static func transportError(_ error: any Error, url: String, timeout: Duration) -> LLMError {
+    /// `underWay`: this transport's requests under way when the failed one began, itself included.
+    static func transportError(_ error: any Error, url: String, timeout: Duration, underWay: Int, connectionsPerHost: Int) -> LLMError {
         if Task.isCancelled || error is CancellationError { return .cancelled }
         switch error {
         case let error as LLMError: return error
@@ -84,10 +95,25 @@ struct LLMTransport: Sendable {
         case is SSEParser.LineTooLong: return .malformedResponse("an event-stream line or event from \(url) is too long")
         case let error as NIOTooManyBytesError: return .malformedResponse("the answer from \(url) is too large: \(error)")
         case let error as HTTPClientError where error == .getConnectionFromPoolTimeout:
-            return .noLocalConnection("waited for a pooled connection to \(url) past the connect timeout")
+            // Every connection busy with this worker's own requests: a local wait, not
+            // the provider's failure. Otherwise the connection being opened for it did
+            // not come in time: the provider (or the way to it) is failing.
+            if underWay > connectionsPerHost {
+                return .noLocalConnection("waited for a pooled connection to \(url) past the connect timeout")
+            }
+            return .unavailable("could not connect to \(url) within the connect timeout")
         default: return .unavailable("request to \(url) failed: \(error)")
         }
     }
+}
+
+/// How many requests of a transport are under way.
+private final class RequestsUnderWay: Sendable {
+    private let count = Atomic(0)
+
+    /// Counts one more; returns the count with it.
+    func begin() -> Int { count.add(1, ordering: .relaxed).newValue }
+    func end() { count.subtract(1, ordering: .relaxed) }
 }
 
 /// When a stream last made progress.
