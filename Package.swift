@@ -118,7 +118,7 @@ let package = Package(
         .testTarget(
             name: "UnitTests",
             dependencies: [
-                "Shared", "AMQPClient", "ParleySupport", "ParleyTestSupport", "Gateway", "Worker", "LLMSim",
+                "Shared", "AMQPClient", "ParleySupport", "ParleyTestSupport", "Gateway", "Worker", "LLMSim", "LoadTool",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),

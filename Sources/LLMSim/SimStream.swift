@@ -46,8 +46,7 @@ struct SimStreamPlan: Sendable {
 
     /// The whole body as it goes on the wire when the stream is not cut (for tests).
     var wireText: String {
-        events.enumerated().map { framing.encode($0.element.data, index: $0.offset) }.joined()
-            + (cutAt == nil ? framing.closing(afterEvents: events.count) : "")
+        wireText(of: events.indices) + (cutAt == nil ? framing.closing(afterEvents: events.count) : "")
     }
 
     /// Half of a JSON text: never valid JSON, for the `malformed=` fault.
@@ -55,20 +54,28 @@ struct SimStreamPlan: Sendable {
         String(json.prefix(max(1, json.count / 2)))
     }
 
-    /// A body that writes each event when it is due; a cut stream throws, which makes
-    /// the server drop the connection without ending the response.
+    /// A body that writes the events when they are due, every event due by then in
+    /// one write (an instant answer is one write, not a timer and a write a token);
+    /// a cut stream throws, which makes the server drop the connection without ending
+    /// the response.
     func body(from start: ContinuousClock.Instant) -> ResponseBody {
         let plan = self
         return ResponseBody { writer in
-            for (index, event) in plan.events.enumerated() {
+            var next = 0
+            while next < plan.events.count {
+                let batch: Range<Int>
                 do {
-                    try await Task.sleep(until: start + event.at, clock: .continuous)
-                    try await writer.write(ByteBuffer(string: plan.framing.encode(event.data, index: index)))
+                    let due = start + plan.events[next].at
+                    if due > .now { try await Task.sleep(until: due, clock: .continuous) }
+                    try Task.checkCancellation()
+                    batch = plan.dueEvents(from: next, by: ContinuousClock.now - start)
+                    try await writer.write(ByteBuffer(string: plan.wireText(of: batch)))
                 } catch {
                     plan.onClientGone?()
                     throw error
                 }
-                if index == plan.firstTextEvent { plan.onFirstText?() }
+                if let first = plan.firstTextEvent, batch.contains(first) { plan.onFirstText?() }
+                next = batch.upperBound
             }
             if let cutAt = plan.cutAt {
                 try await Task.sleep(until: start + cutAt, clock: .continuous)
@@ -78,6 +85,19 @@ struct SimStreamPlan: Sendable {
             if !closing.isEmpty { try await writer.write(ByteBuffer(string: closing)) }
             try await writer.finish(nil)
         }
+    }
+
+    /// The events from `first` that are due `elapsed` after the request came: always
+    /// `first` itself, then each later one already due.
+    func dueEvents(from first: Int, by elapsed: Duration) -> Range<Int> {
+        var end = first + 1
+        while end < events.count, events[end].at <= elapsed { end += 1 }
+        return first..<end
+    }
+
+    /// The wire text of some events, as one piece.
+    func wireText(of batch: Range<Int>) -> String {
+        batch.map { framing.encode(events[$0].data, index: $0) }.joined()
     }
 }
 

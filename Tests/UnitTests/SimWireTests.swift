@@ -79,6 +79,26 @@ struct SimWireTests {
         #expect(plan.cutAt == nil && plan.wireText.hasSuffix("data: [DONE]\n\n"))
     }
 
+    @Test func eventsDueTogetherGoOutInOneWrite() {
+        let tokens = ["Olá", "!", " tudo"]
+        let plan = OpenAIWire.streamPlan(
+            openAI,
+            tokens: tokens,
+            finishReason: "stop",
+            usage: nil,
+            pacing: pacing,
+            cutAfter: nil,
+            malformedAfter: nil
+        )
+        // Due at 100, 100, 200, 300, 300, 300 ms.
+        #expect(plan.dueEvents(from: 0, by: .milliseconds(100)) == 0..<2)
+        #expect(plan.dueEvents(from: 2, by: .milliseconds(250)) == 2..<3)
+        #expect(plan.dueEvents(from: 3, by: .seconds(1)) == 3..<6)
+        // The event waited for goes out even when the clock reads a little early.
+        #expect(plan.dueEvents(from: 2, by: .milliseconds(150)) == 2..<3)
+        #expect(plan.wireText(of: 0..<2) + plan.wireText(of: 2..<6) == plan.wireText)
+    }
+
     @Test func anOpenAIStreamWithoutUsageHasNoUsageKey() {
         let plan = OpenAIWire.streamPlan(
             openAI,
