@@ -6,7 +6,7 @@ import Shared
 /// Streams one turn's text to its session as `delta` envelopes (coalesced), and a
 /// `reset` envelope when generation starts over after text was already sent.
 /// Deltas are transient and unconfirmed: losing one costs nothing, the final reply
-/// carries the whole text.
+/// carries the whole text (and the text held when the stream ends goes only there).
 actor DeltaStream {
     private let turn: TurnEnvelope
     private let publisher: AMQPPublisher
@@ -37,9 +37,12 @@ actor DeltaStream {
         }
     }
 
-    /// Sends what is still held; call before the final reply.
-    func finish() async {
-        if let text = coalescer.flush() { await sendDelta(text) }
+    /// The stream is over and the final reply, which holds the whole text, follows at
+    /// once: what is still held is dropped rather than sent as a delta a moment before
+    /// it (a broker message, a hop in worker and gateway and a frame a socket, for
+    /// nothing). Deltas are therefore a prefix of the reply, not all of it.
+    func finish() {
+        coalescer.discard()
     }
 
     /// The turn is generated again (a retry after an outage): void what was sent.
