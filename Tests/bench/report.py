@@ -91,9 +91,25 @@ def _section_e(runs: list) -> list[str]:
         values = {p["name"]: p.get("cpu_milliseconds_per_turn") or 0.0 for p in run.result["processes"]}
         lines.append(f"| {run.result['settings']['clients']} | " + " | ".join(f"{values.get(n, 0):.3f}" for n in names)
                      + f" | {sum(values.values()):.3f} |")
-    lines += ["", "RabbitMQ and PostgreSQL are not in the table yet: their CPU is read from their own pids when the "
-              "benchmark is given them (`--watch`).", ""]
+    lines += ["", "Every process on the machine's two cores: the Swift processes, the simulator standing in for the "
+              "model, the load tool, RabbitMQ (its beam.smp) and PostgreSQL (the postmaster and its backends).", ""]
     return lines
+
+
+def _section_c(run) -> list[str]:
+    result = run.result
+    fanout, whole = result.get("fanout_milliseconds"), result.get("end_to_end_milliseconds")
+    memory = next(iter(result.get("memory", [])), None)
+    lines = ["### C. Idle sockets on one gateway, and a reply fanned out to two sockets of every session", "",
+             "| sockets open | sessions | gateway RSS idle | per socket | fan-out p50 ms | p99 | max | end to end p50 ms | p99 | errors |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    rss = f"{memory['resident_megabytes_idle']:.0f} MiB" if memory else "–"
+    per_socket = f"{memory['kibibytes_per_socket']:.1f} KiB" if memory else "–"
+    lines.append(f"| {result['opened']} of {result['sockets']} | {result['sessions']} | {rss} | {per_socket} | "
+                 f"{_ms(fanout, 'p50')} | {_ms(fanout, 'p99')} | {_ms(fanout, 'max')} | {_ms(whole, 'p50')} | "
+                 f"{_ms(whole, 'p99')} | {_errors(result)} |")
+    return lines + ["", "The fan-out time is the last socket's reply minus the first's, per session; end to end is from "
+                    "the turn's send to its last socket's reply, with every session sending one turn at 500 a second.", ""]
 
 
 def _section_single(title: str, run, page: Path, extra: list[str]) -> list[str]:
@@ -123,6 +139,8 @@ def write_report(runs: list, out: Path, page: Path, elapsed: float) -> None:
             worker = _process(run.result, "worker1")
             extra = [f"One worker, `WORKER_CONCURRENCY=1000`: its largest resident size {worker['max_resident_megabytes']:.0f} MiB."] if worker else []
             lines += _section_single("### B. A 2 s streaming LLM, 1,000 clients, one worker", run, page, extra)
+        if run.scenario == "C":
+            lines += _section_c(run)
         if run.scenario == "D":
             first = run.result["latency_milliseconds"]["first_delta"]
             extra = [f"First delta p50 − TTFT: **{first['p50'] - 100:.1f} ms**" if first else "No delta arrived."]
@@ -150,13 +168,13 @@ def main() -> None:
     runs = []
     for path in sorted(out.glob("*.json")):
         result = json.loads(path.read_text())
-        if "settings" not in result:
+        if "settings" not in result and "fanout_milliseconds" not in result:
             continue
         notes = ["the simulator's time to first token is 100 ms: the overhead is first delta − 100 ms"] if path.stem.startswith("D-") else []
         plot = path.with_suffix(".png")
         runs.append(SimpleNamespace(scenario=path.stem[0], name=path.stem, result=result, json_path=path,
                                     plot_path=plot if plot.exists() else None, notes=notes))
-    clients = lambda run: int(run.result["settings"].get("clients", 0))  # noqa: E731
+    clients = lambda run: int(run.result.get("settings", {}).get("clients", 0))  # noqa: E731
     runs.sort(key=lambda run: (order.get(run.scenario, 9), "baseline" in run.name, "disk" in run.name, clients(run)))
     text = (root / "docs" / "performance.md").read_text()
     took = text.split("the run took ", 1)[1].split(" minutes", 1)[0] if "the run took " in text else "0"

@@ -58,14 +58,15 @@ class Bench:
 
     # -- running parley-load
 
-    def load(self, stack: BenchStack, scenario: str, name: str, arguments: list[str], *, plot: bool = True) -> Run:
+    def load(self, stack: BenchStack, scenario: str, name: str, arguments: list[str], *, plot: bool = True,
+             command: str = "turns", servers: list[str] | None = None) -> Run:
         json_path = self.out / f"{name}.json"
         # The tool of this build, whatever build the stack runs (the baseline's has none).
         tool = Path(os.environ["PARLEY_BIN_DIR"]) / "parley-load"
-        command = [str(tool), "turns", "--url", stack.ws_url(), "--jwt-secret", JWT_SECRET, "--json", str(json_path),
-                   "--label", f"{scenario}: {name}", *stack.watch_arguments(), *arguments]
+        line = [str(tool), command, "--url", stack.ws_url(), "--jwt-secret", JWT_SECRET, "--json", str(json_path),
+                "--label", f"{scenario}: {name}", *stack.watch_arguments(), *(servers or []), *arguments]
         print(f"\n== {scenario} {name}: {' '.join(arguments)}", flush=True)
-        subprocess.run(command, check=True, stdin=subprocess.DEVNULL)
+        subprocess.run(line, check=True, stdin=subprocess.DEVNULL)
         run = Run(scenario, name, json.loads(json_path.read_text()), json_path)
         if plot:
             run.plot_path = self.out / f"{name}.png"
@@ -79,14 +80,14 @@ class Bench:
     # -- scenarios
 
     def scenario_a(self, storage: str, amqp_url: str, database_url: str, bin_dir: Path | None = None,
-                   tag: str = "") -> list[Run]:
+                   tag: str = "", servers: list[str] | None = None) -> list[Run]:
         runs = []
         with BenchStack(str(bin_dir) if bin_dir else None, amqp_url=amqp_url, database_url=database_url) as stack:
             stack.start(workers=3, gateways=1, sim_env=INSTANT_SIM)
             for clients in (1, 10, 50, 200):
                 name = f"A-{storage}{tag}-{clients}"
                 runs.append(self.load(stack, "A", name, ["--clients", str(clients), "--duration", self.seconds(20),
-                                                         "--warmup", "3", "--quiet"]))
+                                                         "--warmup", "3", "--quiet"], servers=servers))
         subprocess.run([sys.executable, str(PLOT), "--sweep", str(self.out / f"A-{storage}{tag}.png"),
                         *[str(r.json_path) for r in runs]], check=True)
         return runs
@@ -100,6 +101,15 @@ class Bench:
             return self.load(stack, "B", "B-2s-llm-1000", ["--clients", clients, "--duration", self.seconds(30),
                                                            "--warmup", "5", "--sim", "tokens=100", "--connect-rate", "500"])
 
+    def scenario_c(self) -> Run:
+        with BenchStack() as stack:
+            # Two sockets a session, each client a user of its own.
+            stack.start(workers=3, gateways=1, sim_env=INSTANT_SIM, gateway_env={"MAX_SOCKETS_PER_USER": "10"})
+            sockets = "2000" if self.quick else "10000"
+            return self.load(stack, "C", "C-sockets", ["--sockets", sockets, "--per-session", "2", "--hold", "5",
+                                                       "--connect-rate", "1000", "--rate", "500", "--quiet"],
+                             command="sockets", plot=False)
+
     def scenario_d(self) -> Run:
         with BenchStack() as stack:
             stack.start(workers=3, gateways=1, sim_env={"LLM_SIM_TTFT_MS": "0", "LLM_SIM_TOKENS_PER_SECOND": "1000000"})
@@ -107,6 +117,23 @@ class Bench:
                                                           "--sim", "ttft=100,tps=50,tokens=20", "--quiet"])
             run.notes.append("the simulator's time to first token is 100 ms: the overhead is first delta − 100 ms")
             return run
+
+
+def server_watch_arguments() -> list[str]:
+    """parley-load's --watch options for the throwaway RabbitMQ and PostgreSQL (scenario
+    E): the beam.smp pid the node wrote, and the postmaster's, whose CPU time counts its
+    backends'."""
+    arguments = []
+    pid_files = {"rabbitmq": Path(os.environ.get("PARLEY_TEST_RABBITMQ_DIR", "/nonexistent")) / "rabbitmq.pid",
+                 "postgres": Path(os.environ.get("PARLEY_TEST_POSTGRES_DIR", "/nonexistent")) / "data" / "postmaster.pid"}
+    for name, pid_file in pid_files.items():
+        try:
+            pid = int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            print(f"scenarios.py: no pid in {pid_file}; {name} is left out of E", file=sys.stderr)
+            continue
+        arguments += ["--watch", f"{name}={pid}"]
+    return arguments
 
 
 def main() -> None:
@@ -119,7 +146,8 @@ def main() -> None:
     bench = Bench(Path(args.out), args.quick)
     started = time.monotonic()
     if "A" in wanted or "E" in wanted:
-        bench.scenario_a("tmpfs", os.environ["PARLEY_TEST_AMQP_URL"], os.environ["PARLEY_TEST_DATABASE_URL"])
+        bench.scenario_a("tmpfs", os.environ["PARLEY_TEST_AMQP_URL"], os.environ["PARLEY_TEST_DATABASE_URL"],
+                         servers=server_watch_arguments())
         if os.environ.get("PARLEY_BENCH_DISK_AMQP_URL"):
             bench.scenario_a("disk", os.environ["PARLEY_BENCH_DISK_AMQP_URL"], os.environ["PARLEY_BENCH_DISK_DATABASE_URL"])
         if os.environ.get("PARLEY_BENCH_BASELINE_BIN_DIR"):
@@ -127,6 +155,8 @@ def main() -> None:
                              Path(os.environ["PARLEY_BENCH_BASELINE_BIN_DIR"]), tag="-baseline")
     if "B" in wanted:
         bench.scenario_b()
+    if "C" in wanted:
+        bench.scenario_c()
     if "D" in wanted:
         bench.scenario_d()
     from report import write_report  # noqa: E402
