@@ -25,10 +25,21 @@ struct FixtureServer {
         var bodyBytes: [UInt8]
     }
 
+    /// How the body goes out.
+    enum Writes: Sendable {
+        /// Seven bytes a write, at once: events cut anywhere, reads as they come.
+        case sevenBytes
+        /// A line a write, 20 ms apart: each event arrives in a read of its own.
+        case lineByLine
+        /// All of it in one write: a fast model's whole answer in one read.
+        case whole
+    }
+
     let status: HTTPResponse.Status
     let fixture: String
     var contentType = "application/json"
     var headers: [String: String] = [:]
+    var writes = Writes.sevenBytes
     let requests = Locked<[Recorded]>([])
 
     static func fixture(_ name: String) throws -> [UInt8] {
@@ -40,7 +51,7 @@ struct FixtureServer {
     func run(_ body: @Sendable (String) async throws -> Void) async throws {
         let bytes = try Self.fixture(fixture)
         let router = Router()
-        let (status, contentType, extraHeaders, requests) = (self.status, self.contentType, self.headers, self.requests)
+        let (status, contentType, extraHeaders, requests, writes) = (self.status, self.contentType, self.headers, self.requests, self.writes)
         router.post("**") { request, context -> Response in
             let received = try await request.body.collect(upTo: 1 << 20)
             var headers: [String: String] = [:]
@@ -54,11 +65,18 @@ struct FixtureServer {
                 status: status,
                 headers: fields,
                 body: ResponseBody { writer in
-                    var index = 0
-                    while index < bytes.count {
-                        let end = min(index + 7, bytes.count)
-                        try await writer.write(ByteBuffer(bytes: bytes[index..<end]))
-                        index = end
+                    switch writes {
+                    case .sevenBytes:
+                        for start in stride(from: 0, to: bytes.count, by: 7) {
+                            try await writer.write(ByteBuffer(bytes: bytes[start..<min(start + 7, bytes.count)]))
+                        }
+                    case .lineByLine:
+                        for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+                            try await writer.write(ByteBuffer(bytes: Array(line) + [UInt8(ascii: "\n")]))
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                    case .whole:
+                        try await writer.write(ByteBuffer(bytes: bytes))
                     }
                     try await writer.finish(nil)
                 }
@@ -102,13 +120,21 @@ struct ProviderFixtureTests {
 
     // MARK: OpenAI
 
-    @Test func openAIStreamingIsParsedPieceByPiece() async throws {
-        let server = FixtureServer(status: .ok, fixture: "openai/stream-ok.sse", contentType: "text/event-stream")
+    /// Each read's text is one piece; the read that ends the answer streams nothing (the
+    /// reply right behind it carries the text): events a read apart stream one by one,
+    /// an answer in one read streams nothing, and events cut anywhere stream a prefix.
+    @Test(arguments: [
+        (FixtureServer.Writes.lineByLine, ["Olá", "! Vamos", " começar", "."] as [String]?), (.whole, []), (.sevenBytes, nil),
+    ])
+    func openAIStreamingIsParsedPieceByPiece(writes: FixtureServer.Writes, expected: [String]?) async throws {
+        var server = FixtureServer(status: .ok, fixture: "openai/stream-ok.sse", contentType: "text/event-stream")
+        server.writes = writes
         try await server.run { base in
             try await withClients { transport in
                 let pieces = Locked<[String]>([])
                 let completion = try await openAI(base, transport).stream(Self.prompt) { piece in pieces.withLock { $0.append(piece) } }
-                #expect(pieces.value == ["Olá", "! Vamos", " começar", "."])
+                if let expected { #expect(pieces.value == expected) }
+                #expect(completion.text.hasPrefix(pieces.value.joined()))
                 #expect(
                     completion
                         == ChatCompletion(
@@ -203,14 +229,22 @@ struct ProviderFixtureTests {
 
     // MARK: Gemini
 
-    @Test(arguments: ["gemini/stream-ok.sse", "gemini/stream-no-final-blank-line.sse", "gemini/stream-with-thoughts.sse"])
-    func geminiStreamingIsParsedPieceByPiece(fixture: String) async throws {
-        let server = FixtureServer(status: .ok, fixture: fixture, contentType: "text/event-stream")
+    @Test(
+        arguments: ["gemini/stream-ok.sse", "gemini/stream-no-final-blank-line.sse", "gemini/stream-with-thoughts.sse"],
+        [
+            FixtureServer.Writes.lineByLine, .sevenBytes,
+        ]
+    )
+    func geminiStreamingIsParsedPieceByPiece(fixture: String, writes: FixtureServer.Writes) async throws {
+        var server = FixtureServer(status: .ok, fixture: fixture, contentType: "text/event-stream")
+        server.writes = writes
         try await server.run { base in
             try await withClients { transport in
                 let pieces = Locked<[String]>([])
                 let completion = try await gemini(base, transport).stream(Self.prompt) { piece in pieces.withLock { $0.append(piece) } }
-                #expect(pieces.value == ["Olá! Vamos", " começar."])
+                // The last event, with the finishReason, ends the answer: its text only in the reply.
+                if writes == .lineByLine { #expect(pieces.value == ["Olá! Vamos"]) }
+                #expect(completion.text.hasPrefix(pieces.value.joined()))
                 #expect(
                     completion
                         == ChatCompletion(

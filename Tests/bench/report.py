@@ -96,6 +96,29 @@ def _section_e(runs: list) -> list[str]:
     return lines
 
 
+def _section_dashboard(runs: list) -> list[str]:
+    run = next((r for r in runs if "dashboard" in r.result), None)
+    if run is None:
+        return []
+    panels, result = run.result["dashboard"], run.result
+    tool, grafana = result["latency_milliseconds"]["reply"], panels["latency_milliseconds"]
+
+    def cell(value) -> str:
+        return f"{value:.1f}" if value is not None else "–"
+
+    lines = [f"### The dashboard against the load tool (A, tmpfs, {result['settings']['clients']} clients)", "",
+             "| | turns/s | reply p50 ms | p95 | p99 |", "|---|---|---|---|---|",
+             f"| parley-load (its measured window) | {result['turns_per_second']:.0f} | {cell(tool and tool['p50'])} | "
+             f"{cell(tool and tool['p95'])} | {cell(tool and tool['p99'])} |",
+             f"| Grafana's panels (`rate` of answered turns, `histogram_quantile` of the gateway's turn latency, "
+             f"over the whole run) | {panels['turns_per_second']:.0f} | {cell(grafana['p50'])} | {cell(grafana['p95'])} | "
+             f"{cell(grafana['p99'])} |", "",
+             "The panels' quantiles are interpolated inside the histogram's buckets (bounds "
+             + ", ".join(f"{b * 1000:g}" for b in panels["buckets_seconds"]) + " ms), so they agree with the tool's to "
+             "within a bucket; the rate covers the warm-up and the drain too.", ""]
+    return lines
+
+
 def _section_c(run) -> list[str]:
     result = run.result
     fanout, whole = result.get("fanout_milliseconds"), result.get("end_to_end_milliseconds")
@@ -109,7 +132,7 @@ def _section_c(run) -> list[str]:
                  f"{_ms(fanout, 'p50')} | {_ms(fanout, 'p99')} | {_ms(fanout, 'max')} | {_ms(whole, 'p50')} | "
                  f"{_ms(whole, 'p99')} | {_errors(result)} |")
     return lines + ["", "The fan-out time is the last socket's reply minus the first's, per session; end to end is from "
-                    "the turn's send to its last socket's reply, with every session sending one turn at 500 a second.", ""]
+                    "the turn's send to its last socket's reply, with every session sending one turn, 80 a second.", ""]
 
 
 def _section_single(title: str, run, page: Path, extra: list[str]) -> list[str]:
@@ -133,7 +156,7 @@ def write_report(runs: list, out: Path, page: Path, elapsed: float) -> None:
              f"the run took {elapsed / 60:.1f} minutes (`bash scripts/bench.sh`).", ""]
     a_runs = [r for r in runs if r.scenario == "A"]
     if a_runs:
-        lines += _section_a(a_runs, page) + _section_baseline(a_runs) + _section_e(a_runs)
+        lines += _section_a(a_runs, page) + _section_baseline(a_runs) + _section_e(a_runs) + _section_dashboard(a_runs)
     for run in runs:
         if run.scenario == "B":
             worker = _process(run.result, "worker1")

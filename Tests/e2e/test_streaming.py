@@ -116,4 +116,6 @@ def test_a_stream_cut_midway_is_retried_after_a_reset(stack):
     assert len(resets) == 1, client.frames
     reset_at = client.frames.index(resets[0])
     after_reset = "".join(f["text"] for f in client.frames[reset_at:] if f.get("type") == "delta" and f.get("turn_id") == turn_id)
-    assert after_reset == reply["message"]["content"]
+    # What streamed after the reset begins the new answer (what was still grouped at its
+    # end went only into the reply); nothing of the cut attempt is in it.
+    assert after_reset and reply["message"]["content"].startswith(after_reset), (after_reset[-40:], reply["message"]["content"][:80])

@@ -44,9 +44,10 @@ struct LLMTransport: Sendable {
         }
     }
 
-    /// Streams a `text/event-stream` answer: on 200 every event goes to `onEvent` and
+    /// Streams a `text/event-stream` answer: on 200 the events go to `onEvents`, those
+    /// of one network read together (a fast model's whole answer can be one read), and
     /// nil is returned; any other status returns the error reply for the caller to read.
-    func stream(_ request: HTTPClientRequest, onEvent: @escaping @Sendable (SSEEvent) async throws -> Void) async throws(LLMError) -> Reply? {
+    func stream(_ request: HTTPClientRequest, onEvents: @escaping @Sendable ([SSEEvent]) async throws -> Void) async throws(LLMError) -> Reply? {
         let (client, attemptTimeout, idleTimeout, limit) = (httpClient, self.attemptTimeout, self.idleTimeout, maxBodyBytes)
         let progress = StreamProgressClock()
         let count = underWay.begin()
@@ -71,11 +72,10 @@ struct LLMTransport: Sendable {
                     var parser = SSEParser()
                     for try await buffer in response.body {
                         progress.touch()
-                        for event in try parser.feed(buffer.readableBytesView) {
-                            try await onEvent(event)
-                        }
+                        let events = try parser.feed(buffer.readableBytesView)
+                        if !events.isEmpty { try await onEvents(events) }
                     }
-                    if let last = parser.finish() { try await onEvent(last) }
+                    if let last = parser.finish() { try await onEvents([last]) }
                     return nil
                 }
                 defer { group.cancelAll() }

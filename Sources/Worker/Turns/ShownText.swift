@@ -26,13 +26,6 @@ final class ShownText: Sendable {
         shown.withLock { $0 = "" }
     }
 
-    func finish() -> String {
-        filters.withLock { filters in
-            let rest = filters.public.feed(filters.turn.finish())
-            return rest + filters.public.finish()
-        }
-    }
-
     func visible(_ raw: String) -> String {
         let filters = self.filters.value
         return filters.public.visible(filters.turn.visible(raw))

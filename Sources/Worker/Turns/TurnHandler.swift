@@ -151,8 +151,6 @@ struct TurnHandler: Sendable {
                 await onProgress(progress)
             }
         }
-        let tail = shown.finish()
-        if !tail.isEmpty, case .finished = outcome { await onProgress(.text(tail)) }
         var record = CompletedTurn(
             sessionID: turn.sessionID,
             turnID: turn.turnID,

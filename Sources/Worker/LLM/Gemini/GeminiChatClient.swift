@@ -30,15 +30,21 @@ struct GeminiChatClient: ChatModel {
 
     func stream(_ prompt: [PromptMessage], onText: @escaping @Sendable (String) async -> Void) async throws(LLMError) -> ChatCompletion {
         let state = Locked(StreamState())
-        let reply = try await transport.stream(request(prompt, method: "streamGenerateContent", query: "alt=sse")) { event in
-            let response: GeminiWire.Response
-            do {
-                response = try JSONDecoder().decode(GeminiWire.Response.self, from: Data(event.data.utf8))
-            } catch {
-                throw LLMError.malformedResponse("an unreadable stream event: \(event.data.prefix(120))")
+        let reply = try await transport.stream(request(prompt, method: "streamGenerateContent", query: "alt=sse")) { events in
+            // The text of one read is one piece; the read that ends the answer streams
+            // nothing: the final reply, right behind it, carries its text.
+            var piece = ""
+            for event in events {
+                let response: GeminiWire.Response
+                do {
+                    response = try JSONDecoder().decode(GeminiWire.Response.self, from: Data(event.data.utf8))
+                } catch {
+                    throw LLMError.malformedResponse("an unreadable stream event: \(event.data.prefix(120))")
+                }
+                piece += try state.withLock { state throws(LLMError) -> String in try state.apply(response) }
             }
-            let piece = try state.withLock { state throws(LLMError) -> String in try state.apply(response) }
-            if !piece.isEmpty { await onText(piece) }
+            guard !piece.isEmpty, state.value.finishReason == nil else { return }
+            await onText(piece)
         }
         if let reply { throw Self.error(reply) }
         let final = state.value

@@ -39,8 +39,12 @@ struct OpenAIChatClient: ChatModel {
     func stream(_ prompt: [PromptMessage], onText: @escaping @Sendable (String) async -> Void) async throws(LLMError) -> ChatCompletion {
         let state = Locked(StreamState())
         let fallbackModel = settings.model
-        let reply = try await transport.stream(request(prompt, stream: true)) { event in
-            guard let piece = try Self.apply(event, to: state) else { return }
+        let reply = try await transport.stream(request(prompt, stream: true)) { events in
+            // The text of one read is one piece; the read that ends the answer streams
+            // nothing: the final reply, right behind it, carries its text.
+            var piece = ""
+            for event in events { piece += try Self.apply(event, to: state) ?? "" }
+            guard !piece.isEmpty, !state.value.hasEnded else { return }
             await onText(piece)
         }
         if let reply { throw Self.error(reply) }
@@ -60,6 +64,8 @@ struct OpenAIChatClient: ChatModel {
         var usage = TokenUsage()
         var finishReason: String?
         var sawDone = false
+
+        var hasEnded: Bool { sawDone || finishReason != nil }
     }
 
     /// Folds one event into the state; returns the text it carried.
