@@ -26,7 +26,8 @@ struct TurnLedgerIntegrationTests {
             TurnEnvelope(kind: .message, sessionID: session, userID: "alice", content: content, gatewayID: "g", deadline: deadline)
         }
 
-        func answer(_ turn: TurnEnvelope, by attempt: LedgerAttempt) async throws(StoreError) -> StoredReply {
+        /// The answer of `turn`, as `attempt` (nil: a worker older than the ledger) stores it.
+        func completed(_ turn: TurnEnvelope, by attempt: LedgerAttempt?) -> CompletedTurn {
             var record = CompletedTurn(
                 sessionID: session,
                 turnID: turn.turnID,
@@ -37,8 +38,12 @@ struct TurnLedgerIntegrationTests {
                 usage: TokenUsage(),
                 latencyMilliseconds: 1
             )
-            record.attempt = attempt.id
-            return try await store.record(record)
+            record.attempt = attempt?.id
+            return record
+        }
+
+        func answer(_ turn: TurnEnvelope, by attempt: LedgerAttempt) async throws(StoreError) -> StoredReply {
+            try await store.record(completed(turn, by: attempt))
         }
     }
 
@@ -52,6 +57,77 @@ struct TurnLedgerIntegrationTests {
                 Fixture(ledger: PostgresTurnLedger(client: client, logger: TestEnvironment.logger), store: store, session: session, client: client)
             )
         }
+    }
+
+    /// Issue 11: with statistics taken while few turns were queued, PostgreSQL found a
+    /// queued turn by its id through the partial index of queued turns, reading every
+    /// queued turn of every session (3,000 here; 13 ms a take under a real backlog, and
+    /// the stack collapsed). Each statement that finds a queued turn names its session,
+    /// so it reads a handful of rows whatever the backlog.
+    @Test func findingAQueuedTurnReadsItsSessionNotTheWholeBacklog() async throws {
+        try await withLedger { f async throws in
+            // A history of answered turns, analyzed while none was queued; then a backlog.
+            let (past, busy) = (UUID(), UUID())
+            try await f.store.createSession(SessionRecord(id: past, userID: "carol"))
+            try await f.store.createSession(SessionRecord(id: busy, userID: "bob"))
+            try await f.client.query(
+                """
+                INSERT INTO turns (turn_id, session_id, seq, deadline, sent_at, state, settled_at)
+                SELECT gen_random_uuid(), \(past), g, now(), now(), 'answered', now() FROM generate_series(1, 30000) AS g
+                """
+            )
+            try await f.client.query("ANALYZE turns")
+            try await f.client.query(
+                """
+                INSERT INTO turns (turn_id, session_id, seq, deadline, sent_at)
+                SELECT gen_random_uuid(), \(busy), g, now() + interval '1 minute', now() FROM generate_series(1, 3000) AS g
+                """
+            )
+            let turn = f.turn("T1")
+            try await f.ledger.register(turn)
+            let attempt = LedgerAttempt()
+            let record = f.completed(turn, by: attempt)
+            let statements: [(name: String, sql: String, binds: PostgresBindings)] = [
+                (
+                    "take", TakeStatement.sql,
+                    try TakeStatement(turnID: turn.turnID, sessionID: f.session, attempt: attempt, holdSeconds: 30).makeBindings()
+                ),
+                ("renew", RenewStatement.sql, try RenewStatement(turnID: turn.turnID, attempt: attempt, holdSeconds: 30).makeBindings()),
+                (
+                    "settle", SettleStatement.sql,
+                    try SettleStatement(turnID: turn.turnID, attempt: attempt, state: .failed, failure: nil).makeBindings()
+                ),
+                ("record", RecordStatement.sql, try RecordStatement(turn: record).makeBindings()),
+            ]
+            for statement in statements {
+                let dropped = try await f.client.withConnection { connection in
+                    // Each from the same state: explained with ANALYZE (so run), then rolled back.
+                    try await connection.query("BEGIN", logger: TestEnvironment.logger)
+                    do {
+                        let dropped = try await Self.rowsDropped(running: statement.sql, statement.binds, on: connection)
+                        try await connection.query("ROLLBACK", logger: TestEnvironment.logger)
+                        return dropped
+                    } catch {
+                        try? await connection.query("ROLLBACK", logger: TestEnvironment.logger)
+                        throw error
+                    }
+                }
+                #expect(dropped < 50, "\(statement.name) read and dropped \(dropped) rows")
+            }
+        }
+    }
+
+    /// The rows the plan's nodes read and then dropped by a filter, running the statement.
+    static func rowsDropped(running sql: String, _ binds: PostgresBindings, on connection: PostgresConnection) async throws -> Int {
+        let plan = try await connection.query(
+            PostgresQuery(unsafeSQL: "EXPLAIN (ANALYZE, COSTS OFF) " + sql, binds: binds),
+            logger: TestEnvironment.logger
+        )
+        var dropped = 0
+        for try await line in plan.decode(String.self) {
+            if let range = line.range(of: "Rows Removed by Filter: ") { dropped += Int(line[range.upperBound...]) ?? 0 }
+        }
+        return dropped
     }
 
     @Test func aLaterTurnWaitsUntilTheEarlierOneIsAnswered() async throws {
@@ -217,17 +293,7 @@ struct TurnLedgerIntegrationTests {
             try await f.ledger.register(first)
             try await f.ledger.register(second)
             // An old worker stores T1's answer without touching the ledger.
-            let record = CompletedTurn(
-                sessionID: f.session,
-                turnID: first.turnID,
-                userContent: "T1",
-                replyContent: "re",
-                rawReply: "re",
-                model: "m",
-                usage: TokenUsage(),
-                latencyMilliseconds: 1
-            )
-            _ = try await f.store.record(record)
+            _ = try await f.store.record(f.completed(first, by: nil))
             #expect(try await f.ledger.claim(second, attempt: LedgerAttempt(), holdFor: .seconds(10)) == .granted(attemptNumber: 1))
         }
     }

@@ -29,7 +29,7 @@ public struct PostgresTurnLedger: TurnLedger {
 
     public func claim(_ turn: TurnEnvelope, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> TurnClaim {
         for _ in 1...3 {
-            if let number = try await take(turn.turnID, attempt: attempt, holdFor: holdFor) {
+            if let number = try await take(turn, attempt: attempt, holdFor: holdFor) {
                 return .granted(attemptNumber: number)
             }
             switch try await standing(of: turn.turnID) {
@@ -51,19 +51,9 @@ public struct PostgresTurnLedger: TurnLedger {
     }
 
     public func renew(turnID: UUID, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> Bool {
-        let (client, logger) = (self.client, self.logger)
-        let seconds = holdFor.timeInterval
+        let (statements, seconds) = (self.statements, holdFor.timeInterval)
         return try await storeCall(timeout: timeout) {
-            let rows = try await client.query(
-                """
-                UPDATE turns SET held_until = now() + make_interval(secs => \(seconds))
-                WHERE turn_id = \(turnID) AND holder = \(attempt.id) AND state = 'queued'
-                RETURNING 1
-                """,
-                logger: logger
-            )
-            for try await _ in rows { return true }
-            return false
+            try await !statements.rows(RenewStatement(turnID: turnID, attempt: attempt, holdSeconds: seconds)).isEmpty
         }
     }
 
@@ -73,27 +63,9 @@ public struct PostgresTurnLedger: TurnLedger {
         as state: TurnLedgerState,
         failure: SettledFailure?
     ) async throws(StoreError) -> Bool {
-        let (client, logger) = (self.client, self.logger)
+        let statements = self.statements
         return try await storeCall(timeout: timeout) {
-            // True when this attempt ended the turn, or when the ledger does not know it
-            // (then nobody else holds it either). A redelivery may end a turn its copy's
-            // earlier attempt still holds (that attempt is gone).
-            let rows = try await client.query(
-                """
-                WITH ended AS (
-                    UPDATE turns SET state = \(state.rawValue), holder = NULL, held_until = NULL, settled_at = now(),
-                                     error_code = \(failure?.code.rawValue), error_message = \(failure?.message)
-                    WHERE turn_id = \(turnID) AND state = 'queued'
-                      AND (holder IS NULL OR holder = \(attempt.id) OR held_until < now()
-                           OR (\(attempt.takeover) AND holder_copy IS NOT DISTINCT FROM \(attempt.copy)))
-                    RETURNING 1
-                )
-                SELECT EXISTS (SELECT 1 FROM ended) OR NOT EXISTS (SELECT 1 FROM turns WHERE turn_id = \(turnID))
-                """,
-                logger: logger
-            )
-            for try await ended in rows.decode(Bool.self) { return ended }
-            return false
+            try await statements.rows(SettleStatement(turnID: turnID, attempt: attempt, state: state, failure: failure)).first ?? false
         }
     }
 
@@ -151,10 +123,11 @@ public struct PostgresTurnLedger: TurnLedger {
 
     /// Takes the turn for `attempt` when it may be generated now; returns the attempt
     /// number, or nil when it may not.
-    private func take(_ turnID: UUID, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> Int? {
+    private func take(_ turn: TurnEnvelope, attempt: LedgerAttempt, holdFor: Duration) async throws(StoreError) -> Int? {
         let (statements, seconds) = (self.statements, holdFor.timeInterval)
+        let statement = TakeStatement(turnID: turn.turnID, sessionID: turn.sessionID, attempt: attempt, holdSeconds: seconds)
         return try await storeCall(timeout: timeout) {
-            try await statements.rows(TakeStatement(turnID: turnID, attempt: attempt, holdSeconds: seconds)).first
+            try await statements.rows(statement).first
         }
     }
 

@@ -76,7 +76,7 @@ struct RecordStatement: PostgresPreparedStatement {
     static let sql = """
         WITH fence AS (
             UPDATE turns SET state = 'answered', holder = NULL, held_until = NULL, settled_at = now()
-            WHERE turn_id = $1 AND holder = $2 AND state = 'queued'
+            WHERE turn_id = $1 AND session_id = $3 AND holder = $2 AND state = 'queued'
             RETURNING 1
         ), allowed AS (
             SELECT 1 AS ok WHERE $2::uuid IS NULL OR EXISTS (SELECT 1 FROM fence)
