@@ -106,6 +106,7 @@ enum OpenAIWire {
             chunk(identity, choices: [choice(delta: content, finishReason: finishReason)], usage: nullUsage)
         }
         func add(_ json: SimJSON, at: Duration) { plan.events.append(.init(at: at, data: json.text)) }
+        let tokenChunk = SimJSONTemplate { delta(["content": $0]) }
         func addMalformed(afterTokens count: Int) {
             let broken = SimStreamPlan.malformed(delta(["content": ""]).text)
             plan.events.append(.init(at: pacing.tokenReady(max(0, count - 1)), data: broken))
@@ -116,7 +117,7 @@ enum OpenAIWire {
         add(delta(["role": "assistant", "content": ""]), at: pacing.tokenReady(0))
         for index in 0..<sent {
             if malformed == index { addMalformed(afterTokens: index) }
-            add(delta(["content": .string(tokens[index])]), at: pacing.tokenReady(index))
+            plan.events.append(.init(at: pacing.tokenReady(index), data: tokenChunk.text(with: tokens[index])))
         }
         if malformed == sent { addMalformed(afterTokens: sent) }
         if let cut {

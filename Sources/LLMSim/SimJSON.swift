@@ -1,3 +1,5 @@
+import Foundation
+
 /// A JSON value whose objects keep their keys in order and whose nulls are written,
 /// so the simulator's bodies match the providers' byte for byte (key order, explicit
 /// `null`s, no escaped slashes), which `JSONEncoder` does not promise.
@@ -49,7 +51,7 @@ indirect enum SimJSON: Sendable, Equatable {
         }
     }
 
-    private static func writeString(_ value: String, to out: inout String) {
+    fileprivate static func writeString(_ value: String, to out: inout String) {
         out += "\""
         for scalar in value.unicodeScalars {
             switch scalar {
@@ -81,5 +83,32 @@ extension SimJSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Expr
     /// Keeps the literal's order.
     init(dictionaryLiteral elements: (String, SimJSON)...) {
         self = .object(elements.map { Member(key: $0.0, value: $0.1) })
+    }
+}
+
+/// A serialisation with one string value left open: `text(with:)` writes any string in
+/// its place, byte for byte what `SimJSON.text` writes for the whole value, without
+/// building and walking the value again (a streamed answer's chunks differ only in
+/// their token: the simulator spent most of its time per token doing that).
+struct SimJSONTemplate: Sendable {
+    private let head: String
+    private let tail: String
+
+    /// `make` builds the value from the string value it is given for the hole.
+    init(_ make: (SimJSON) -> SimJSON) {
+        // A hole no other part of the value can hold (they come from requests).
+        let hole = "sim-hole-" + UUID().uuidString
+        let text = make(.string(hole)).text
+        let quoted = SimJSON.string(hole).text
+        guard let range = text.range(of: quoted) else { preconditionFailure("the template's value does not hold its hole") }
+        head = String(text[..<range.lowerBound])
+        tail = String(text[range.upperBound...])
+    }
+
+    func text(with value: String) -> String {
+        var out = head
+        SimJSON.writeString(value, to: &out)
+        out += tail
+        return out
     }
 }

@@ -23,12 +23,13 @@ enum SimTokenizer {
             word = ""
         }
         for character in text {
-            if character.isLetter || character.isNumber {
+            switch Kind(character) {
+            case .wordCharacter:
                 word.append(character)
-            } else if character.isWhitespace {
+            case .whitespace:
                 flushWord()
                 pending.append(character)
-            } else {
+            case .mark:
                 flushWord()
                 tokens.append(pending + String(character))
                 pending = ""
@@ -39,8 +40,56 @@ enum SimTokenizer {
         return tokens
     }
 
-    /// How many tokens `text` counts as (what `usage` reports).
-    static func count(_ text: String) -> Int { tokens(of: text).count }
+    /// How many tokens `text` counts as (what `usage` reports): `tokens(of:).count`,
+    /// without making the tokens (every request counts its whole prompt).
+    static func count(_ text: String) -> Int {
+        var count = 0
+        var wordLength = 0
+        var pending = false
+        func flushWord() {
+            guard wordLength > 0 else { return }
+            count += wordLength <= 5 ? 1 : (wordLength + 3) / 4
+            wordLength = 0
+            pending = false
+        }
+        for character in text {
+            switch Kind(character) {
+            case .wordCharacter:
+                wordLength += 1
+            case .whitespace:
+                flushWord()
+                pending = true
+            case .mark:
+                flushWord()
+                count += 1
+                pending = false
+            }
+        }
+        flushWord()
+        return pending ? count + 1 : count
+    }
+
+    /// What a character is to the tokenizer; ASCII without Unicode's property tables.
+    private enum Kind {
+        case wordCharacter, whitespace, mark
+
+        init(_ character: Character) {
+            if let ascii = character.asciiValue {
+                switch ascii {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    self = .wordCharacter
+                case 0x09...0x0D, 0x20:
+                    self = .whitespace
+                default:
+                    self = .mark
+                }
+            } else if character.isLetter || character.isNumber {
+                self = .wordCharacter
+            } else {
+                self = character.isWhitespace ? .whitespace : .mark
+            }
+        }
+    }
 
     /// Exactly `count` tokens: the first `count` of `tokens`, or all of them followed by filler words.
     static func exactly(_ count: Int, from tokens: [String]) -> [String] {

@@ -79,6 +79,14 @@ struct SimWireTests {
         #expect(plan.cutAt == nil && plan.wireText.hasSuffix("data: [DONE]\n\n"))
     }
 
+    @Test(arguments: ["Olá", "", "aspas \" e \\ barras", "linha\nnova\t\u{01}", "emoji 🙂"])
+    func aTemplateWritesWhatTheWholeValueWould(token: String) {
+        let chunk = { (content: SimJSON) in
+            OpenAIWire.chunk(self.openAI, choices: [OpenAIWire.choice(delta: ["content": content], finishReason: nil)], usage: .null)
+        }
+        #expect(SimJSONTemplate(chunk).text(with: token) == chunk(.string(token)).text)
+    }
+
     @Test func eventsDueTogetherGoOutInOneWrite() {
         let tokens = ["Olá", "!", " tudo"]
         let plan = OpenAIWire.streamPlan(

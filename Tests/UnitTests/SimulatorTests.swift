@@ -118,6 +118,24 @@ struct SimulatorTests {
     func textIsSplitIntoTokens(text: String, expected: [String]) {
         #expect(SimTokenizer.tokens(of: text) == expected)
         #expect(SimTokenizer.tokens(of: text).joined() == text)
+        #expect(SimTokenizer.count(text) == expected.count)
+    }
+
+    /// The fast count and the ASCII shortcut agree with Unicode's own classification
+    /// (`Character.isLetter`, `isNumber`, `isWhitespace`) on every ASCII character and a
+    /// few others, alone and in words of every length.
+    @Test func theCountIsTheNumberOfTokensForEveryKindOfCharacter() {
+        let characters = (0..<128).map { Character(Unicode.Scalar(UInt8($0))) } + ["é", "ç", "½", "\u{00A0}", "\u{2003}", "🌍", "\r\n", "e\u{301}"]
+        for character in characters {
+            let unicodeWord = character.isLetter || character.isNumber
+            for text in [String(character), "ab\(character)cd", "abcdef\(character)", " \(character) ", String(repeating: character, count: 9)] {
+                #expect(SimTokenizer.count(text) == SimTokenizer.tokens(of: text).count, "\(text.debugDescription)")
+                #expect(SimTokenizer.tokens(of: text).joined() == text)
+            }
+            // "xcy" is one word, "x" " y" two tokens, "x" "c" "y" three.
+            let expected = unicodeWord ? 1 : character.isWhitespace ? 2 : 3
+            #expect(SimTokenizer.tokens(of: "x\(character)y").count == expected, "\(character.debugDescription)")
+        }
     }
 
     @Test(arguments: [
