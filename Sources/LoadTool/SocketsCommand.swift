@@ -59,45 +59,48 @@ struct SocketsCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: connection.threads)
         let logger = Logger(label: "parley-load")
         let sessions = sockets / perSession
-        let progress = Task { await progressLines(recorder, sessions: sessions) }
         var idle: [String: ProcessUsage] = [:]
-        await withTaskGroup(of: Void.self) { tasks in
-            let gap = Duration.seconds(Double(perSession) / connectRate)
-            for index in 0..<sessions {
-                let fanout = FanoutGroup(
-                    index: index,
-                    sockets: perSession,
-                    url: connection.url,
-                    token: connection.bearerToken(client: index),
-                    recorder: recorder,
-                    phases: phases,
-                    eventLoopGroup: group,
-                    logger: logger
-                )
-                tasks.addTask { await fanout.run() }
-                try? await Task.sleep(until: began + gap * index)
+        // The progress line is a child task beside the run, cancelled when the run ends.
+        await withTaskGroup(of: Void.self) { progress in
+            progress.addTask { await progressLines(recorder, sessions: sessions) }
+            defer { progress.cancelAll() }
+            await withTaskGroup(of: Void.self) { tasks in
+                let gap = Duration.seconds(Double(perSession) / connectRate)
+                for index in 0..<sessions {
+                    let fanout = FanoutGroup(
+                        index: index,
+                        sockets: perSession,
+                        url: connection.url,
+                        token: connection.bearerToken(client: index),
+                        recorder: recorder,
+                        phases: phases,
+                        eventLoopGroup: group,
+                        logger: logger
+                    )
+                    tasks.addTask { await fanout.run() }
+                    try? await Task.sleep(until: began + gap * index)
+                }
+                // Every socket open and attached (or failed), or a minute more at most.
+                let openBy = ContinuousClock.now + .seconds(60)
+                while ContinuousClock.now < openBy {
+                    let counts = recorder.counts
+                    if counts.listeners + counts.sessions + counts.failed >= sockets { break }
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+                try? await Task.sleep(for: .seconds(hold))
+                watch.sample()
+                idle = Dictionary(uniqueKeysWithValues: watched.compactMap { p in ProcessUsage.read(pid: p.pid).map { (p.name, $0) } })
+                watch.startWindow()
+                phases.fanoutStart.withLock { $0 = .now }
+                phases.fanout.fire()
+                let drainBy = ContinuousClock.now + .seconds(Double(sessions) / rate + drain)
+                while ContinuousClock.now < drainBy, recorder.complete(sockets: perSession) < recorder.counts.sessions {
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+                watch.endWindow()
+                phases.done.fire()
             }
-            // Every socket open and attached (or failed), or a minute more at most.
-            let openBy = ContinuousClock.now + .seconds(60)
-            while ContinuousClock.now < openBy {
-                let counts = recorder.counts
-                if counts.listeners + counts.sessions + counts.failed >= sockets { break }
-                try? await Task.sleep(for: .milliseconds(200))
-            }
-            try? await Task.sleep(for: .seconds(hold))
-            watch.sample()
-            idle = Dictionary(uniqueKeysWithValues: watched.compactMap { p in ProcessUsage.read(pid: p.pid).map { (p.name, $0) } })
-            watch.startWindow()
-            phases.fanoutStart.withLock { $0 = .now }
-            phases.fanout.fire()
-            let drainBy = ContinuousClock.now + .seconds(Double(sessions) / rate + drain)
-            while ContinuousClock.now < drainBy, recorder.complete(sockets: perSession) < recorder.counts.sessions {
-                try? await Task.sleep(for: .milliseconds(100))
-            }
-            watch.endWindow()
-            phases.done.fire()
         }
-        progress.cancel()
         try? await group.shutdownGracefully()
         let result = summary(recorder, watch: watch, before: before, idle: idle)
         print(result.text)

@@ -197,9 +197,10 @@ struct DeltaCoalescerTests {
         #expect(DeltaBudget(perSecond: 0).interval(atLeast: .milliseconds(30)) == .milliseconds(30))
     }
 
-    /// Issue 11: a model that answers at once (70 tokens in one read) cost a delta per
-    /// 64 characters; by default it is the first piece and then the rest.
-    @Test func anAnswerThatArrivesAtOnceIsTwoDeltas() {
+    /// Issue 11: a model that answers at once (70 tokens fed one by one) cost a delta per
+    /// 64 characters; by default it is the first piece, and the rest is held (which the
+    /// worker drops at the end: the reply carries it, `DeltaStream.finish`).
+    @Test func anAnswerThatArrivesAtOnceIsTheFirstPieceAndTheHeldRest() {
         var coalescer = DeltaCoalescer()
         let now = ContinuousClock.now
         let pieces = (0..<70).compactMap { _ in coalescer.add("word ", now: now) } + [coalescer.flush()].compactMap { $0 }
