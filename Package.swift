@@ -33,7 +33,13 @@ let package = Package(
             providers: [.apt(["librabbitmq-dev"])]
         ),
         // Durations, backoff, timeouts, locks: what every other target leans on.
-        .target(name: "ParleySupport"),
+        .target(
+            name: "ParleySupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // A generic AMQP 0-9-1 client over rabbitmq-c: a connection thread, a
         // publisher with confirms, a consumer with manual acks and reconnects.
         .target(
@@ -96,6 +102,7 @@ let package = Package(
         .executableTarget(
             name: "LLMSim",
             dependencies: [
+                "ParleySupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import ParleySupport
 import Shared
 
 /// `parley-gateway`: WebSocket endpoint, `/health`, `/metrics`. Configuration
@@ -11,6 +12,7 @@ enum GatewayMain {
         let settings = settingsOrExit(of: "parley-gateway") { environment throws(ConfigurationError) in
             try GatewaySettings(environment: environment)
         }
+        let onEventLoops = settings.concurrencyOnEventLoops && EventLoopExecutor.install()
         bootstrapObservability(logLevel: settings.logLevel)
         ParleyMetrics.registerGatewaySeries()
         let logger = Logger(label: "parley-gateway")
@@ -22,6 +24,7 @@ enum GatewayMain {
             metadata: [
                 "gateway_id": "\(settings.gatewayID)", "address": "\(settings.host):\(settings.port)",
                 "broker": "\(settings.broker.endpoint.redacted)", "database": "\(settings.database.redacted)",
+                "tasks_on_event_loops": "\(onEventLoops)",
             ]
         )
         do {

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import ParleySupport
 import Shared
 
 /// Everything the gateway reads from the environment, once, at start-up.
@@ -43,6 +44,8 @@ struct GatewaySettings: Sendable {
     var adminKeys: Set<String>
     /// The upstream learning platform; nil: context comes from the topic catalog.
     var platform: PlatformSettings?
+    /// Tasks run on NIO's event loops (`EventLoopExecutor`).
+    var concurrencyOnEventLoops: Bool
 
     init(environment: EnvironmentReader) throws(ConfigurationError) {
         let suffix = UUID().uuidString.prefix(8).lowercased()
@@ -87,6 +90,7 @@ struct GatewaySettings: Sendable {
             )
         }
         platform = try PlatformSettings(environment: environment)
+        concurrencyOnEventLoops = try environment.bool(EventLoopExecutor.variable, default: true)
 
         allowedOrigins = Set(
             (environment.string("ALLOWED_ORIGINS") ?? "").split(separator: ",").map { Self.normalized(origin: String($0)) }.filter { !$0.isEmpty }

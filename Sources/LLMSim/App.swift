@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import ParleySupport
 import ServiceLifecycle
 
 /// `parley-llm-sim`: a local stand-in for an LLM provider, for tests, benchmarks and
@@ -25,6 +26,9 @@ import ServiceLifecycle
 @main
 enum LLMSimMain {
     static func main() async {
+        // The simulator shares the machine's cores with what it measures: it runs its
+        // tasks on its event loops, as the servers do, to cost as little as it can.
+        EventLoopExecutor.install()
         let environment = ProcessInfo.processInfo.environment
         var logger = Logger(label: "parley-llm-sim")
         logger.logLevel = Logger.Level(rawValue: environment["LOG_LEVEL"] ?? "info") ?? .info

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ParleySupport
 import Shared
 
 /// `parley-worker`: consumes turns, calls the LLM, stores the conversation,
@@ -14,6 +15,7 @@ enum WorkerMain {
         let settings = settingsOrExit(of: "parley-worker") { environment throws(ConfigurationError) in
             try WorkerSettings(environment: environment)
         }
+        let onEventLoops = settings.concurrencyOnEventLoops && EventLoopExecutor.install()
         bootstrapObservability(logLevel: settings.logLevel)
         ParleyMetrics.registerWorkerSeries(providers: settings.configuredModels)
         let logger = Logger(label: "parley-worker")
@@ -23,6 +25,7 @@ enum WorkerMain {
                 "worker_id": "\(settings.workerID)", "broker": "\(settings.broker.endpoint.redacted)",
                 "database": "\(settings.database.redacted)", "llm": "\(settings.providerSummary)", "streaming": "\(settings.streaming)",
                 "concurrency": "\(settings.concurrency)", "http_port": "\(settings.httpPort)",
+                "tasks_on_event_loops": "\(onEventLoops)",
             ]
         )
         if settings.sendsARealKeyToTheSimulator {

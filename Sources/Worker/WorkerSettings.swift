@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ParleySupport
 import Shared
 
 /// Everything the worker reads from the environment, once, at start-up.
@@ -39,6 +40,8 @@ struct WorkerSettings: Sendable {
     var outboxPollInterval: Duration
     /// How long a SIGTERM waits for the turns in flight before cancelling them.
     var shutdownTimeout: Duration
+    /// Tasks run on NIO's event loops (`EventLoopExecutor`).
+    var concurrencyOnEventLoops: Bool
 
     init(environment: EnvironmentReader) throws(ConfigurationError) {
         workerID = environment.string("WORKER_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
@@ -104,6 +107,7 @@ struct WorkerSettings: Sendable {
         topics = try environment.string("TOPICS_FILE").map { path throws(ConfigurationError) in try TopicCatalogFile.load(path: path) }
         outboxPollInterval = .milliseconds(try environment.int("OUTBOX_POLL_MS", default: 1000, range: 10...600_000))
         shutdownTimeout = try environment.seconds("SHUTDOWN_TIMEOUT_SECONDS", default: .seconds(25), range: 1...3600)
+        concurrencyOnEventLoops = try environment.bool(EventLoopExecutor.variable, default: true)
     }
 
     private static func provider(_ text: String, variable: String) throws(ConfigurationError) -> Provider {

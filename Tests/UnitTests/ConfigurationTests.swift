@@ -55,6 +55,17 @@ struct ConfigurationTests {
         }
     }
 
+    @Test func tasksRunOnTheEventLoopsUnlessTurnedOffAndABadValueNamesTheVariable() throws {
+        #expect(try WorkerSettings(environment: EnvironmentReader(["OPENAI_API_KEY": "k"])).concurrencyOnEventLoops)
+        let off = EnvironmentReader(["OPENAI_API_KEY": "k", "CONCURRENCY_ON_EVENT_LOOPS": "false", "JWT_SECRET": String(repeating: "s", count: 32)])
+        #expect(try !WorkerSettings(environment: off).concurrencyOnEventLoops)
+        #expect(try !GatewaySettings(environment: off).concurrencyOnEventLoops)
+        let bad = EnvironmentReader(["OPENAI_API_KEY": "k", "CONCURRENCY_ON_EVENT_LOOPS": "sometimes"])
+        #expect { try WorkerSettings(environment: bad) } throws: { error in
+            (error as? ConfigurationError)?.variable == "CONCURRENCY_ON_EVENT_LOOPS"
+        }
+    }
+
     @Test func theWorkerNeedsAnLLMKey() {
         #expect { try WorkerSettings(environment: EnvironmentReader([:])) } throws: { error in
             (error as? ConfigurationError)?.variable == "OPENAI_API_KEY"
