@@ -26,6 +26,7 @@ func buildWorker(settings: WorkerSettings, logger: Logger) -> ServiceGroup {
         parts: .init(
             store: store,
             ledger: PostgresTurnLedger(client: postgres, logger: logger, preparedStatements: settings.database.preparedStatements),
+            opener: PostgresTurnOpener(client: postgres, logger: logger, preparedStatements: settings.database.preparedStatements),
             broker: broker,
             httpClient: httpClient
         ),
@@ -126,6 +127,7 @@ struct WorkerBroker {
 struct TurnProcessorParts {
     let store: any ConversationStore
     let ledger: any TurnLedger
+    let opener: any TurnOpener
     let broker: WorkerBroker
     let httpClient: HTTPClient
 }
@@ -148,7 +150,8 @@ func turnProcessor(
             maxHistory: settings.maxConversationHistory,
             completionMarker: settings.completionMarker
         ),
-        cancellations: cancellations
+        cancellations: cancellations,
+        opener: parts.opener
     )
     handler.completionMarker = settings.completionMarker
     var processor = TurnProcessor(

@@ -44,6 +44,7 @@ struct WorkerPipelineTests {
             let store = PostgresConversationStore(client: client, logger: TestEnvironment.logger)
             let session = UUID()
             try await store.createSession(SessionRecord(id: session, userID: "alice"))
+            let seen = storeSeenByWorker(store)
             let broker = try BrokerFixture()
             let publisher = broker.publisher()
             let turns = broker.consumer()
@@ -53,7 +54,7 @@ struct WorkerPipelineTests {
                 consumer: turns,
                 publisher: publisher,
                 handler: TurnHandler(
-                    store: storeSeenByWorker(store),
+                    store: seen,
                     holding: TurnHolding(ledger: PostgresTurnLedger(client: client, logger: TestEnvironment.logger)),
                     generator: ProviderChain(
                         slots: [.init(model: model, breaker: CircuitBreaker())],
@@ -62,7 +63,9 @@ struct WorkerPipelineTests {
                         logger: TestEnvironment.logger
                     ),
                     prompts: PromptBuilder(systemPrompt: "sys", maxHistory: 10),
-                    cancellations: TurnCancellations()
+                    cancellations: TurnCancellations(),
+                    // The worker's own, unless a test stands between the worker and its store.
+                    opener: seen is PostgresConversationStore ? PostgresTurnOpener(client: client, logger: TestEnvironment.logger) : nil
                 ),
                 topology: broker.topology,
                 retryPause: .milliseconds(50),

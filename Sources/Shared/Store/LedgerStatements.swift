@@ -14,13 +14,20 @@ import PostgresNIO
 /// Takes the turn for an attempt when it may be generated now; returns the attempt
 /// number, or no row when it may not.
 struct TakeStatement: PostgresPreparedStatement {
-    static let sql = """
+    static let sql = text()
+
+    /// The take with its parameters $1–$6 as `makeBindings` orders them, and
+    /// `conditions` (more `AND …`) for a statement that takes only in some cases
+    /// (`TurnOpeningStatement`).
+    static func text(alsoWhen conditions: String = "") -> String {
+        """
         UPDATE turns t SET holder = $1, holder_copy = $2, held_until = now() + make_interval(secs => $3), attempts = t.attempts + 1
         WHERE t.turn_id = $4 AND t.session_id = $6 AND t.state = 'queued'
           AND (t.holder IS NULL OR t.holder = $1 OR t.held_until < now() OR ($5 AND t.holder_copy IS NOT DISTINCT FROM $2))
-          AND NOT EXISTS (\(PostgresTurnLedger.openEarlierTurn))
+          AND NOT EXISTS (\(PostgresTurnLedger.openEarlierTurn))\(conditions)
         RETURNING t.attempts
         """
+    }
     static let bindingDataTypes: [PostgresDataType] = [.uuid, .uuid, .float8, .uuid, .bool, .uuid]
     typealias Row = Int
 

@@ -76,17 +76,22 @@ public struct PostgresConversationStore: ConversationStore {
             guard let row = try await statements.rows(TurnStartStatement(session: session, turn: turn)).first else {
                 return TurnStart(session: nil, storedReply: nil)
             }
-            let (userID, topicID, courseID, status, startedAt, completedAt, replyID, content, createdAt) = row
-            var record: SessionRecord?
-            if let userID, let status, let startedAt {
-                record = Self.sessionRecord(session, (userID, topicID, courseID, status, startedAt, completedAt))
-            }
-            var reply: ChatMessage?
-            if let replyID, let content, let createdAt {
-                reply = ChatMessage(id: replyID, role: .assistant, content: content, timestamp: createdAt)
-            }
-            return TurnStart(session: record, storedReply: reply)
+            return Self.turnStart(session, from: row)
         }
+    }
+
+    /// A row of `TurnStartStatement` (or its columns in `TurnOpeningStatement`).
+    static func turnStart(_ session: UUID, from row: TurnStartStatement.Row) -> TurnStart {
+        let (userID, topicID, courseID, status, startedAt, completedAt, replyID, content, createdAt) = row
+        var record: SessionRecord?
+        if let userID, let status, let startedAt {
+            record = Self.sessionRecord(session, (userID, topicID, courseID, status, startedAt, completedAt))
+        }
+        var reply: ChatMessage?
+        if let replyID, let content, let createdAt {
+            reply = ChatMessage(id: replyID, role: .assistant, content: content, timestamp: createdAt)
+        }
+        return TurnStart(session: record, storedReply: reply)
     }
 
     /// One round trip: the context row (if any) and the newest messages.
@@ -96,18 +101,23 @@ public struct PostgresConversationStore: ConversationStore {
             guard let columns = try await statements.rows(PromptMaterialStatement(session: session, historyLimit: historyLimit)).first else {
                 return PromptMaterial(context: nil, history: [])
             }
-            let context = columns.0.map {
-                Self.context(from: ($0, columns.1, columns.2 ?? [], columns.3 ?? [], columns.4, columns.5, columns.6, columns.7 ?? [], columns.8))
-            }
-            let (ids, roles, contents, created) = (columns.9 ?? [], columns.10 ?? [], columns.11 ?? [], columns.12 ?? [])
-            guard ids.count == roles.count, ids.count == contents.count, ids.count == created.count else {
-                throw StoreError.queryFailed("the history of session \(session) came back with arrays of different lengths")
-            }
-            let history = ids.indices.map {
-                ChatMessage(id: ids[$0], role: ChatMessage.Role(rawValue: roles[$0]) ?? .user, content: contents[$0], timestamp: created[$0])
-            }
-            return PromptMaterial(context: context, history: history)
+            return try Self.promptMaterial(session, from: columns)
         }
+    }
+
+    /// A row of `PromptMaterialStatement` (or its columns in `TurnOpeningStatement`).
+    static func promptMaterial(_ session: UUID, from columns: PromptMaterialStatement.Row) throws(StoreError) -> PromptMaterial {
+        let context = columns.0.map {
+            Self.context(from: ($0, columns.1, columns.2 ?? [], columns.3 ?? [], columns.4, columns.5, columns.6, columns.7 ?? [], columns.8))
+        }
+        let (ids, roles, contents, created) = (columns.9 ?? [], columns.10 ?? [], columns.11 ?? [], columns.12 ?? [])
+        guard ids.count == roles.count, ids.count == contents.count, ids.count == created.count else {
+            throw StoreError.queryFailed("the history of session \(session) came back with arrays of different lengths")
+        }
+        let history = ids.indices.map {
+            ChatMessage(id: ids[$0], role: ChatMessage.Role(rawValue: roles[$0]) ?? .user, content: contents[$0], timestamp: created[$0])
+        }
+        return PromptMaterial(context: context, history: history)
     }
 
     private typealias SessionColumns = (String, Int64?, Int64?, String, Date, Date?)

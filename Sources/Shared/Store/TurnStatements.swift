@@ -10,11 +10,19 @@ import PostgresNIO
 /// The session row and the turn's stored reply, either absent: one round trip.
 struct TurnStartStatement: PostgresPreparedStatement {
     static let sql = """
-        SELECT s.user_id, s.topic_id, s.course_id, s.status, s.started_at, s.completed_at, r.id, r.content, r.created_at
+        SELECT \(columns)
         FROM (SELECT 1) AS one
-        LEFT JOIN sessions s ON s.id = $1
-        LEFT JOIN messages r ON r.turn_id = $2 AND r.role = 'assistant'
+        \(joins(session: "$1", turn: "$2"))
         """
+    /// The columns of `Row`, from `joins`.
+    static let columns = "s.user_id, s.topic_id, s.course_id, s.status, s.started_at, s.completed_at, r.id, r.content, r.created_at"
+
+    static func joins(session: String, turn: String) -> String {
+        """
+        LEFT JOIN sessions s ON s.id = \(session)
+        LEFT JOIN messages r ON r.turn_id = \(turn) AND r.role = 'assistant'
+        """
+    }
     static let bindingDataTypes: [PostgresDataType] = [.uuid, .uuid]
     typealias Row = (String?, Int64?, Int64?, String?, Date?, Date?, Int64?, String?, Date?)
 
@@ -34,16 +42,29 @@ struct TurnStartStatement: PostgresPreparedStatement {
 /// The session's context row (if any) and its newest messages as arrays.
 struct PromptMaterialStatement: PostgresPreparedStatement {
     static let sql = """
-        SELECT x.source, x.user_level, x.completed_topics, x.struggles, x.course_title, x.topic_title, x.topic_description,
-               x.learning_objectives, x.prompt_template, h.ids, h.roles, h.contents, h.created
+        SELECT \(columns)
         FROM (SELECT 1) AS one
-        LEFT JOIN session_contexts x ON x.session_id = $1
+        \(joins(session: "$1", limit: "$2"))
+        """
+    /// The columns of `Row`, from `joins`.
+    static let columns = """
+        x.source, x.user_level, x.completed_topics, x.struggles, x.course_title, x.topic_title, x.topic_description,
+        x.learning_objectives, x.prompt_template, h.ids, h.roles, h.contents, h.created
+        """
+
+    /// `condition`: read only when it holds (evaluated once, before the reads).
+    static func joins(session: String, limit: String, when condition: String = "true") -> String {
+        """
+        LEFT JOIN session_contexts x ON x.session_id = \(session) AND \(condition)
         LEFT JOIN LATERAL (
             SELECT array_agg(id ORDER BY id) AS ids, array_agg(role ORDER BY id) AS roles,
                    array_agg(content ORDER BY id) AS contents, array_agg(created_at ORDER BY id) AS created
-            FROM (SELECT id, role, content, created_at FROM messages WHERE session_id = $1 ORDER BY id DESC LIMIT $2) AS newest
+            FROM (
+                SELECT id, role, content, created_at FROM messages WHERE session_id = \(session) AND \(condition) ORDER BY id DESC LIMIT \(limit)
+            ) AS newest
         ) AS h ON true
         """
+    }
     static let bindingDataTypes: [PostgresDataType] = [.uuid, .int8]
     typealias Row = (
         String?, String?, [String]?, [String]?, String?, String?, String?, [String]?, String?, [Int64]?, [String]?, [String]?, [Date]?

@@ -15,6 +15,9 @@ struct TurnHandler: Sendable {
     let generator: ProviderChain
     let prompts: PromptBuilder
     let cancellations: TurnCancellations
+    /// Reads and takes a turn as it arrives; nil: the store's and the ledger's calls
+    /// one by one (`StepwiseTurnOpener`). The worker's is `PostgresTurnOpener`.
+    var opener: (any TurnOpener)?
     /// The model writes it when the learner has mastered the topic; no client sees it.
     var completionMarker = PromptBuilder.defaultCompletionMarker
 
@@ -24,8 +27,14 @@ struct TurnHandler: Sendable {
         logger: Logger,
         onProgress: @escaping @Sendable (GenerationProgress) async -> Void = { _ in }
     ) async throws(TurnFailure) -> ReplyEnvelope {
-        // The session and a reply stored before (a redelivery), in one read.
-        let start = try await fromStore { try await store.turnStart(session: turn.sessionID, turn: turn.turnID) }
+        // The session, a reply stored before (a redelivery) and, when the turn may be
+        // generated now, the turn taken with its prompt's material: one read.
+        let opener = self.opener ?? StepwiseTurnOpener(store: store, ledger: holding.ledger)
+        let (historyLimit, holdFor) = (prompts.maxHistory, holding.holdFor)
+        let opening = try await fromStore {
+            try await opener.open(turn, attempt: attempt.ledger, holdFor: holdFor, historyLimit: historyLimit, mayTake: !turn.isExpired())
+        }
+        let start = opening.start
         if let stored = start.storedReply {
             logger.info("turn was answered before; replying from the database")
             return .done(done(turn, stored, completed: start.session?.status == .completed))
@@ -47,12 +56,16 @@ struct TurnHandler: Sendable {
                 "session \(turn.sessionID.lowercased) is \(session.status.rawValue) and takes no more messages"
             )
         }
+        if let taken = opening.taken {
+            return try await answer(turn, attempt, number: taken.attemptNumber, material: taken.material, logger: logger, onProgress: onProgress)
+        }
         switch try await admit(turn, attempt, logger: logger) {
         case .answer(let reply):
             return reply
-        case .generate(let attemptNumber, let waited):
-            // While this turn waited, the turn before it may have completed the session.
-            if waited, try await fromStore({ try await store.session(id: turn.sessionID) })?.status != .active {
+        case .generate(let attemptNumber):
+            // Since the opening read the session, the turn before this one may have
+            // completed it (this turn waited for it, or it ended just before the claim).
+            if try await fromStore({ try await store.session(id: turn.sessionID) })?.status != .active {
                 return try await failure(
                     turn,
                     attempt,
@@ -60,18 +73,14 @@ struct TurnHandler: Sendable {
                     "session \(turn.sessionID.lowercased) was completed before this message was answered"
                 )
             }
-            if attemptNumber > 1 {
-                // An earlier attempt may have streamed text: the client drops it.
-                await onProgress(.voidEarlierAttempt(reason: "an earlier attempt at this message was interrupted"))
-            }
-            return try await answer(turn, attempt, logger: logger, onProgress: onProgress)
+            return try await answer(turn, attempt, number: attemptNumber, material: nil, logger: logger, onProgress: onProgress)
         }
     }
 
     // MARK: Steps
 
     private enum Admission {
-        case generate(attemptNumber: Int, waited: Bool)
+        case generate(attemptNumber: Int)
         case answer(ReplyEnvelope)
     }
 
@@ -85,7 +94,7 @@ struct TurnHandler: Sendable {
             switch claim {
             case .granted(let number):
                 if waited { logger.info("the session's earlier turn is done; generating this one") }
-                return .generate(attemptNumber: number, waited: waited)
+                return .generate(attemptNumber: number)
             case .settled(.answered, _):
                 // Answered by another attempt since we looked.
                 guard let stored = try await storedReply(of: turn) else { throw .superseded }
@@ -119,14 +128,27 @@ struct TurnHandler: Sendable {
         }
     }
 
-    /// Generates, stores and returns the answer of a turn this attempt holds.
+    /// Generates, stores and returns the answer of a turn this attempt holds (its
+    /// `number`th attempt), from `material` read when it was taken, or read now.
     private func answer(
         _ turn: TurnEnvelope,
         _ attempt: TurnAttempt,
+        number: Int,
+        material given: PromptMaterial?,
         logger: Logger,
         onProgress: @escaping @Sendable (GenerationProgress) async -> Void
     ) async throws(TurnFailure) -> ReplyEnvelope {
-        let material = try await fromStore { try await store.promptMaterial(session: turn.sessionID, historyLimit: self.prompts.maxHistory) }
+        if number > 1 {
+            // An earlier attempt may have streamed text: the client drops it.
+            await onProgress(.voidEarlierAttempt(reason: "an earlier attempt at this message was interrupted"))
+        }
+        let material: PromptMaterial
+        if let given {
+            material = given
+        } else {
+            let historyLimit = prompts.maxHistory
+            material = try await fromStore { try await store.promptMaterial(session: turn.sessionID, historyLimit: historyLimit) }
+        }
         let (history, context) = (material.history, material.context ?? SessionContext())
         // A marker the user typed must complete nothing: the model never sees it
         // (it could echo it back), and history keeps the message without it.
