@@ -8,8 +8,8 @@
 #   BENCH_ONLY=A,D bash scripts/bench.sh        some of them
 #   BENCH_QUICK=1 bash scripts/bench.sh         short runs, to try the script
 #   BENCH_BASELINE=v0.10.0 bash scripts/bench.sh   scenario A also on that tag or commit
-#                                                (default: the newest tag before HEAD;
-#                                                BENCH_BASELINE=none skips it)
+#                                                (default: the newest tag before HEAD, else
+#                                                f1dd409 = v0.10.0; BENCH_BASELINE=none skips it)
 #   bash scripts/bench.sh first-delta           the older first-delta benchmark only
 #   BENCH_SCRATCH=.build-release bash scripts/bench.sh   build in that folder (keeps a
 #                                                release build apart from .build's debug one)
@@ -38,7 +38,9 @@ build_baseline() {
     local wanted="${BENCH_BASELINE:-}" commit tree
     if [[ -z "$wanted" ]]; then
         wanted="$(git describe --tags --abbrev=0 HEAD^ 2>/dev/null || true)"
-        [[ -n "$wanted" ]] || { log "no tag before HEAD: no baseline (set BENCH_BASELINE)"; return 0; }
+        # Tags do not travel with every clone (a checkout of main alone has none):
+        # then the release issue 11 was measured against.
+        [[ -n "$wanted" ]] || { wanted=f1dd409; log "no tag before HEAD: the baseline is $wanted (v0.10.0)"; }
     fi
     [[ "$wanted" != none ]] || return 0
     commit="$(git rev-parse --short "$wanted^{commit}")" || die "BENCH_BASELINE=$wanted is not a tag or commit here"

@@ -196,20 +196,37 @@ _rabbitmq_launch() {
     launcher=$!
     echo "$launcher" >"$dir/launcher.pid"
 
-    # `wait` gives up only after its timeout even when the node died at once (it
-    # waits for the pid file first), so watch the launcher alongside it.
-    # Started with env (not a function) so that $! is the CLI process itself.
-    env "${RMQ_ENV[@]}" "$sbin/rabbitmqctl" -n "$RMQ_NODENAME" -q wait "$dir/rabbitmq.pid" \
-        --timeout "$RABBITMQ_START_TIMEOUT" >"$dir/log/wait.log" 2>&1 &
-    waiter=$!
-    while pid_running "$waiter"; do
-        if ! pid_running "$launcher"; then
-            kill "$waiter" 2>/dev/null || true
-            break
-        fi
-        sleep 0.2
+    # The node writes its pid file while it boots, and `rabbitmqctl wait FILE` once
+    # read it half-written and gave up at once (`garbage_in_pid_file`, 2 s into a
+    # 60 s limit): wait here until the file names our beam.smp, then hand
+    # rabbitmqctl the pid itself.
+    local pid="" deadline=$((started + RABBITMQ_START_TIMEOUT * 1000))
+    while pid_running "$launcher" && (($(now_ms) < deadline)); do
+        pid="$(read_pid "$dir/rabbitmq.pid")"
+        _rabbitmq_owns "$pid" beam.smp "$dir" && break
+        pid=""
+        sleep 0.1
     done
-    if ! wait "$waiter" 2>/dev/null || ! _rabbitmq_node_alive "$dir"; then
+    # `wait` gives up only after its timeout even when the node died at once, so
+    # watch the launcher alongside it.
+    # Started with env (not a function) so that $! is the CLI process itself.
+    local ready=false
+    if [[ -n "$pid" ]]; then
+        env "${RMQ_ENV[@]}" "$sbin/rabbitmqctl" -n "$RMQ_NODENAME" -q wait --pid "$pid" \
+            --timeout "$(((deadline - $(now_ms)) / 1000 + 1))" >"$dir/log/wait.log" 2>&1 &
+        waiter=$!
+        while pid_running "$waiter"; do
+            if ! pid_running "$launcher"; then
+                kill "$waiter" 2>/dev/null || true
+                break
+            fi
+            sleep 0.2
+        done
+        wait "$waiter" 2>/dev/null && ready=true
+    else
+        echo "the node wrote no pid file naming its beam.smp" >"$dir/log/wait.log"
+    fi
+    if ! $ready || ! _rabbitmq_node_alive "$dir"; then
         log "RabbitMQ node $RMQ_NODENAME (from $dir) did not come up (gave up after $(format_ms $(($(now_ms) - started))); limit ${RABBITMQ_START_TIMEOUT} s)"
         sed 's/^/    /' "$dir/log/wait.log" >&2 || true
         _rabbitmq_show_logs "$dir"
