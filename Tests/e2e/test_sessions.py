@@ -3,6 +3,9 @@ plain-text messages."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import parley_e2e as e2e
 from parley_e2e import Sockets, make_jwt, reply_text, run, stored_messages
 
@@ -203,3 +206,33 @@ def test_resume_pages_a_long_history_and_reads_a_completed_session(stack):
             await reader.expect_error("session_completed", 20, client_msg_id="late")
 
     run(scenario(), timeout=60)
+
+
+def test_a_terminal_socket_reads_plain_lines(stack):
+    """`/ws?format=text`, what a person at wscat sees: the answer as a line of its own
+    and an error as `error: <code>: <message>`, no JSON; an unknown format is refused
+    by name."""
+    user = e2e.unique("terminal")
+    headers = {"Authorization": f"Bearer {make_jwt(user)}"}
+
+    async def read(ws) -> str:
+        return await asyncio.wait_for(ws.recv(), 20)
+
+    async def scenario():
+        async with e2e.ws_connect(f"{stack.ws_url(0)}?format=text", additional_headers=headers, proxy=None, ping_interval=None) as ws:
+            await ws.send("olá")
+            answer = await read(ws)
+            await ws.send("x" * 5000)
+            refused = await read(ws)
+            await ws.send("tudo bem?")
+            second = await read(ws)
+        async with e2e.ws_connect(f"{stack.ws_url(0)}?format=xml", additional_headers=headers, proxy=None, ping_interval=None) as ws:
+            bad = json.loads(await read(ws))
+        return answer, refused, second, bad
+
+    answer, refused, second, bad = run(scenario(), timeout=60)
+    assert answer == reply_text(1, "olá")
+    assert refused.startswith("error: content_too_long: "), refused
+    assert second == reply_text(2, "tudo bem?")
+    assert (bad["type"], bad["code"]) == ("error", "malformed_request")
+    assert "format must be json or text" in bad["message"]

@@ -27,12 +27,12 @@ struct ConnectionHandler: Sendable {
 
     /// Returns when the client closes; rethrows a read error (e.g. a message over
     /// `maxFrameBytes`) so that the socket is closed with the matching code (1009).
-    func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, userID: String) async throws {
+    func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, userID: String, format: SocketFormat = .json) async throws {
         var logger = self.logger
         logger[metadataKey: "user_id"] = "\(userID)"
         let outbox = FrameOutbox(userID: userID, capacity: outboxCapacity, logger: logger)
         logger[metadataKey: "socket_id"] = "\(outbox.id)"
-        logger.info("socket connected")
+        logger.info("socket connected", metadata: ["format": "\(format.rawValue)"])
         ParleyMetrics.wsConnects.increment()
         let connections = ParleyMetrics.wsConnections.meter()
         connections.increment()
@@ -41,8 +41,12 @@ struct ConnectionHandler: Sendable {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 for await frame in outbox.frames {
+                    guard let text = format.render(frame) else {
+                        outbox.didWrite()
+                        continue
+                    }
                     do {
-                        try await outbound.write(.text(frame.text))
+                        try await outbound.write(.text(text))
                         outbox.didWrite()
                     } catch {
                         return

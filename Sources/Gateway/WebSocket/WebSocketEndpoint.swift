@@ -23,26 +23,40 @@ struct WebSocketEndpoint: Sendable {
             }
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
-            guard let userID = try await admit(context, outbound: outbound) else { return }
+            let format: SocketFormat
+            do throws(ClientError) {
+                format = try SocketFormat(query: context.request.uri.query)
+            } catch {
+                try await refuse(outbound, .error(code: error.code, message: error.message), in: .json, tryAgainLater: false, reason: error.code)
+                return
+            }
+            guard let userID = try await admit(context, outbound: outbound, format: format) else { return }
             defer { limits.sockets.leave(userID) }
-            try await connections.serve(inbound: inbound, outbound: outbound, userID: userID)
+            try await connections.serve(inbound: inbound, outbound: outbound, userID: userID, format: format)
         }
     }
 
     /// The socket's user, once every check passed and the socket holds a place in
     /// the per-user count (`limits.sockets.leave` gives it back); nil when refused.
-    private func admit(_ context: WebSocketRouterContext<GatewayRequestContext>, outbound: WebSocketOutboundWriter) async throws -> String? {
+    private func admit(
+        _ context: WebSocketRouterContext<GatewayRequestContext>,
+        outbound: WebSocketOutboundWriter,
+        format: SocketFormat
+    ) async throws -> String? {
+        func refuse(_ frame: ServerFrame, tryAgainLater: Bool, reason: ErrorCode) async throws {
+            try await self.refuse(outbound, frame, in: format, tryAgainLater: tryAgainLater, reason: reason)
+        }
         // A browser page of another site (ALLOWED_ORIGINS).
         let origin = context.request.headers[.origin]
         guard settings.allowsOrigin(origin) else {
             let message = "this gateway does not take sockets from pages of \(origin ?? "?") (ALLOWED_ORIGINS)"
-            try await refuse(outbound, .error(code: .originNotAllowed, message: message), tryAgainLater: false, reason: .originNotAllowed)
+            try await refuse(.error(code: .originNotAllowed, message: message), tryAgainLater: false, reason: .originNotAllowed)
             return nil
         }
         if let wait = limits.socketsPerAddress.take(context.requestContext.clientAddress) {
             let refusal = GatewayHTTPError(rateLimited: "too many new connections from your address", retryAfter: wait)
             let frame = ServerFrame.error(code: refusal.code, message: refusal.message, context: .init(retryAfter: refusal.retryAfter))
-            try await refuse(outbound, frame, tryAgainLater: true, reason: refusal.code)
+            try await refuse(frame, tryAgainLater: true, reason: refusal.code)
             return nil
         }
         let userID: String
@@ -51,7 +65,7 @@ struct WebSocketEndpoint: Sendable {
         } catch {
             // A token refused is a policy violation; keys that cannot be fetched, "try again later".
             let tryAgainLater = error.status == .serviceUnavailable
-            try await refuse(outbound, .error(code: error.code, message: error.message), tryAgainLater: tryAgainLater, reason: error.code)
+            try await refuse(.error(code: error.code, message: error.message), tryAgainLater: tryAgainLater, reason: error.code)
             return nil
         }
         if let refusal = limits.sockets.admit(userID) {
@@ -60,15 +74,21 @@ struct WebSocketEndpoint: Sendable {
                 case .gatewayFull(let limit): "this gateway holds its most sockets (\(limit)); try again later or another gateway"
                 case .userFull(let limit): "you have \(limit) sockets open, the most a user may; close one"
                 }
-            try await refuse(outbound, .error(code: .tooManySockets, message: message), tryAgainLater: true, reason: .tooManySockets)
+            try await refuse(.error(code: .tooManySockets, message: message), tryAgainLater: true, reason: .tooManySockets)
             return nil
         }
         return userID
     }
 
     /// Sends the refusal and closes: 1013 (try again later) or 1008 (policy violation).
-    private func refuse(_ outbound: WebSocketOutboundWriter, _ frame: ServerFrame, tryAgainLater: Bool, reason: ErrorCode) async throws {
-        try await outbound.write(.text(frame.text))
+    private func refuse(
+        _ outbound: WebSocketOutboundWriter,
+        _ frame: ServerFrame,
+        in format: SocketFormat,
+        tryAgainLater: Bool,
+        reason: ErrorCode
+    ) async throws {
+        if let text = format.render(frame) { try await outbound.write(.text(text)) }
         try await outbound.close(tryAgainLater ? .unknown(1013) : .policyViolation, reason: reason.rawValue)
     }
 }
