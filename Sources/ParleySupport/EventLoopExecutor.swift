@@ -11,8 +11,8 @@ import NIOPosix
 /// it is already on one), so it costs no wake-up and no switch. Measured in scenario
 /// B (one worker, 1,000 streamed turns): the worker's CPU a turn fell by a quarter
 /// (docs/performance.md). What this asks of the code is what NIO asks of any code
-/// on an event loop: no blocking call outside the places made for them (the AMQP
-/// client's own threads, `withTimeout`'s sleep).
+/// on an event loop: no blocking call, except on the threads made for one (the AMQP
+/// client's, where every call into rabbitmq-c runs).
 ///
 /// `CONCURRENCY_ON_EVENT_LOOPS=false` keeps the pool (to rule it out when chasing a
 /// stall).

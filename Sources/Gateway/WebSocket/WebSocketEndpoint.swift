@@ -43,20 +43,21 @@ struct WebSocketEndpoint: Sendable {
         outbound: WebSocketOutboundWriter,
         format: SocketFormat
     ) async throws -> String? {
-        func refuse(_ frame: ServerFrame, tryAgainLater: Bool, reason: ErrorCode) async throws {
-            try await self.refuse(outbound, frame, in: format, tryAgainLater: tryAgainLater, reason: reason)
+        // Refusals are written in the format the socket asked for.
+        func turnAway(_ frame: ServerFrame, tryAgainLater: Bool, reason: ErrorCode) async throws {
+            try await refuse(outbound, frame, in: format, tryAgainLater: tryAgainLater, reason: reason)
         }
         // A browser page of another site (ALLOWED_ORIGINS).
         let origin = context.request.headers[.origin]
         guard settings.allowsOrigin(origin) else {
             let message = "this gateway does not take sockets from pages of \(origin ?? "?") (ALLOWED_ORIGINS)"
-            try await refuse(.error(code: .originNotAllowed, message: message), tryAgainLater: false, reason: .originNotAllowed)
+            try await turnAway(.error(code: .originNotAllowed, message: message), tryAgainLater: false, reason: .originNotAllowed)
             return nil
         }
         if let wait = limits.socketsPerAddress.take(context.requestContext.clientAddress) {
             let refusal = GatewayHTTPError(rateLimited: "too many new connections from your address", retryAfter: wait)
             let frame = ServerFrame.error(code: refusal.code, message: refusal.message, context: .init(retryAfter: refusal.retryAfter))
-            try await refuse(frame, tryAgainLater: true, reason: refusal.code)
+            try await turnAway(frame, tryAgainLater: true, reason: refusal.code)
             return nil
         }
         let userID: String
@@ -65,7 +66,7 @@ struct WebSocketEndpoint: Sendable {
         } catch {
             // A token refused is a policy violation; keys that cannot be fetched, "try again later".
             let tryAgainLater = error.status == .serviceUnavailable
-            try await refuse(.error(code: error.code, message: error.message), tryAgainLater: tryAgainLater, reason: error.code)
+            try await turnAway(.error(code: error.code, message: error.message), tryAgainLater: tryAgainLater, reason: error.code)
             return nil
         }
         if let refusal = limits.sockets.admit(userID) {
@@ -74,7 +75,7 @@ struct WebSocketEndpoint: Sendable {
                 case .gatewayFull(let limit): "this gateway holds its most sockets (\(limit)); try again later or another gateway"
                 case .userFull(let limit): "you have \(limit) sockets open, the most a user may; close one"
                 }
-            try await refuse(.error(code: .tooManySockets, message: message), tryAgainLater: true, reason: .tooManySockets)
+            try await turnAway(.error(code: .tooManySockets, message: message), tryAgainLater: true, reason: .tooManySockets)
             return nil
         }
         return userID
