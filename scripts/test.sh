@@ -52,6 +52,7 @@ main() {
     run_step "install Python websockets" ensure_python_websockets
     run_step "install Python cryptography" ensure_python_cryptography
     run_step "install schemathesis" ensure_python_package schemathesis
+    run_step "install Chromium and Selenium" ensure_browser
     # Formatting first: it takes seconds, and names the file (.swift-format).
     run_step "format check" run_child bash scripts/format.sh --check
     run_step "start RabbitMQ and PostgreSQL" start_servers

@@ -41,6 +41,9 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         publisher: BrokerTurnPublisher(publisher: publisher, topology: topology),
         subscriptions: BrokerReplySubscriptions(consumer: replies, topology: topology),
         contexts: sessionContexts(settings, client: httpClient, postgres: postgres, logger: logger),
+        directory: PostgresSessionDirectory(client: postgres, logger: logger),
+        catalog: PostgresTopicCatalog(client: postgres, logger: logger),
+        accounts: PostgresAccountStore(client: postgres, logger: logger),
         keys: identityProviderKeys(settings.authentication, client: httpClient, logger: logger),
         healthChecks: [
             "database": { [logger] in

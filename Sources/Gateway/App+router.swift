@@ -13,6 +13,11 @@ struct GatewayBoundaries: Sendable {
     var publisher: any TurnPublishing
     var subscriptions: any ReplySubscriptions
     var contexts: any SessionContextSource
+    /// The user's sessions and the topic catalog, for the chat page.
+    var directory: any SessionDirectory
+    var catalog: any TopicCatalog
+    /// The chat page's accounts (used only with `ACCOUNTS=on`).
+    var accounts: any AccountStore
     /// The identity provider's keys, when `JWT_JWKS_URL` is set.
     var keys: JWKSKeyCache?
     /// Named checks for `/health`: nil when fine, else what is wrong.
@@ -28,7 +33,8 @@ struct GatewayRoutes {
     let health: HealthMonitor
 }
 
-/// Builds the public routes — `/health`, the REST API, `/ws` — over `boundaries`.
+/// Builds the public routes — `/health`, the chat page, the REST API, accounts, `/ws` —
+/// over `boundaries`.
 func buildRouter(settings: GatewaySettings, boundaries: GatewayBoundaries, logger: Logger) -> GatewayRoutes {
     let dispatcher = TurnDispatcher(publisher: boundaries.publisher, ledger: boundaries.ledger, turnLifetime: settings.turnLifetime, logger: logger)
     let pipeline = TurnPipeline(
@@ -51,21 +57,27 @@ func buildRouter(settings: GatewaySettings, boundaries: GatewayBoundaries, logge
     // The public port says only whether the gateway serves; the reasons and the
     // metrics are on the internal listener.
     router.get("/health") { _, _ -> Response in healthResponse(await health.report(), detailed: false) }
+    let reader = RESTRequestReader(
+        authenticator: authenticator,
+        adminKeys: settings.adminKeys,
+        maxBodyBytes: settings.maxFrameBytes,
+        defaultWait: settings.restWait,
+        maxWait: settings.replyTimeout
+    )
+    ChatPage().register(on: router)
     RESTAPI(
         registry: registry,
         store: boundaries.store,
+        directory: boundaries.directory,
+        catalog: boundaries.catalog,
         turns: TurnWaiter(pipeline: pipeline, tasks: restTurns, gatewayID: settings.gatewayID, logger: logger),
-        reader: RESTRequestReader(
-            authenticator: authenticator,
-            adminKeys: settings.adminKeys,
-            maxBodyBytes: settings.maxFrameBytes,
-            defaultWait: settings.restWait,
-            maxWait: settings.replyTimeout
-        ),
+        reader: reader,
         contentDecoder: decoder,
         limits: limits,
+        accountsEnabled: settings.accounts != nil,
         logger: logger
     ).register(on: router)
+    AccountsAPI(accounts: settings.accounts.map { accounts(boundaries.accounts, $0, logger: logger) }, reader: reader).register(on: router)
     let connections = ConnectionHandler(
         pipeline: pipeline,
         store: boundaries.store,
@@ -80,6 +92,18 @@ func buildRouter(settings: GatewaySettings, boundaries: GatewayBoundaries, logge
     )
     WebSocketEndpoint(settings: settings, authenticator: authenticator, limits: limits, connections: connections).register(on: router)
     return GatewayRoutes(router: router, pipeline: pipeline, restTurns: restTurns, health: health)
+}
+
+/// The chat page's accounts over `store`, as `settings` say.
+private func accounts(_ store: any AccountStore, _ settings: AccountSettings, logger: Logger) -> Accounts {
+    Accounts(
+        store: store,
+        hasher: PasswordHasher(cost: settings.passwordCost),
+        issuer: AccountTokenIssuer(key: settings.key, claims: settings.claims, lifetime: settings.tokenLifetime),
+        attemptsPerAddress: RateLimiter(settings.attemptsPerAddress),
+        loginsPerAccount: RateLimiter(settings.loginsPerAccount),
+        logger: logger
+    )
 }
 
 /// The public server for `routes`: HTTP/1.1 with the WebSocket upgrade.

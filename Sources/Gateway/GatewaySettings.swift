@@ -46,6 +46,8 @@ struct GatewaySettings: Sendable {
     var platform: PlatformSettings?
     /// Tasks run on NIO's event loops (`EventLoopExecutor`).
     var concurrencyOnEventLoops: Bool
+    /// The chat page's accounts (`ACCOUNTS=on`); nil: off.
+    var accounts: AccountSettings?
 
     init(environment: EnvironmentReader) throws(ConfigurationError) {
         let suffix = UUID().uuidString.prefix(8).lowercased()
@@ -112,6 +114,7 @@ struct GatewaySettings: Sendable {
             // page its user visits: by default only its own pages may open them.
             if allowedOrigins.isEmpty { allowedOrigins = ["http://localhost:\(port)", "http://127.0.0.1:\(port)"] }
         }
+        accounts = try AccountSettings(environment: environment, authentication: authentication)
     }
 
     /// The accepted tokens: `API_KEYS`, HS256 with `JWT_SECRET`, RS256/ES256 from the

@@ -5,7 +5,7 @@ import Synchronization
 /// `ConversationStore` in memory, for unit tests of the code around the store.
 /// The SQL is tested against PostgreSQL in the integration tests.
 public final class InMemoryConversationStore: ConversationStore {
-    private struct State {
+    struct State {
         var sessions: [UUID: SessionRecord] = [:]
         var contexts: [UUID: SessionContext] = [:]
         var messages: [(session: UUID, turn: UUID, message: ChatMessage)] = []
@@ -24,6 +24,12 @@ public final class InMemoryConversationStore: ConversationStore {
     /// Makes every call fail with `error` (nil to recover).
     public func failEveryCall(with error: StoreError?) {
         failure.withLock { $0 = error }
+    }
+
+    /// A copy of everything stored.
+    func snapshot() throws(StoreError) -> State {
+        try check()
+        return state.withLock { $0 }
     }
 
     private func check() throws(StoreError) {

@@ -17,6 +17,10 @@ public final class InMemoryTopicCatalog: TopicCatalog {
         topics.values.sorted { $0.id < $1.id }.first { $0.courseID == id }?.courseTitle
     }
 
+    public func topics(limit: Int) async throws(StoreError) -> [CatalogTopic] {
+        Array(topics.values.sorted { ($0.courseID ?? .max, $0.id) < ($1.courseID ?? .max, $1.id) }.prefix(limit))
+    }
+
     public func completedTopicTitles(userID: String) async throws(StoreError) -> [String] {
         completed.withLock { $0[userID] ?? [] }
     }

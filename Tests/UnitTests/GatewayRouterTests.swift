@@ -29,7 +29,8 @@ struct GatewayRouterTests {
         // HummingbirdWSClient sends `Origin: ws://localhost`.
         var variables = ["PARLEY_AUTH": "off", "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": "0", "ALLOWED_ORIGINS": "ws://localhost"]
         variables.merge(environment) { $1 }
-        let settings = try GatewaySettings(environment: EnvironmentReader(variables))
+        var settings = try GatewaySettings(environment: EnvironmentReader(variables))
+        settings.accounts?.passwordCost = AccountsTests.cheap
         let (store, broker) = (InMemoryConversationStore(), InMemoryBroker())
         let boundaries = GatewayBoundaries(
             store: store,
@@ -37,6 +38,9 @@ struct GatewayRouterTests {
             publisher: broker,
             subscriptions: broker,
             contexts: CatalogContextSource(catalog: InMemoryTopicCatalog([]), logger: logger),
+            directory: store,
+            catalog: InMemoryTopicCatalog([]),
+            accounts: InMemoryAccountStore(sessions: store),
             keys: nil,
             healthChecks: ["database": { nil }]
         )
@@ -158,6 +162,99 @@ struct GatewayRouterTests {
                 #expect(frames.last["message"].flatMap { ($0 as? [String: Any])?["content"] as? String } == "eco: olá")
             }
             try await eventually { gateway.broker.bound.withLock { $0.isEmpty } ? true : nil }
+        }
+    }
+
+    @Test func theChatPageIsServedWithAPolicyThatAllowsOnlyThisGateway() async throws {
+        try await withGateway { gateway in
+            try await gateway.app.test(.router) { client in
+                for (path, type, marker) in [
+                    ("/", "text/html; charset=utf-8", "<script src=\"/chat.js\" defer></script>"),
+                    ("/chat.js", "text/javascript; charset=utf-8", "\"use strict\";"),
+                    ("/chat.css", "text/css; charset=utf-8", ".messages"),
+                ] {
+                    let response = try await client.execute(uri: path, method: .get)
+                    #expect(response.status == .ok)
+                    #expect(response.headers[.contentType] == type)
+                    #expect(response.headers[.contentSecurityPolicy]?.contains("default-src 'none'; script-src 'self'") == true)
+                    #expect(response.headers[.xContentTypeOptions] == "nosniff")
+                    #expect(String(buffer: response.body).contains(marker), "\(path)")
+                }
+                // Nothing is loaded from elsewhere: no http(s) URL in the page or its files.
+                for path in ["/", "/chat.js", "/chat.css"] {
+                    let text = String(buffer: try await client.execute(uri: path, method: .get).body)
+                    #expect(!text.contains("http://") && !text.contains("https://"), "\(path)")
+                }
+            }
+        }
+    }
+
+    @Test func thePageLearnsHowToSignInAndListsTheUsersSessionsAndTopics() async throws {
+        try await withGateway { gateway in
+            try await gateway.app.test(.router) { client in
+                let options = try await client.execute(uri: "/api/auth", method: .get)
+                #expect(json(options.body) as NSDictionary == ["authentication": "off", "accounts": false] as NSDictionary)
+                for _ in 0..<3 { _ = try await client.execute(uri: "/api/sessions/start?user=ana", method: .post) }
+                _ = try await client.execute(uri: "/api/sessions/start?user=bia", method: .post)
+                let first = try await client.execute(uri: "/api/sessions?user=ana&limit=2", method: .get)
+                let page = json(first.body)
+                #expect((page["sessions"] as? [[String: Any]])?.count == 2)
+                let cursor = try #require(page["next_cursor"] as? String)
+                let second = json(try await client.execute(uri: "/api/sessions?user=ana&limit=2&cursor=\(cursor)", method: .get).body)
+                #expect((second["sessions"] as? [[String: Any]])?.count == 1)
+                #expect(second["next_cursor"] is NSNull)
+                let keys = ((second["sessions"] as? [[String: Any]])?.first?.keys.sorted()) ?? []
+                #expect(keys == ["course_id", "first_message", "last_activity_at", "session_id", "started_at", "status", "topic_id", "topic_title"])
+                let bad = try await client.execute(uri: "/api/sessions?user=ana&cursor=42", method: .get)
+                #expect(bad.status == .badRequest)
+                let topics = json(try await client.execute(uri: "/api/topics?user=ana", method: .get).body)
+                #expect((topics["topics"] as? [Any])?.isEmpty == true)
+            }
+        }
+    }
+
+    @Test func accountsAreOffUnlessTurnedOnAndThenRegisterAndLogIn() async throws {
+        try await withGateway { gateway in
+            try await gateway.app.test(.router) { client in
+                let off = try await client.execute(
+                    uri: "/api/accounts",
+                    method: .post,
+                    body: ByteBuffer(string: #"{"user_id":"ana","password":"correct horse"}"#)
+                )
+                #expect(off.status == .notFound)
+                #expect((json(off.body)["error"] as? [String: Any])?["code"] as? String == "accounts_disabled")
+            }
+        }
+        let secret = String(repeating: "s", count: 32)
+        try await withGateway(["PARLEY_AUTH": "on", "JWT_SECRET": secret, "ACCOUNTS": "on"]) { gateway in
+            try await gateway.app.test(.router) { client in
+                #expect(json(try await client.execute(uri: "/api/auth", method: .get).body)["accounts"] as? Bool == true)
+                let credentials = ByteBuffer(string: #"{"user_id":"Ana","password":"correct horse"}"#)
+                let registered = try await client.execute(uri: "/api/accounts", method: .post, body: credentials)
+                #expect(registered.status == .created, "\(String(buffer: registered.body))")
+                #expect(json(registered.body)["user_id"] as? String == "ana")
+                let again = try await client.execute(uri: "/api/accounts", method: .post, body: credentials)
+                #expect(again.status == .conflict)
+                let wrong = try await client.execute(
+                    uri: "/api/accounts/login",
+                    method: .post,
+                    body: ByteBuffer(string: #"{"user_id":"ana","password":"wrong horse"}"#)
+                )
+                #expect(wrong.status == .unauthorized && (json(wrong.body)["error"] as? [String: Any])?["code"] as? String == "invalid_credentials")
+                let loggedIn = try await client.execute(uri: "/api/accounts/login", method: .post, body: credentials)
+                let token = try #require(json(loggedIn.body)["token"] as? String)
+                // The token is the gateway's own: it opens the user's sessions.
+                let started = try await client.execute(uri: "/api/sessions/start", method: .post, headers: [.authorization: "Bearer \(token)"])
+                #expect(started.status == .created)
+                let listed = json(try await client.execute(uri: "/api/sessions", method: .get, headers: [.authorization: "Bearer \(token)"]).body)
+                #expect((listed["sessions"] as? [Any])?.count == 1)
+                let extra = try await client.execute(
+                    uri: "/api/accounts/login",
+                    method: .post,
+                    body: ByteBuffer(string: #"{"user_id":"ana","password":"correct horse","remember":true}"#)
+                )
+                #expect(extra.status == .badRequest)
+            }
         }
     }
 

@@ -72,6 +72,7 @@ def main() -> int:
     ensure_module("websockets", "websockets")
     ensure_module("yaml", "pyyaml")
     ensure_module("check_jsonschema", "check-jsonschema")
+    ensure_module("selenium", "selenium")
 
     # No bytecode or plugin state in the repository; only pytest's own plugins (hermetic).
     environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")

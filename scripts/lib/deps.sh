@@ -33,9 +33,12 @@ PARLEY_SYSTEM_PACKAGES=(
 )
 
 # ensure_system_packages — apt-get install the packages above that dpkg lacks.
-ensure_system_packages() {
+ensure_system_packages() { ensure_debian_packages "${PARLEY_SYSTEM_PACKAGES[@]}"; }
+
+# ensure_debian_packages PACKAGE... — apt-get install those of them that dpkg lacks.
+ensure_debian_packages() {
     local missing=() pkg
-    for pkg in "${PARLEY_SYSTEM_PACKAGES[@]}"; do
+    for pkg in "$@"; do
         # `dpkg -s` also succeeds for a package that was removed but left its
         # configuration behind, so look at the status line itself.
         if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
@@ -76,3 +79,10 @@ ensure_python_cryptography() { ensure_python_package cryptography; }
 
 # ensure_python_matplotlib — draws the load tool's and the benchmark's plots.
 ensure_python_matplotlib() { ensure_python_package matplotlib; }
+
+# ensure_browser — headless Chromium, its WebDriver and Selenium: the end-to-end suite
+# drives the chat page in a real browser (Tests/e2e/test_chat_page.py).
+ensure_browser() {
+    ensure_debian_packages chromium chromium-driver
+    ensure_python_package selenium
+}

@@ -42,12 +42,23 @@ struct LimitSettings: Sendable, Equatable {
     var maxSocketsPerUser: Int
     var maxRESTTurns: Int
 
+    /// A rate per minute and its burst from two variables; nil when the rate is 0 (off).
+    static func rule(
+        _ environment: EnvironmentReader,
+        _ rate: String,
+        default perMinute: Int,
+        _ burst: String,
+        default burstDefault: Int
+    ) throws(ConfigurationError) -> RateLimiter.Rule? {
+        let perMinute = try environment.int(rate, default: perMinute, range: 0...1_000_000)
+        let burst = try environment.int(burst, default: burstDefault, range: 1...1_000_000)
+        return perMinute == 0 ? nil : .init(perMinute: perMinute, burst: burst)
+    }
+
     init(environment: EnvironmentReader) throws(ConfigurationError) {
         func rule(_ rate: String, default perMinute: Int, _ burst: String, default burstDefault: Int) throws(ConfigurationError) -> RateLimiter.Rule?
         {
-            let perMinute = try environment.int(rate, default: perMinute, range: 0...1_000_000)
-            let burst = try environment.int(burst, default: burstDefault, range: 1...1_000_000)
-            return perMinute == 0 ? nil : .init(perMinute: perMinute, burst: burst)
+            try Self.rule(environment, rate, default: perMinute, burst, default: burstDefault)
         }
         turnsPerUser = try rule("RATE_TURNS_PER_MINUTE", default: 120, "RATE_TURNS_BURST", default: 30)
         startsPerUser = try rule("RATE_STARTS_PER_MINUTE", default: 30, "RATE_STARTS_BURST", default: 30)

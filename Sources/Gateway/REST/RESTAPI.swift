@@ -9,13 +9,20 @@ import Shared
 struct RESTAPI: Sendable {
     let registry: SessionRegistry
     let store: any ConversationStore
+    let directory: any SessionDirectory
+    let catalog: any TopicCatalog
     let turns: TurnWaiter
     let reader: RESTRequestReader
     let contentDecoder: ClientFrameDecoder
     let limits: AbuseLimits
+    /// Whether `ACCOUNTS=on` (said by `GET /api/auth`).
+    let accountsEnabled: Bool
     let logger: Logger
 
     func register<Context: RequestContext>(on router: Router<Context>) {
+        router.get("/api/auth") { _, _ in signInOptions() }
+        router.get("/api/sessions") { request, _ in try await sessions(request) }
+        router.get("/api/topics") { request, _ in try await topics(request) }
         router.post("/api/sessions/start") { request, _ in try await startSession(request) }
         router.post("/api/sessions/:session_id/message") { request, context in
             try await sendMessage(request, sessionID: context.parameters.get("session_id"))
@@ -41,6 +48,38 @@ struct RESTAPI: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: EmbeddedAssets.docsHTML))
             )
         }
+    }
+
+    /// `GET /api/auth`: how to sign in here, for a page that cannot read the settings.
+    func signInOptions() -> Response {
+        let authentication = if case .off = reader.authenticator.mode { "off" } else { "token" }
+        return .json(RESTModels.SignInOptions(authentication: authentication, accounts: accountsEnabled))
+    }
+
+    /// `GET /api/sessions`: the caller's sessions, newest first.
+    func sessions(_ request: Request) async throws(GatewayHTTPError) -> Response {
+        let userID = try await reader.principal(request).actingUser()
+        let limit = try reader.limit(request, default: 50, most: 100)
+        var cursor: SessionCursor? = nil
+        if let text = request.uri.queryParameters.get("cursor"), !text.isEmpty {
+            guard let parsed = SessionCursor(text: String(text)) else {
+                throw reader.malformed("cursor is not one this API gave out; use next_cursor as it came")
+            }
+            cursor = parsed
+        }
+        let sessions = try await reading("the sessions", of: userID) { () async throws(StoreError) in
+            try await directory.sessions(ofUser: userID, before: cursor, limit: limit + 1)
+        }
+        let shown = Array(sessions.prefix(limit))
+        let next = sessions.count > limit ? shown.last?.cursor.text : nil
+        return .json(RESTModels.SessionList(sessions: shown.map(RESTModels.SessionItem.init), next_cursor: next))
+    }
+
+    /// `GET /api/topics`: the topic catalog (`TOPICS_FILE`), at most 500 topics.
+    func topics(_ request: Request) async throws(GatewayHTTPError) -> Response {
+        _ = try await reader.principal(request)
+        let topics = try await reading("the topic catalog", of: nil) { () async throws(StoreError) in try await catalog.topics(limit: 500) }
+        return .json(RESTModels.TopicList(topics: topics.map(RESTModels.TopicItem.init)))
     }
 
     /// `POST /api/sessions/start`: a session (on a topic, optionally) and the tutor's opening.
@@ -164,6 +203,16 @@ struct RESTAPI: Sendable {
         return .json(RESTModels.Logs(logs: shown.map { RESTModels.ChatLog($0) }, next_cursor: next))
     }
 
+    /// Reads from the database, turning its failure into `unavailable`.
+    private func reading<T>(_ what: String, of userID: String?, _ body: () async throws(StoreError) -> T) async throws(GatewayHTTPError) -> T {
+        do {
+            return try await body()
+        } catch {
+            logger.warning("cannot read from the database", metadata: ["reading": "\(what)", "user_id": "\(userID ?? "*")", "error": "\(error)"])
+            throw GatewayHTTPError(ClientError(code: .unavailable, message: "the database is unavailable; try again shortly"))
+        }
+    }
+
     /// Runs a check (a rate limit), turning its refusal into the HTTP error its code means.
     private func limiting<T>(_ body: () throws(ClientError) -> T) throws(GatewayHTTPError) -> T {
         do {
@@ -173,12 +222,7 @@ struct RESTAPI: Sendable {
         }
     }
 
-    /// Runs gateway logic, turning its refusal into the HTTP error its code means.
     private func refusing<T>(_ body: () async throws(ClientError) -> T) async throws(GatewayHTTPError) -> T {
-        do {
-            return try await body()
-        } catch {
-            throw GatewayHTTPError(error)
-        }
+        try await GatewayHTTPError.refusing(body)
     }
 }

@@ -25,6 +25,15 @@ struct GatewayHTTPError: HTTPResponseError {
         retryAfter = error.retryAfter
     }
 
+    /// Runs gateway logic, turning its refusal into the HTTP error its code means.
+    static func refusing<T>(_ body: () async throws(ClientError) -> T) async throws(GatewayHTTPError) -> T {
+        do {
+            return try await body()
+        } catch {
+            throw GatewayHTTPError(error)
+        }
+    }
+
     /// A refused token: 401; 503 when the identity provider's keys cannot be fetched.
     init(_ error: AuthError) {
         let status: HTTPResponse.Status =

@@ -102,13 +102,16 @@ struct RESTRequestReader: Sendable {
         return .seconds(seconds)
     }
 
+    /// `?limit=` from 1 to `most`, else `default`.
+    func limit(_ request: Request, default defaultLimit: Int, most: Int) throws(GatewayHTTPError) -> Int {
+        guard let text = request.uri.queryParameters.get("limit") else { return defaultLimit }
+        guard let value = Int(text), (1...most).contains(value) else { throw malformed("limit must be a whole number from 1 to \(most)") }
+        return value
+    }
+
     /// `?limit=` (1…500) and `?cursor=` (from a previous page's `next_cursor`).
     func page(_ request: Request, defaultLimit: Int) throws(GatewayHTTPError) -> (limit: Int, cursor: Int64?) {
-        var limit = defaultLimit
-        if let text = request.uri.queryParameters.get("limit") {
-            guard let value = Int(text), (1...500).contains(value) else { throw malformed("limit must be a whole number from 1 to 500") }
-            limit = value
-        }
+        let limit = try limit(request, default: defaultLimit, most: 500)
         guard let text = request.uri.queryParameters.get("cursor"), !text.isEmpty else { return (limit, nil) }
         guard let cursor = Int64(text), cursor >= 0 else { throw malformed("cursor is not one this API gave out; use next_cursor as it came") }
         return (limit, cursor)

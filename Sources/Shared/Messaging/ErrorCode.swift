@@ -25,6 +25,11 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     case forbidden
     case adminRequired = "admin_required"
     case originNotAllowed = "origin_not_allowed"
+    // Accounts (ACCOUNTS=on)
+    case accountsDisabled = "accounts_disabled"
+    case invalidCredentials = "invalid_credentials"
+    case accountExists = "account_exists"
+    case weakPassword = "weak_password"
     // Limits
     case rateLimited = "rate_limited"
     case tooManySockets = "too_many_sockets"
@@ -62,11 +67,11 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     /// The status of a REST response with this code.
     public var httpStatus: Int {
         switch self {
-        case .malformedFrame, .malformedRequest, .unknownType, .unsupportedFrame, .emptyContent, .invalidContent: 400
-        case .missingToken, .invalidToken, .tokenExpired: 401
+        case .malformedFrame, .malformedRequest, .unknownType, .unsupportedFrame, .emptyContent, .invalidContent, .weakPassword: 400
+        case .missingToken, .invalidToken, .tokenExpired, .invalidCredentials: 401
         case .forbidden, .adminRequired, .originNotAllowed: 403
-        case .sessionNotFound, .topicNotFound, .courseNotFound, .turnNotFound: 404
-        case .sessionCompleted, .sessionBusy, .sessionNotOpen, .cancelled, .missedReplies: 409
+        case .sessionNotFound, .topicNotFound, .courseNotFound, .turnNotFound, .accountsDisabled: 404
+        case .sessionCompleted, .sessionBusy, .sessionNotOpen, .cancelled, .missedReplies, .accountExists: 409
         case .contentTooLong, .bodyTooLarge: 413
         case .upgradeRequired: 426
         case .rateLimited, .tooManySockets, .tooManySessions, .tooManyPending: 429
@@ -94,6 +99,10 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
         case .forbidden: "this belongs to another user"
         case .adminRequired: "this needs an administrator key (ADMIN_API_KEYS)"
         case .originNotAllowed: "this gateway does not take requests from pages of your origin (ALLOWED_ORIGINS)"
+        case .accountsDisabled: "this gateway has no accounts (ACCOUNTS=off); sign in with a token"
+        case .invalidCredentials: "the user name or the password is wrong"
+        case .accountExists: "that user name is taken; choose another"
+        case .weakPassword: "the password is too short"
         case .rateLimited: "too many requests; try again shortly"
         case .tooManySockets: "too many sockets are open"
         case .tooManySessions: "this socket uses its most sessions; open another socket"

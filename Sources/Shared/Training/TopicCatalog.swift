@@ -11,6 +11,8 @@ public protocol TopicCatalog: Sendable {
     func courseTitle(id: Int64) async throws(StoreError) -> String?
     /// Titles of the topics the user completed in Parley, oldest first.
     func completedTopicTitles(userID: String) async throws(StoreError) -> [String]
+    /// The first `limit` topics by course and id, for a page to offer.
+    func topics(limit: Int) async throws(StoreError) -> [CatalogTopic]
 }
 
 /// `TopicCatalog` on PostgreSQL.
@@ -26,24 +28,7 @@ public struct PostgresTopicCatalog: TopicCatalog {
     public func topic(id: Int64) async throws(StoreError) -> CatalogTopic? {
         let (client, logger) = (self.client, self.logger)
         return try await run {
-            let rows = try await client.query(
-                "SELECT title, description, learning_objectives, prompt_template, course_id, course_title FROM topics WHERE id = \(id)",
-                logger: logger
-            )
-            for try await (title, description, objectives, template, courseID, courseTitle) in rows.decode(
-                (String, String?, [String], String?, Int64?, String?).self
-            ) {
-                return CatalogTopic(
-                    id: id,
-                    title: title,
-                    description: description,
-                    learningObjectives: objectives,
-                    promptTemplate: template,
-                    courseID: courseID,
-                    courseTitle: courseTitle
-                )
-            }
-            return nil
+            try await Self.topics(in: client.query("SELECT \(unescaped: Self.topicColumns) FROM topics WHERE id = \(id)", logger: logger)).first
         }
     }
 
@@ -57,6 +42,41 @@ public struct PostgresTopicCatalog: TopicCatalog {
             for try await title in rows.decode(String.self) { return title }
             return nil
         }
+    }
+
+    public func topics(limit: Int) async throws(StoreError) -> [CatalogTopic] {
+        let (client, logger) = (self.client, self.logger)
+        return try await run {
+            try await Self.topics(
+                in: client.query(
+                    "SELECT \(unescaped: Self.topicColumns) FROM topics ORDER BY course_id NULLS LAST, id LIMIT \(limit)",
+                    logger: logger
+                )
+            )
+        }
+    }
+
+    private static let topicColumns = "id, title, description, learning_objectives, prompt_template, course_id, course_title"
+
+    /// The topics of rows of `topicColumns`.
+    private static func topics(in rows: PostgresRowSequence) async throws -> [CatalogTopic] {
+        var topics: [CatalogTopic] = []
+        for try await (id, title, description, objectives, template, courseID, courseTitle) in rows.decode(
+            (Int64, String, String?, [String], String?, Int64?, String?).self
+        ) {
+            topics.append(
+                CatalogTopic(
+                    id: id,
+                    title: title,
+                    description: description,
+                    learningObjectives: objectives,
+                    promptTemplate: template,
+                    courseID: courseID,
+                    courseTitle: courseTitle
+                )
+            )
+        }
+        return topics
     }
 
     public func completedTopicTitles(userID: String) async throws(StoreError) -> [String] {

@@ -158,6 +158,22 @@ public enum ParleyMigrations {
                 "ALTER TABLE completion_outbox ALTER COLUMN payload DROP NOT NULL"
             ]
         ),
+        Migration(
+            version: 7,
+            name: "accounts",
+            statements: [
+                // The chat page's accounts (ACCOUNTS=on): a user id and its scrypt hash
+                // in PHC string form (PasswordHasher).
+                """
+                CREATE TABLE accounts (
+                    user_id text PRIMARY KEY,
+                    password_hash text NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    last_login_at timestamptz
+                )
+                """
+            ]
+        ),
     ]
 }
 
