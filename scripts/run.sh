@@ -9,7 +9,7 @@
 #
 # Settings (environment):
 #   RABBITMQ_PORT (5672), RABBITMQ_PROMETHEUS_PORT (15692), POSTGRES_PORT (5432),
-#   GATEWAY_PORT (8080), GATEWAY_INTERNAL_PORT (8081: its /metrics and /health details), LLM_SIM_PORT (8090), WORKERS (3; ports 9101, 9102, ...),
+#   GATEWAY_PORT (8080), GATEWAY_INTERNAL_PORT (8081: its /metrics and /health details), GRPC_PORT (50051), LLM_SIM_PORT (8090), WORKERS (3; ports 9101, 9102, ...),
 #   PARLEY_BUILD (debug | release), PARLEY_AUTH (off when unset),
 #   OPENAI_API_KEY / GEMINI_API_KEY (when neither is set, the simulator answers),
 #   TOPICS_FILE (config/topics.example.json), PLATFORM_API_URL (unset: the catalog
@@ -34,6 +34,7 @@ export RABBITMQ_PROMETHEUS_PORT="${RABBITMQ_PROMETHEUS_PORT:-15692}"
 POSTGRES_PORT="${POSTGRES_PORT:-5432}"
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
 GATEWAY_INTERNAL_PORT="${GATEWAY_INTERNAL_PORT:-8081}"
+GRPC_PORT="${GRPC_PORT:-50051}"
 LLM_SIM_PORT="${LLM_SIM_PORT:-8090}"
 WORKERS="${WORKERS:-3}"
 WORKER_PORT_BASE=9100
@@ -246,6 +247,7 @@ start_apps() {
     local i llm_env=()
     require_free_port "$GATEWAY_PORT" GATEWAY_PORT
     require_free_port "$GATEWAY_INTERNAL_PORT" GATEWAY_INTERNAL_PORT
+    require_free_port "$GRPC_PORT" GRPC_PORT
     for ((i = 1; i <= WORKERS; i++)); do
         require_free_port $((WORKER_PORT_BASE + i)) "worker-$i"
     done
@@ -273,7 +275,7 @@ start_apps() {
         log "using the real LLM provider(s) whose key is set"
     fi
 
-    start_app gateway parley-gateway GATEWAY_PORT="$GATEWAY_PORT" GATEWAY_INTERNAL_PORT="$GATEWAY_INTERNAL_PORT"
+    start_app gateway parley-gateway GATEWAY_PORT="$GATEWAY_PORT" GATEWAY_INTERNAL_PORT="$GATEWAY_INTERNAL_PORT" GRPC_PORT="$GRPC_PORT"
     for ((i = 1; i <= WORKERS; i++)); do
         start_app "worker-$i" parley-worker \
             WORKER_ID="worker-$i" WORKER_PORT=$((WORKER_PORT_BASE + i)) "${llm_env[@]}"
@@ -315,6 +317,8 @@ print_banner() {
     Type a line of plain text to chat, or send JSON frames such as
       {"type":"start","topic_id":101,"course_id":1,"request_id":"r1"}
       {"type":"message","session_id":"<from the session frame>","content":"Olá!","client_msg_id":"c1"}
+
+  gRPC        127.0.0.1:$GRPC_PORT   parley.v1.Chat (proto/parley/v1/chat.proto), e.g. with Python grpcio (docs/protocol.md, gRPC)
 
   REST        http://127.0.0.1:$GATEWAY_PORT/docs   (the OpenAPI document: /openapi.json)
       curl -s -X POST http://127.0.0.1:$GATEWAY_PORT/api/sessions/start -d '{"topic_id":101}'

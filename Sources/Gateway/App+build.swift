@@ -75,6 +75,10 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         replyRouter,
         routes.restTurns
     )
+    // Last: it is the first to stop taking calls at shutdown.
+    if let port = settings.grpcPort {
+        app.addServices(GRPCListener(host: settings.host, port: port, services: [routes.grpc], logger: logger))
+    }
     return app
 }
 

@@ -25,9 +25,11 @@ struct GatewayBoundaries: Sendable {
 }
 
 /// The gateway's routes and the services they need running: `pipeline` (turns)
-/// and `restTurns` (the tasks of REST turns).
+/// and `restTurns` (the tasks of REST and gRPC turns).
 struct GatewayRoutes {
     let router: Router<GatewayRequestContext>
+    /// `parley.v1.Chat`, served on `GRPC_PORT` (`GRPCListener`) over the same parts.
+    let grpc: GRPCChatService
     let pipeline: TurnPipeline
     let restTurns: RESTTurnTasks
     let health: HealthMonitor
@@ -64,13 +66,14 @@ func buildRouter(settings: GatewaySettings, boundaries: GatewayBoundaries, logge
         defaultWait: settings.restWait,
         maxWait: settings.replyTimeout
     )
+    let waiter = TurnWaiter(pipeline: pipeline, tasks: restTurns, gatewayID: settings.gatewayID, logger: logger)
     ChatPage().register(on: router)
     RESTAPI(
         registry: registry,
         store: boundaries.store,
         directory: boundaries.directory,
         catalog: boundaries.catalog,
-        turns: TurnWaiter(pipeline: pipeline, tasks: restTurns, gatewayID: settings.gatewayID, logger: logger),
+        turns: waiter,
         reader: reader,
         contentDecoder: decoder,
         limits: limits,
@@ -91,7 +94,17 @@ func buildRouter(settings: GatewaySettings, boundaries: GatewayBoundaries, logge
         logger: logger
     )
     WebSocketEndpoint(settings: settings, authenticator: authenticator, limits: limits, connections: connections).register(on: router)
-    return GatewayRoutes(router: router, pipeline: pipeline, restTurns: restTurns, health: health)
+    let grpc = GRPCChatService(
+        registry: registry,
+        store: boundaries.store,
+        turns: waiter,
+        pipeline: pipeline,
+        authenticator: authenticator,
+        contentDecoder: decoder,
+        limits: limits,
+        logger: logger
+    )
+    return GatewayRoutes(router: router, grpc: grpc, pipeline: pipeline, restTurns: restTurns, health: health)
 }
 
 /// The chat page's accounts over `store`, as `settings` say.

@@ -48,6 +48,8 @@ struct GatewaySettings: Sendable {
     var concurrencyOnEventLoops: Bool
     /// The chat page's accounts (`ACCOUNTS=on`); nil: off.
     var accounts: AccountSettings?
+    /// The gRPC API's port (`GRPC_PORT`, on `GATEWAY_HOST`); nil: no gRPC listener.
+    var grpcPort: Int?
 
     init(environment: EnvironmentReader) throws(ConfigurationError) {
         let suffix = UUID().uuidString.prefix(8).lowercased()
@@ -115,6 +117,12 @@ struct GatewaySettings: Sendable {
             if allowedOrigins.isEmpty { allowedOrigins = ["http://localhost:\(port)", "http://127.0.0.1:\(port)"] }
         }
         accounts = try AccountSettings(environment: environment, authentication: authentication)
+        if environment.string("GRPC_PORT") != nil {
+            grpcPort = try environment.int("GRPC_PORT", default: 50051, range: 0...65535)
+            guard grpcPort != port || port == 0, grpcPort != internalPort || internalPort == 0 else {
+                throw ConfigurationError(variable: "GRPC_PORT", problem: "must differ from GATEWAY_PORT and GATEWAY_INTERNAL_PORT")
+            }
+        }
     }
 
     /// The accepted tokens: `API_KEYS`, HS256 with `JWT_SECRET`, RS256/ES256 from the
@@ -199,6 +207,12 @@ struct GatewaySettings: Sendable {
             }
             guard UserID.isValid(parts[1]) else {
                 throw ConfigurationError(variable: "API_KEYS", problem: "names a user id that is not \(UserID.rule)")
+            }
+            guard !parts[1].hasPrefix(Accounts.userIDPrefix) else {
+                throw ConfigurationError(
+                    variable: "API_KEYS",
+                    problem: "names a user id starting with \"\(Accounts.userIDPrefix)\", which is kept for Parley's accounts"
+                )
             }
             keys[parts[0]] = parts[1]
         }

@@ -93,8 +93,11 @@ struct PageStoreIntegrationTests {
             #expect(try await accounts.passwordHash(userID: "carla") == nil)
 
             try await accounts.recordLogin(userID: "ana")
-            let rows = try await client.query("SELECT last_login_at IS NOT NULL FROM accounts WHERE user_id = 'ana'")
-            for try await noted in rows.decode(Bool.self) { #expect(noted) }
+            var noted: [Bool] = []
+            for try await value in try await client.query("SELECT last_login_at IS NOT NULL FROM accounts WHERE user_id = 'ana'").decode(Bool.self) {
+                noted.append(value)
+            }
+            #expect(noted == [true])
         }
     }
 }

@@ -176,7 +176,11 @@ struct GatewayRouterTests {
                     let response = try await client.execute(uri: path, method: .get)
                     #expect(response.status == .ok)
                     #expect(response.headers[.contentType] == type)
-                    #expect(response.headers[.contentSecurityPolicy]?.contains("default-src 'none'; script-src 'self'") == true)
+                    #expect(response.headers[.contentSecurityPolicy] == ChatPage.contentSecurityPolicy)
+                    for directive in ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"] {
+                        #expect(ChatPage.contentSecurityPolicy.contains(directive))
+                    }
+                    #expect(!ChatPage.contentSecurityPolicy.contains("unsafe"))
                     #expect(response.headers[.xContentTypeOptions] == "nosniff")
                     #expect(String(buffer: response.body).contains(marker), "\(path)")
                 }
@@ -232,7 +236,7 @@ struct GatewayRouterTests {
                 let credentials = ByteBuffer(string: #"{"user_id":"Ana","password":"correct horse"}"#)
                 let registered = try await client.execute(uri: "/api/accounts", method: .post, body: credentials)
                 #expect(registered.status == .created, "\(String(buffer: registered.body))")
-                #expect(json(registered.body)["user_id"] as? String == "ana")
+                #expect(json(registered.body)["user_id"] as? String == "account:ana")
                 let again = try await client.execute(uri: "/api/accounts", method: .post, body: credentials)
                 #expect(again.status == .conflict)
                 let wrong = try await client.execute(

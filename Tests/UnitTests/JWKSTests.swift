@@ -55,6 +55,11 @@ struct JWKSTests {
             ),
             // A valid signature over expired claims.
             (try TestIdentityProvider.token(["sub": "alice", "exp": 1], key: rsa), .expiredToken),
+            // A provider's user named like one of Parley's accounts: never that account.
+            (
+                try TestIdentityProvider.token(["sub": "account:ana"], key: rsa),
+                .invalidToken("an identity provider's sub may not start with \"account:\" (Parley's accounts)")
+            ),
         ]
         for (token, expected) in cases {
             await #expect(throws: expected) { try await auth.userID(token: token, requestedUser: nil) }

@@ -548,7 +548,7 @@ class Stack:
         return proc
 
     def start_gateway(self, index: int, extra_env: dict[str, str] | None = None) -> Proc:
-        port, internal_port = free_ports(2)
+        port, internal_port, grpc_port = free_ports(3)
         gateway_id = f"{self.prefix}-gw{index + 1}"
         environment = self._base_env()
         environment.update(
@@ -556,6 +556,7 @@ class Stack:
             GATEWAY_HOST="127.0.0.1",
             GATEWAY_PORT=str(port),
             GATEWAY_INTERNAL_PORT=str(internal_port),
+            GRPC_PORT=str(grpc_port),
             PARLEY_AUTH="on",
             JWT_SECRET=JWT_SECRET,
             API_KEYS=f"{API_KEY}:{API_KEY_USER}",
@@ -578,7 +579,8 @@ class Stack:
             environment.update(PLATFORM_API_URL=self.platform.url, PLATFORM_MAX_ATTEMPTS="3", PLATFORM_RETRY_BASE_MS="100", PLATFORM_RETRY_MAX_MS="200")
         proc = self._add(
             Proc(f"gateway {gateway_id}", [self._binary("parley-gateway")], environment, self.tmp / f"{gateway_id}.log",
-                 health_url=f"http://127.0.0.1:{port}/health", extra={"port": port, "internal_port": internal_port, "id": gateway_id})
+                 health_url=f"http://127.0.0.1:{port}/health",
+                 extra={"port": port, "internal_port": internal_port, "grpc_port": grpc_port, "id": gateway_id})
         )
         self.gateways.append(proc)
         return proc

@@ -73,6 +73,8 @@ def main() -> int:
     ensure_module("yaml", "pyyaml")
     ensure_module("check_jsonschema", "check-jsonschema")
     ensure_module("selenium", "selenium")
+    ensure_module("grpc", "grpcio")
+    ensure_module("grpc_tools", "grpcio-tools")
 
     # No bytecode or plugin state in the repository; only pytest's own plugins (hermetic).
     environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")

@@ -117,7 +117,8 @@ def test_a_new_account_chats_and_sees_the_answer_streamed_then_whole(stack, open
     session_id = start_chat(page, "Olá! O que é uma fração? [sim:ttft=100,tps=25,tokens=50]")
     wait_streaming(page)
     reply = wait_whole_answer(page, session_id, answers=2)
-    assert session_row(session_id)["user_id"] == user
+    # An account's user id is in a namespace of its own.
+    assert session_row(session_id)["user_id"] == f"account:{user}"
     shown = [(m.role, normalized(m.text)) for m in page.messages()]
     stored = [(m.role, normalized(m.content)) for m in stored_messages(session_id) if m.role != "system"]
     assert shown == stored, (shown, stored)
@@ -140,7 +141,7 @@ def test_a_new_account_chats_and_sees_the_answer_streamed_then_whole(stack, open
     other.driver.find_element("css selector", "#sessions .session-button").click()
     other.wait(lambda: len(other.messages()) == 3, 15, "the stored conversation")
     assert [normalized(m.text) for m in other.messages()] == [text for _, text in stored]
-    assert psql(f"SELECT last_login_at IS NOT NULL FROM accounts WHERE user_id = {sql_literal(user)}") == [["t"]]
+    assert psql(f"SELECT last_login_at IS NOT NULL FROM accounts WHERE user_id = {sql_literal('account:' + user)}") == [["t"]]
 
 
 def test_a_reload_in_the_middle_of_an_answer_shows_the_whole_reply_once(stack, open_page):
@@ -199,7 +200,7 @@ def test_a_training_topic_is_completed_and_the_page_says_so(stack, open_page):
         page.screenshot(Path(SCREENSHOTS) / "chat-topic-completed.png")
 
 
-def test_a_dropped_connection_is_reconnected_and_the_answer_arrives(stack, open_page, page_gateway):
+def test_a_dropped_connection_is_reconnected_and_the_answer_stored_meanwhile_shows_once(stack, open_page, page_gateway):
     page = open_page()
     sign_in_with_token(page, e2e.unique("page-drop"))
     session_id = start_chat(page, "Uma resposta lenta [sim:ttft=100,tps=10,tokens=40]")
@@ -207,11 +208,16 @@ def test_a_dropped_connection_is_reconnected_and_the_answer_arrives(stack, open_
     page_gateway.kill()
     page.wait(lambda: page.text("connection").startswith("Connection lost"), 10, "the lost connection")
     assert not page.element("send").is_enabled()
+    # The worker finishes and stores the answer while the page has no gateway.
+    e2e.wait_until(lambda: len(stored_answers(session_id)) >= 2, 30, "the answer stored while the gateway is down")
     page_gateway.start()
     page_gateway.wait_healthy()
     page.wait_connected(timeout=30)
     reply = wait_whole_answer(page, session_id, answers=2)
-    assert [m.role for m in page.messages()] == ["assistant", "user", "assistant"]
+    # Once: the half-streamed copy is gone, and nothing is left "in progress".
+    page.wait(lambda: [m.role for m in page.messages()] == ["assistant", "user", "assistant"], 10, "opening, question, answer")
+    assert all(m.state == "stored" for m in page.messages()), page.messages()
+    assert not page.visible("stop")
     assert reply.content.startswith("Resposta 1:")
 
 

@@ -6,7 +6,14 @@ import Shared
 /// log in, each answered with the gateway's own HS256 token. Every attempt costs a
 /// scrypt, so attempts are rate-limited per client address, and logins also per
 /// account name (a guesser with many addresses still gets few tries at one account).
+///
+/// An account's user id is `account:<name>`: a namespace of its own, which no API key
+/// and no identity provider's token may name (`Authenticator`, `GatewaySettings`), so
+/// that an account never shares a user id, and so the conversations, of another
+/// sign-in.
 struct Accounts: Sendable {
+    static let userIDPrefix = "account:"
+
     let store: any AccountStore
     let hasher: PasswordHasher
     let issuer: AccountTokenIssuer
@@ -18,16 +25,10 @@ struct Accounts: Sendable {
     typealias Issued = AccountTokenIssuer.Issued
 
     func register(name: String, password: String, from address: String) async throws(ClientError) -> Issued {
-        let userID = try Self.accountName(name)
+        let userID = Self.userIDPrefix + (try Self.accountName(name))
         try Self.check(password: password)
-        try AbuseLimits.check(attemptsPerAddress, address, what: "account attempts from your address")
-        let hash: String
-        do {
-            hash = try await hasher.hash(password)
-        } catch {
-            logger.error("cannot hash a password", metadata: ["error": "\(error)"])
-            throw ClientError(code: .unavailable)
-        }
+        try AbuseLimits.check(attemptsPerAddress, Self.limiterKey(address: address), what: "account attempts from your address")
+        let hash = try await hashing { () async throws(PasswordHasher.Failure) in try await hasher.hash(password) }
         let creation = try await storing("create an account", userID) { () async throws(StoreError) in
             try await store.create(userID: userID, passwordHash: hash)
         }
@@ -37,27 +38,57 @@ struct Accounts: Sendable {
     }
 
     func logIn(name: String, password: String, from address: String) async throws(ClientError) -> Issued {
+        try AbuseLimits.check(attemptsPerAddress, Self.limiterKey(address: address), what: "account attempts from your address")
         // A name that is not an account name has no account: the same answer as a wrong
-        // password, so that names cannot be probed.
-        let userID = (try? Self.accountName(name)) ?? ""
-        try AbuseLimits.check(attemptsPerAddress, address, what: "account attempts from your address")
+        // password, after the same work, so that names cannot be probed.
+        guard let name = try? Self.accountName(name), password.utf8.count <= PasswordHasher.maximumBytes else {
+            try await hashing { () async throws(PasswordHasher.Failure) in try await hasher.spendCheckTime(password) }
+            throw ClientError(code: .invalidCredentials)
+        }
+        let userID = Self.userIDPrefix + name
         try AbuseLimits.check(loginsPerAccount, userID, what: "login attempts for this account")
-        guard password.utf8.count <= PasswordHasher.maximumBytes, !userID.isEmpty else { throw ClientError(code: .invalidCredentials) }
         let stored = try await storing("read an account", userID) { () async throws(StoreError) in
             try await store.passwordHash(userID: userID)
         }
-        guard let stored else {
-            await hasher.spendCheckTime(password)
-            throw ClientError(code: .invalidCredentials)
+        let matches = try await hashing { () async throws(PasswordHasher.Failure) in
+            guard let stored else {
+                try await hasher.spendCheckTime(password)
+                return false
+            }
+            return try await hasher.verify(password, against: stored)
         }
-        guard await hasher.verify(password, against: stored) else {
-            logger.notice("login refused: wrong password", metadata: ["user_id": "\(userID)"])
+        guard matches else {
+            logger.notice("login refused", metadata: ["user_id": "\(userID)", "account_exists": "\(stored != nil)"])
             throw ClientError(code: .invalidCredentials)
         }
         // The token is valid whether or not the note of the login is written.
         _ = try? await store.recordLogin(userID: userID)
         logger.info("account logged in", metadata: ["user_id": "\(userID)"])
         return issuer.issue(for: userID)
+    }
+
+    /// The limiter key of a client address: an IPv6 address by its /64 (what one
+    /// subscriber usually holds), an IPv4 address whole.
+    static func limiterKey(address: String) -> String {
+        guard address.contains(":") else { return address }
+        var groups = address.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        // Expand `::` so that the first four groups are the /64.
+        if let gap = groups.firstIndex(of: ""), groups.count < 8 {
+            groups.replaceSubrange(gap...gap, with: Array(repeating: "0", count: 8 - groups.count + 1))
+        }
+        return groups.prefix(4).map { $0.isEmpty ? "0" : $0.lowercased() }.joined(separator: ":") + "::/64"
+    }
+
+    /// Runs scrypt, turning its refusals into client errors.
+    private func hashing<T>(_ body: () async throws(PasswordHasher.Failure) -> T) async throws(ClientError) -> T {
+        do {
+            return try await body()
+        } catch .busy {
+            throw ClientError(code: .overloaded, message: "too many sign-ins at once; try again in a moment", retryAfter: 1)
+        } catch {
+            logger.error("cannot hash a password", metadata: ["error": "\(error)"])
+            throw ClientError(code: .unavailable)
+        }
     }
 
     /// An account name: 3 to 64 letters, digits, `.`, `_` or `-`, starting with a letter

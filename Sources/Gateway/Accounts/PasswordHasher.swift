@@ -1,16 +1,26 @@
 import Crypto
 import CryptoExtras
 import Foundation
+import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Hashes and checks account passwords with scrypt (RFC 7914), stored in the PHC
 /// string form `$scrypt$ln=15,r=8,p=1$<salt>$<hash>` (base64 without padding), so
 /// that a later change of cost still reads the hashes made before it.
 ///
-/// scrypt is meant to be slow (~30 MiB and tens of milliseconds at the default cost):
-/// it runs on NIO's blocking thread pool, never on an event loop, and the thread
-/// pool's size bounds how many run at once.
+/// scrypt is meant to be slow (32 MiB and a good fraction of a second at the default
+/// cost): it runs on NIO's blocking thread pool, never on an event loop. The pool's
+/// size bounds how many run at once; `maxAdmitted` bounds how many may wait for it,
+/// beyond which a sign-in is refused at once (`busy`) rather than queued without end.
 struct PasswordHasher: Sendable {
+    enum Failure: Error, Equatable {
+        /// Too many hashes running and waiting.
+        case busy
+        /// scrypt itself failed (the thread pool stopped, a parameter refused).
+        case failed(String)
+    }
+
     /// The scrypt cost: N = 2^logRounds, block size r, parallelism p.
     struct Cost: Sendable, Equatable {
         var logRounds: Int
@@ -20,9 +30,13 @@ struct PasswordHasher: Sendable {
         /// OWASP's minimum for scrypt: N = 2^15, r = 8, p = 1 (32 MiB).
         static let standard = Cost(logRounds: 15, blockSize: 8, parallelism: 1)
 
-        /// Costs a stored hash may name: a row cannot make a login take minutes or gigabytes.
+        /// The memory one hash takes: 128 · r · N bytes.
+        var memoryBytes: Int { 128 * blockSize << logRounds }
+
+        /// Costs a stored hash may name: a row cannot make a login take more than 64 MiB
+        /// or much longer than the standard cost.
         var isAcceptable: Bool {
-            (10...20).contains(logRounds) && (1...16).contains(blockSize) && (1...4).contains(parallelism)
+            (10...16).contains(logRounds) && (1...16).contains(blockSize) && (1...2).contains(parallelism) && memoryBytes <= 64 << 20
         }
     }
 
@@ -31,37 +45,70 @@ struct PasswordHasher: Sendable {
     static let maximumBytes = 1024
 
     var cost: Cost = .standard
+    /// Hashes running or waiting for a thread at once (default: two per core).
+    var maxAdmitted = 2 * System.coreCount
+    private let admitted = Admitted()
     private static let saltBytes = 16
     private static let hashBytes = 32
 
     /// A new hash of `password` with a random salt.
-    func hash(_ password: String) async throws -> String {
+    func hash(_ password: String) async throws(Failure) -> String {
         let cost = self.cost
         var salt = [UInt8](repeating: 0, count: Self.saltBytes)
         var generator = SystemRandomNumberGenerator()
         for index in salt.indices { salt[index] = generator.next() }
-        let derived = try await NIOThreadPool.singleton.runIfActive { [salt] in
-            try Self.derive(password, salt: salt, cost: cost, count: Self.hashBytes)
-        }
+        let derived = try await derive(password, salt: salt, cost: cost, count: Self.hashBytes)
         return "$scrypt$ln=\(cost.logRounds),r=\(cost.blockSize),p=\(cost.parallelism)$\(Self.encode(salt))$\(Self.encode(derived))"
     }
 
     /// Whether `password` is the one `stored` was made from. A stored value that is
     /// not a hash of this form (or names an unacceptable cost) matches nothing.
-    func verify(_ password: String, against stored: String) async -> Bool {
+    func verify(_ password: String, against stored: String) async throws(Failure) -> Bool {
         guard let parsed = Self.parse(stored) else { return false }
-        let derived = try? await NIOThreadPool.singleton.runIfActive {
-            try Self.derive(password, salt: parsed.salt, cost: parsed.cost, count: parsed.hash.count)
-        }
-        guard let derived else { return false }
+        let derived = try await derive(password, salt: parsed.salt, cost: parsed.cost, count: parsed.hash.count)
         // Constant time: how much of a guess matched must not show in the time taken.
         return derived.count == parsed.hash.count && zip(derived, parsed.hash).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     /// Runs scrypt over `password` for as long as a real check would, so that a login
-    /// for a user id without an account takes the time of one with a wrong password.
-    func spendCheckTime(_ password: String) async {
-        _ = try? await hash(password)
+    /// for a name without an account takes the time of one with a wrong password.
+    func spendCheckTime(_ password: String) async throws(Failure) {
+        _ = try await hash(password)
+    }
+
+    /// scrypt on the thread pool, once admitted.
+    private func derive(_ password: String, salt: [UInt8], cost: Cost, count: Int) async throws(Failure) -> [UInt8] {
+        guard admitted.enter(limit: maxAdmitted) else { throw .busy }
+        defer { admitted.leave() }
+        do {
+            return try await NIOThreadPool.singleton.runIfActive {
+                try Self.derive(password, salt: salt, cost: cost, count: count)
+            }
+        } catch {
+            throw .failed(String(describing: error))
+        }
+    }
+
+    /// How many scrypt runs this hasher has started (each costs the same, whatever the
+    /// outcome: the number a login's timing cannot tell apart).
+    var runs: Int { admitted.runs }
+
+    /// How many hashes are running or waiting, and how many were started.
+    private final class Admitted: Sendable {
+        private let counts = Mutex((current: 0, started: 0))
+
+        func enter(limit: Int) -> Bool {
+            counts.withLock { counts in
+                guard counts.current < limit else { return false }
+                counts.current += 1
+                counts.started += 1
+                return true
+            }
+        }
+
+        func leave() { counts.withLock { $0.current -= 1 } }
+
+        var runs: Int { counts.withLock { $0.started } }
     }
 
     private static func derive(_ password: String, salt: [UInt8], cost: Cost, count: Int) throws -> [UInt8] {

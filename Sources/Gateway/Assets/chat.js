@@ -63,6 +63,8 @@
     weak_password: "The password is too short: use at least 8 characters.",
   };
   const SIGN_IN_CODES = new Set(["missing_token", "invalid_token", "token_expired"]);
+  // Refusals of the socket itself that another try would meet again.
+  const STOP_CODES = new Set(["origin_not_allowed", "malformed_request"]);
   const plainWords = (code, message) => PLAIN_WORDS[code] || message || "Something went wrong.";
 
   const state = {
@@ -80,8 +82,11 @@
     waitingFirst: null, // text to send once the session being started exists
     startRequest: null,
     socket: null,
+    socketSessions: new Set(), // sessions this socket has opened (the gateway allows 16)
     attempt: 0,
     reconnectTimer: null,
+    steadyTimer: null,
+    retryAfter: 0, // seconds the gateway asked to wait before the next socket
     signedIn: false,
     counter: 0,
   };
@@ -170,7 +175,8 @@
     if (parts.length === 3) {
       try {
         const claims = JSON.parse(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/")));
-        if (typeof claims.sub === "string") return claims.sub;
+        // An account's user id is `account:<name>`: the person knows the name.
+        if (typeof claims.sub === "string") return claims.sub.replace(/^account:/, "");
       } catch { /* not a JWT we can read: an API key */ }
     }
     return "your API key's user";
@@ -280,13 +286,20 @@
     $("chat-error").textContent = "";
     render();
     renderSessions();
-    resume(0);
+    if (!state.socketSessions.has(id) && state.socketSessions.size >= 12 && isOpen()) {
+      // A socket may use 16 sessions; a page that has visited many starts a new socket,
+      // which resumes this session when it opens.
+      closeSocket();
+      connect();
+    } else {
+      resume(0);
+    }
     if (focus) $("chat-title").focus();
   }
 
   function resume(afterID) {
     if (!state.sessionID) return;
-    send({ type: "resume", session_id: state.sessionID, after_id: afterID });
+    if (send({ type: "resume", session_id: state.sessionID, after_id: afterID })) state.socketSessions.add(state.sessionID);
   }
 
   // Stored messages (of `history` or a `reply`) go in by id, so a message seen twice is
@@ -304,19 +317,21 @@
       entry = { key: "m" + message.id, role: message.role };
       state.messages.push(entry);
     }
-    Object.assign(entry, { id: message.id, content: message.content, state: "stored" }, fields || {});
+    Object.assign(entry, { id: message.id, content: message.content, state: "stored", note: "" }, fields || {});
     state.lastID = Math.max(state.lastID, message.id);
   }
 
   function sortMessages() {
     // A message the page sent has no stored id until its answer arrives: it sorts just
-    // before the answer of its turn, or at the end while it waits.
+    // before the answer of its turn, at the end while it waits (the session answers in
+    // order, so what is stored meanwhile came before it), and where it failed once it
+    // failed (it will never be stored).
+    const answers = new Map();
+    for (const m of state.messages) if (m.role === "assistant" && m.turnID && m.id !== undefined) answers.set(m.turnID, m.id);
     const sortKey = (m) => {
       if (m.id !== undefined) return m.id;
-      if (m.role === "user" && m.turnID) {
-        const answer = state.messages.find((a) => a.role === "assistant" && a.turnID === m.turnID && a.id !== undefined);
-        if (answer) return answer.id - 0.5;
-      }
+      if (m.role === "user" && answers.has(m.turnID)) return answers.get(m.turnID) - 0.5;
+      if (m.state === "failed") return m.failedAfter + 0.75;
       return Number.MAX_SAFE_INTEGER;
     };
     const order = new Map(state.messages.map((m, index) => [m, index]));
@@ -353,7 +368,12 @@
       note.hidden = !message.note;
       wanted.push(node);
     }
-    list.replaceChildren(...wanted);
+    // Move only what is out of place: a node taken out and put back is new to a screen
+    // reader, which would read the whole conversation again on every delta.
+    wanted.forEach((node, index) => {
+      if (list.children[index] !== node) list.insertBefore(node, list.children[index] || null);
+    });
+    while (list.children.length > wanted.length) list.lastElementChild.remove();
     if (atBottom || wanted.length < 3) list.scrollTop = list.scrollHeight;
 
     const session = state.sessions.get(state.sessionID);
@@ -361,7 +381,7 @@
     $("completed-banner").hidden = !state.completed;
     const connected = isOpen();
     $("composer-input").disabled = state.completed;
-    $("send").disabled = state.completed || !connected;
+    $("send").disabled = state.completed || !connected || state.startRequest !== null;
     $("stop").hidden = !state.inFlight;
   }
 
@@ -396,10 +416,17 @@
     setConnection("connecting", state.attempt ? "Reconnecting…" : "Connecting…");
     const socket = new WebSocket(socketURL());
     state.socket = socket;
+    state.socketSessions = new Set();
     let refusal = null;
     socket.addEventListener("open", () => {
-      state.attempt = 0;
       setConnection("online", "Connected");
+      // A refused socket opens too, then gets an error and a close: the backoff starts
+      // over only once a socket has stayed open.
+      state.steadyTimer = setTimeout(() => { state.attempt = 0; }, 5000);
+      // An answer that was streaming went on without the page: its stored text comes
+      // with the history below, or its deltas start again if it is still being written.
+      state.messages = state.messages.filter((m) => !(m.state === "streaming" && m.id === undefined));
+      state.inFlight = null;
       // Everything stored after what the page has, then the session's live frames.
       resume(state.lastID);
       render();
@@ -407,10 +434,12 @@
     socket.addEventListener("message", (event) => {
       let frame;
       try { frame = JSON.parse(event.data); } catch { return; }
-      if (frame.type === "error" && SIGN_IN_CODES.has(frame.code)) refusal = frame;
+      if (frame.type === "error" && (SIGN_IN_CODES.has(frame.code) || STOP_CODES.has(frame.code))) refusal = frame;
+      if (frame.type === "error" && frame.retry_after) state.retryAfter = frame.retry_after;
       handle(frame);
     });
     socket.addEventListener("close", (event) => {
+      clearTimeout(state.steadyTimer);
       if (state.socket !== socket) return;
       state.socket = null;
       // An answer in progress keeps going on the server; it arrives on resume. A message
@@ -418,13 +447,19 @@
       for (const message of state.messages) {
         if (message.role === "user" && message.state === "sending") {
           message.state = "failed";
+          message.failedAfter = state.lastID;
           message.note = "Not sent: the connection was lost before Parley took it. Send it again.";
         }
       }
       render();
-      if (refusal || (event.code === 1008 && SIGN_IN_CODES.has(event.reason))) {
-        const code = refusal ? refusal.code : event.reason;
+      const code = refusal ? refusal.code : event.reason;
+      if (SIGN_IN_CODES.has(code)) {
         if (state.authentication !== "off") signOut(plainWords(code, ""));
+        return;
+      }
+      if (STOP_CODES.has(code) || (event.code === 1008 && !refusal)) {
+        // Trying again would be refused the same way.
+        setConnection("offline", "Not connected: " + plainWords(code, "the gateway refused the connection"));
         return;
       }
       scheduleReconnect();
@@ -435,7 +470,9 @@
     if (!state.signedIn || state.reconnectTimer) return;
     // 0.5 s, 1 s, 2 s … up to 15 s, each with jitter, so that a restarted gateway is not
     // met by every page at the same instant.
-    const delay = Math.min(15000, 500 * 2 ** state.attempt) * (0.5 + Math.random() / 2);
+    const backoff = Math.min(15000, 500 * 2 ** state.attempt) * (0.5 + Math.random() / 2);
+    const delay = Math.max(backoff, state.retryAfter * 1000);
+    state.retryAfter = 0;
     state.attempt += 1;
     setConnection("offline", "Connection lost. Reconnecting in " + Math.max(1, Math.round(delay / 1000)) + " s…");
     state.reconnectTimer = setTimeout(connect, delay);
@@ -573,6 +610,7 @@
       // never got in.
       mine.note = (mine.state === "sent" ? "Not answered: " : "Not sent: ") + words;
       mine.state = "failed";
+      mine.failedAfter = state.lastID;
     }
     if (frame.turn_id && state.inFlight === frame.turn_id) state.inFlight = null;
     if (frame.code === "session_completed" && frame.session_id === state.sessionID) state.completed = true;
@@ -628,6 +666,7 @@
       $("chat-error").textContent = "Not connected: your message was not sent. It is still in the box.";
       return;
     }
+    if (state.startRequest) return; // the session being started takes this once it exists
     if (!state.sessionID) {
       startSession(null, null, text);
     } else if (!sendMessage(text)) {

@@ -56,7 +56,13 @@ struct Authenticator: Sendable {
             guard !rules.algorithms.isEmpty else { throw .invalidToken("unknown API key") }
             let jwt = try JSONWebToken(parsing: token)
             try await verifySignature(of: jwt, rules: rules)
-            return try jwt.subject(checking: rules.claims, now: now)
+            let subject = try jwt.subject(checking: rules.claims, now: now)
+            // The accounts' user ids are the gateway's own (HS256 with JWT_SECRET): an
+            // identity provider's user never becomes one, whatever its `sub`.
+            guard jwt.algorithm == "HS256" || !subject.hasPrefix(Accounts.userIDPrefix) else {
+                throw .invalidToken("an identity provider's sub may not start with \"\(Accounts.userIDPrefix)\" (Parley's accounts)")
+            }
+            return subject
         }
     }
 

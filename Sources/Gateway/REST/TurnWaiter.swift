@@ -42,14 +42,34 @@ struct TurnWaiter: Sendable {
         }
     }
 
-    func send(
+    /// What a started turn reports, in order: `accepted` (the broker took it), the
+    /// answer's `delta`s and `reset`s as the worker writes them, then its end.
+    enum Event: Sendable {
+        case accepted(clientMessageID: String?)
+        case delta(ReplyEnvelope.Delta)
+        case reset(ReplyEnvelope.Reset)
+        case finished(Result<ReplyEnvelope.Done, ClientError>)
+    }
+
+    /// A turn that runs for a request, on a task of its own.
+    struct StartedTurn: Sendable {
+        let envelope: TurnEnvelope
+        let listener: FrameOutbox
+        let progress: Progress
+        /// Bounded: a reader that falls behind loses the oldest events (deltas first:
+        /// they stream much faster than the rest), never the last one, which is the end.
+        let events: AsyncStream<Event>
+    }
+
+    /// Starts a turn: it goes through the session's order, the broker and a worker
+    /// whatever becomes of the caller, who reads `events`.
+    func start(
         _ kind: TurnEnvelope.Kind,
         content: String,
         clientMessageID: String? = nil,
         to sessionID: UUID,
-        userID: String,
-        wait: Duration
-    ) async throws(ClientError) -> ReplyEnvelope.Done {
+        userID: String
+    ) throws(ClientError) -> StartedTurn {
         let envelope = TurnEnvelope(
             kind: kind,
             sessionID: sessionID,
@@ -61,33 +81,64 @@ struct TurnWaiter: Sendable {
         var logger = self.logger
         logger[metadataKey: "session_id"] = "\(sessionID.lowercased)"
         logger[metadataKey: "turn_id"] = "\(envelope.turnID.lowercased)"
-        // Deltas are not needed here: a small outbox drops them and keeps the rest.
+        // Deltas beyond what the reader takes are dropped; the reply repeats them.
         let listener = FrameOutbox(userID: userID, capacity: 64, logger: logger)
         let progress = Progress()
-        // The request waits on this stream, which (unlike `Task.value`) stops waiting
-        // when the request's task is cancelled.
-        let (results, report) = AsyncStream.makeStream(of: Result<ReplyEnvelope.Done, ClientError>.self, bufferingPolicy: .bufferingNewest(1))
+        let (events, report) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingNewest(256))
         let (pipeline, turnLogger) = (self.pipeline, logger)
         let started = tasks.start {
-            let result = await Self.drive(envelope, listener: listener, progress: progress, pipeline: pipeline, logger: turnLogger)
+            let result = await Self.drive(envelope, listener: listener, progress: progress, report: report, pipeline: pipeline, logger: turnLogger)
             progress.finish(with: result)
-            report.yield(result)
+            report.yield(.finished(result))
             report.finish()
         }
         guard started else {
-            throw ClientError(code: .unavailable, message: "the gateway is shutting down or runs its most REST turns; nothing was sent, try again")
+            throw ClientError(
+                code: .unavailable,
+                message: "the gateway is shutting down or runs its most turns for requests; nothing was sent, try again"
+            )
         }
+        return StartedTurn(envelope: envelope, listener: listener, progress: progress, events: events)
+    }
+
+    /// Sends a turn and waits up to `wait` for its reply (REST).
+    func send(
+        _ kind: TurnEnvelope.Kind,
+        content: String,
+        clientMessageID: String? = nil,
+        to sessionID: UUID,
+        userID: String,
+        wait: Duration
+    ) async throws(ClientError) -> ReplyEnvelope.Done {
+        let turn = try start(kind, content: content, clientMessageID: clientMessageID, to: sessionID, userID: userID)
         let result: Result<ReplyEnvelope.Done, ClientError>?
         do {
+            // The stream (unlike `Task.value`) stops waiting when the request's task is cancelled.
             result = try await withTimeout(wait) {
-                for await result in results { return result }
+                for await event in turn.events {
+                    if case .finished(let result) = event { return result }
+                }
                 return nil
             }
         } catch {
             result = nil
         }
         if let result { return try result.get() }
-        return try await waitEnded(after: wait, for: envelope, listener: listener, progress: progress, logger: logger)
+        return try await waitEnded(after: wait, for: turn)
+    }
+
+    /// The caller stopped following `turn` before its end (a gRPC call cancelled or past
+    /// its deadline): a turn still waiting behind the session's previous one is
+    /// withdrawn, so nothing is sent that nobody waits for; once sent, it goes on and is
+    /// stored. True when it was withdrawn.
+    @discardableResult
+    func abandon(_ turn: StartedTurn) async -> Bool {
+        guard !turn.progress.isAccepted, await pipeline.withdraw(turn.envelope.turnID, from: turn.listener) else { return false }
+        logger.info(
+            "the caller stopped following a turn before it was sent; withdrawn",
+            metadata: ["session_id": "\(turn.envelope.sessionID.lowercased)", "turn_id": "\(turn.envelope.turnID.lowercased)"]
+        )
+        return true
     }
 
     /// The request's wait is over and the turn has no result yet. Waiting behind the
@@ -95,15 +146,13 @@ struct TurnWaiter: Sendable {
     /// Being bound or published, the broker's decision is awaited: a 504 would promise
     /// an answer the broker may still refuse. Taken by the broker, it goes on without
     /// the request (`reply_timeout`).
-    private func waitEnded(
-        after wait: Duration,
-        for envelope: TurnEnvelope,
-        listener: FrameOutbox,
-        progress: Progress,
-        logger: Logger
-    ) async throws(ClientError) -> ReplyEnvelope.Done {
+    private func waitEnded(after wait: Duration, for turn: StartedTurn) async throws(ClientError) -> ReplyEnvelope.Done {
+        let (envelope, progress) = (turn.envelope, turn.progress)
+        var logger = self.logger
+        logger[metadataKey: "session_id"] = "\(envelope.sessionID.lowercased)"
+        logger[metadataKey: "turn_id"] = "\(envelope.turnID.lowercased)"
         let seconds = wait.wholeMilliseconds / 1000
-        if !progress.isAccepted, await pipeline.withdraw(envelope.turnID, from: listener) {
+        if !progress.isAccepted, await pipeline.withdraw(envelope.turnID, from: turn.listener) {
             logger.info("REST request stopped waiting before its turn was sent; withdrawn")
             throw ClientError(
                 code: .sessionBusy,
@@ -132,6 +181,7 @@ struct TurnWaiter: Sendable {
         _ envelope: TurnEnvelope,
         listener: FrameOutbox,
         progress: Progress,
+        report: AsyncStream<Event>.Continuation,
         pipeline: TurnPipeline,
         logger: Logger
     ) async -> Result<ReplyEnvelope.Done, ClientError> {
@@ -145,7 +195,7 @@ struct TurnWaiter: Sendable {
         let outcome: Result<ReplyEnvelope.Done, ClientError>
         do {
             try await pipeline.submit(PendingTurn(envelope: envelope, origin: listener, announcesAcceptance: true))
-            outcome = await Self.outcome(of: envelope.turnID, from: listener, progress: progress)
+            outcome = await Self.outcome(of: envelope.turnID, from: listener, progress: progress, report: report)
         } catch {
             outcome = .failure(error)
         }
@@ -159,15 +209,21 @@ struct TurnWaiter: Sendable {
     private static func outcome(
         of turnID: UUID,
         from listener: FrameOutbox,
-        progress: Progress
+        progress: Progress,
+        report: AsyncStream<Event>.Continuation
     ) async -> Result<ReplyEnvelope.Done, ClientError> {
         for await frame in listener.frames {
             listener.didWrite()
             switch frame {
-            case .accepted(_, let id, _) where id == turnID:
+            case .accepted(_, let id, let clientMessageID) where id == turnID:
                 progress.accept()
+                report.yield(.accepted(clientMessageID: clientMessageID))
             case .error(.unconfirmed, _, let context) where context.turnID == turnID:
                 progress.accept()
+            case .delta(let delta) where delta.turnID == turnID:
+                report.yield(.delta(delta))
+            case .reset(let reset) where reset.turnID == turnID:
+                report.yield(.reset(reset))
             case .reply(let done) where done.turnID == turnID:
                 return .success(done)
             case .error(let code, let message, let context) where context.turnID == turnID:

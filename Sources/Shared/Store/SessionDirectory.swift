@@ -62,7 +62,11 @@ public struct SessionCursor: Sendable, Equatable {
 
     public init?(text: String) {
         let parts = text.split(separator: "_", maxSplits: 1)
-        guard parts.count == 2, let micros = Int64(parts[0]), micros >= 0, let id = UUID(uuidString: String(parts[1])) else { return nil }
+        // Within what PostgreSQL stores (and what `top` names): a larger one would make
+        // the statement overflow its interval arithmetic.
+        guard parts.count == 2, let micros = Int64(parts[0]), (0...Self.top.startedAtMicroseconds).contains(micros),
+            let id = UUID(uuidString: String(parts[1]))
+        else { return nil }
         self.init(startedAtMicroseconds: micros, id: id)
     }
 }
