@@ -37,7 +37,9 @@ struct GRPCChatService: Parley_V1_Chat.ServiceProtocol {
             )
         }
         let opening = try await naming(session.id) {
-            let turn = try refusingAtOnce { () throws(ClientError) in try turns.start(.start, content: "", to: session.id, userID: userID) }
+            let turn = try refusingAtOnce { () throws(ClientError) in
+                try turns.start(.start, content: "", to: session.id, userID: userID, channel: .grpc)
+            }
             return try await follow(turn, context: context) { _ in }
         }
         return ServerResponse(
@@ -60,7 +62,7 @@ struct GRPCChatService: Parley_V1_Chat.ServiceProtocol {
         let turn = try await refusing { () async throws(ClientError) in
             let content = try contentDecoder.checkedContent(message.content, clientMessageID: clientMessageID)
             _ = try await registry.session(sessionID, for: userID, mustBeActive: true)
-            return try turns.start(.message, content: content, clientMessageID: clientMessageID, to: sessionID, userID: userID)
+            return try turns.start(.message, content: content, clientMessageID: clientMessageID, to: sessionID, userID: userID, channel: .grpc)
         }
         return StreamingServerResponse { writer in
             let done = try await follow(turn, context: context) { event in
@@ -114,7 +116,7 @@ struct GRPCChatService: Parley_V1_Chat.ServiceProtocol {
         let turnID = try uuid(request.message.turnID, field: "turn_id")
         _ = try await refusing { () async throws(ClientError) in try await registry.session(sessionID, for: userID, mustBeActive: false) }
         // A cancel acts as a listener of the session for as long as it takes.
-        let listener = FrameOutbox(userID: userID, capacity: 16, logger: logger)
+        let listener = FrameOutbox(userID: userID, capacity: 16, channel: .grpc, logger: logger)
         defer { listener.finish() }
         do {
             try await pipeline.attach(listener, to: sessionID)
@@ -151,7 +153,7 @@ struct GRPCChatService: Parley_V1_Chat.ServiceProtocol {
             )
             guard !question.isEmpty else { throw ClientError(code: .emptyContent, message: "the question is empty") }
             let (session, _) = try await registry.start(userID: userID, topicID: nil, courseID: nil)
-            return (session, try turns.start(.message, content: content, to: session.id, userID: userID))
+            return (session, try turns.start(.message, content: content, to: session.id, userID: userID, channel: .grpc))
         }
         let done = try await naming(session.id) { try await follow(turn, context: context) { _ in } }
         return ServerResponse(

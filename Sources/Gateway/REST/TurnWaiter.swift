@@ -68,7 +68,8 @@ struct TurnWaiter: Sendable {
         content: String,
         clientMessageID: String? = nil,
         to sessionID: UUID,
-        userID: String
+        userID: String,
+        channel: Channel = .rest
     ) throws(ClientError) -> StartedTurn {
         let envelope = TurnEnvelope(
             kind: kind,
@@ -82,7 +83,7 @@ struct TurnWaiter: Sendable {
         logger[metadataKey: "session_id"] = "\(sessionID.lowercased)"
         logger[metadataKey: "turn_id"] = "\(envelope.turnID.lowercased)"
         // Deltas beyond what the reader takes are dropped; the reply repeats them.
-        let listener = FrameOutbox(userID: userID, capacity: 64, logger: logger)
+        let listener = FrameOutbox(userID: userID, capacity: 64, channel: channel, logger: logger)
         let progress = Progress()
         let (events, report) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingNewest(256))
         let (pipeline, turnLogger) = (self.pipeline, logger)

@@ -35,8 +35,12 @@ final class FrameOutbox: Sendable {
     private let capacity: Int
     private let logger: Logger
 
-    init(userID: String, capacity: Int, logger: Logger) {
+    /// How the turns this listener sends reach Parley (the metrics' `channel`).
+    let channel: Channel
+
+    init(userID: String, capacity: Int, channel: Channel = .websocket, logger: Logger) {
         self.userID = userID
+        self.channel = channel
         self.capacity = capacity
         (frames, continuation) = AsyncStream.makeStream(of: ServerFrame.self, bufferingPolicy: .bufferingOldest(capacity))
         self.logger = logger

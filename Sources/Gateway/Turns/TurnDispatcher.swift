@@ -25,7 +25,7 @@ struct TurnDispatcher: Sendable {
         var turn = turn
         turn.envelope.deadline = Date().addingTimeInterval(turnLifetime.timeInterval)
         let outcome = await registerAndPublish(turn)
-        ParleyMetrics.turnsPublished.increment(by: 1, [("outcome", outcome.label)])
+        ParleyMetrics.turnsPublished.increment(by: 1, [("outcome", outcome.label), ("channel", turn.origin.channel.rawValue)])
         return outcome
     }
 

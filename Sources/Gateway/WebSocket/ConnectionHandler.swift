@@ -27,10 +27,16 @@ struct ConnectionHandler: Sendable {
 
     /// Returns when the client closes; rethrows a read error (e.g. a message over
     /// `maxFrameBytes`) so that the socket is closed with the matching code (1009).
-    func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, userID: String, format: SocketFormat = .json) async throws {
+    func serve(
+        inbound: WebSocketInboundStream,
+        outbound: WebSocketOutboundWriter,
+        userID: String,
+        format: SocketFormat = .json,
+        channel: Channel = .websocket
+    ) async throws {
         var logger = self.logger
         logger[metadataKey: "user_id"] = "\(userID)"
-        let outbox = FrameOutbox(userID: userID, capacity: outboxCapacity, logger: logger)
+        let outbox = FrameOutbox(userID: userID, capacity: outboxCapacity, channel: channel, logger: logger)
         logger[metadataKey: "socket_id"] = "\(outbox.id)"
         logger.info("socket connected", metadata: ["format": "\(format.rawValue)"])
         ParleyMetrics.wsConnects.increment()

@@ -32,7 +32,8 @@ struct WebSocketEndpoint: Sendable {
             }
             guard let userID = try await admit(context, outbound: outbound, format: format) else { return }
             defer { limits.sockets.leave(userID) }
-            try await connections.serve(inbound: inbound, outbound: outbound, userID: userID, format: format)
+            let channel: Channel = context.request.headers[.origin] == nil ? .websocket : .web
+            try await connections.serve(inbound: inbound, outbound: outbound, userID: userID, format: format, channel: channel)
         }
     }
 

@@ -45,7 +45,7 @@ public enum ParleyMetrics {
     public static let turnsPublished = ParleyMetric(
         "parley_gateway_turns_published_total",
         .counter,
-        "Turns handed to the broker, by outcome (confirmed, refused, uncertain)."
+        "Turns handed to the broker, by outcome (confirmed, refused, uncertain) and channel (web, websocket, rest, grpc)."
     )
     public static let repliesDelivered = ParleyMetric(
         "parley_gateway_replies_delivered_total",
