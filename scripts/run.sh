@@ -14,7 +14,10 @@
 #   OPENAI_API_KEY / GEMINI_API_KEY (when neither is set, the simulator answers),
 #   TOPICS_FILE (config/topics.example.json), PLATFORM_API_URL (unset: the catalog
 #   gives topic context and no completion is sent upstream),
-#   PROMETHEUS_PORT (9090; Prometheus scrapes the gateway, the workers and RabbitMQ).
+#   PROMETHEUS_PORT (9090; Prometheus scrapes the gateway, the workers and RabbitMQ),
+#   WHATSAPP_API_KEYS (local-whatsapp-bot-key: the older bot's POST /whatsapp and /chat),
+#   WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, WHATSAPP_ACCESS_TOKEN (all three: the
+#   Cloud API's webhook at /whatsapp/webhook; docs/protocol.md, WhatsApp).
 #
 # Data and logs stay in .state/ of the checkout from one run to the next:
 #   .state/rabbitmq  .state/postgres  .state/prometheus  .state/logs/NAME.log  .state/pids/NAME.pid
@@ -244,7 +247,7 @@ start_servers() {
 }
 
 start_apps() {
-    local i llm_env=()
+    local i llm_env=() simulated=""
     require_free_port "$GATEWAY_PORT" GATEWAY_PORT
     require_free_port "$GATEWAY_INTERNAL_PORT" GATEWAY_INTERNAL_PORT
     require_free_port "$GRPC_PORT" GRPC_PORT
@@ -268,6 +271,7 @@ start_apps() {
         start_app llm-sim parley-llm-sim LLM_SIM_PORT="$LLM_SIM_PORT"
         wait_until_up llm-sim tcp_is_open 127.0.0.1 "$LLM_SIM_PORT"
         llm_env=(OPENAI_BASE_URL="http://127.0.0.1:$LLM_SIM_PORT/v1" OPENAI_API_KEY=sim LLM_PROVIDER=openai)
+        simulated=1
     elif [[ -z "${LLM_PROVIDER:-}" && -n "${GEMINI_API_KEY:-}" && -z "${OPENAI_API_KEY:-}" ]]; then
         log "GEMINI_API_KEY is set: the workers use Gemini (LLM_PROVIDER=gemini)"
         llm_env=(LLM_PROVIDER=gemini)
@@ -275,7 +279,19 @@ start_apps() {
         log "using the real LLM provider(s) whose key is set"
     fi
 
-    start_app gateway parley-gateway GATEWAY_PORT="$GATEWAY_PORT" GATEWAY_INTERNAL_PORT="$GATEWAY_INTERNAL_PORT" GRPC_PORT="$GRPC_PORT"
+    # The WhatsApp channel: the older bot's endpoints with a local key; the Cloud API's
+    # webhook when its three secrets are in the environment (they pass through).
+    export WHATSAPP_API_KEYS="${WHATSAPP_API_KEYS:-local-whatsapp-bot-key}"
+    local gateway_env=()
+    if [[ -n "${WHATSAPP_APP_SECRET:-}" ]]; then
+        log "WHATSAPP_APP_SECRET is set: the Cloud API's webhook is at /whatsapp/webhook"
+    fi
+    if [[ -n "$simulated" && -z "${TRANSCRIPTION_URL:-}" ]]; then
+        # Voice notes are transcribed by the simulator too.
+        gateway_env=(TRANSCRIPTION_URL="http://127.0.0.1:$LLM_SIM_PORT/v1" TRANSCRIPTION_API_KEY=sim)
+    fi
+    start_app gateway parley-gateway GATEWAY_PORT="$GATEWAY_PORT" GATEWAY_INTERNAL_PORT="$GATEWAY_INTERNAL_PORT" GRPC_PORT="$GRPC_PORT" \
+        "${gateway_env[@]}"
     for ((i = 1; i <= WORKERS; i++)); do
         start_app "worker-$i" parley-worker \
             WORKER_ID="worker-$i" WORKER_PORT=$((WORKER_PORT_BASE + i)) "${llm_env[@]}"
@@ -323,6 +339,10 @@ print_banner() {
   REST        http://127.0.0.1:$GATEWAY_PORT/docs   (the OpenAPI document: /openapi.json)
       curl -s -X POST http://127.0.0.1:$GATEWAY_PORT/api/sessions/start -d '{"topic_id":101}'
       curl -s -X POST http://127.0.0.1:$GATEWAY_PORT/v1/chat -d '{"user_id":"local","prompt":"Olá!"}'
+
+  WhatsApp    the older bot's endpoints (key: \$WHATSAPP_API_KEYS):
+      curl -s -X POST http://127.0.0.1:$GATEWAY_PORT/whatsapp -H "Authorization: Bearer $WHATSAPP_API_KEYS" -d '{"number":"+5511999990000","text":"Olá!"}'
+    the Cloud API's webhook: http(s)://<this host>/whatsapp/webhook with WHATSAPP_APP_SECRET, _VERIFY_TOKEN, _ACCESS_TOKEN set
 
   Health      http://127.0.0.1:$GATEWAY_INTERNAL_PORT/health (details; public: :$GATEWAY_PORT/health)   metrics: /metrics on :$GATEWAY_INTERNAL_PORT, workers :$((WORKER_PORT_BASE + 1))..:$((WORKER_PORT_BASE + WORKERS))
   RabbitMQ    $AMQP_URL   (prometheus http://127.0.0.1:$RABBITMQ_PROMETHEUS_PORT/metrics)

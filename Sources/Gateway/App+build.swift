@@ -54,7 +54,14 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
             },
             "broker_publish": { publisher.isConnected ? nil : publisher.lastError },
             "broker_replies": { replies.isConnected ? nil : replies.lastError },
-        ]
+        ],
+        whatsappInbox: PostgresWhatsAppInbox(client: postgres, logger: logger),
+        graph: settings.whatsapp.cloud.map {
+            HTTPWhatsAppGraph(client: httpClient, baseURL: $0.graphURL, accessToken: $0.accessToken, timeout: $0.requestTimeout)
+        },
+        transcriber: settings.whatsapp.cloud.flatMap { cloud in
+            cloud.transcription.map { OpenAITranscriber(client: httpClient, settings: $0, timeout: cloud.requestTimeout * 4) }
+        }
     )
     let routes = buildRouter(settings: settings, boundaries: boundaries, logger: logger)
     let replyRouter = ReplyRouter(
@@ -75,6 +82,8 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         replyRouter,
         routes.restTurns
     )
+    // After the turn services: it stops first, while turns and the database still serve.
+    if let relay = routes.whatsappRelay { app.addServices(relay) }
     // Last: it is the first to stop taking calls at shutdown.
     if let port = settings.grpcPort {
         app.addServices(GRPCListener(host: settings.host, port: port, services: [routes.grpc], logger: logger))

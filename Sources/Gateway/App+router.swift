@@ -22,6 +22,11 @@ struct GatewayBoundaries: Sendable {
     var keys: JWKSKeyCache?
     /// Named checks for `/health`: nil when fine, else what is wrong.
     var healthChecks: [String: @Sendable () async -> String?]
+    /// The WhatsApp channel's messages, the Graph API and the voice notes'
+    /// transcription (used only when `WHATSAPP_*` turn the channel on).
+    var whatsappInbox: (any WhatsAppInbox)? = nil
+    var graph: (any WhatsAppGraph)? = nil
+    var transcriber: (any SpeechTranscriber)? = nil
 }
 
 /// The gateway's routes and the services they need running: `pipeline` (turns)
@@ -33,6 +38,8 @@ struct GatewayRoutes {
     let pipeline: TurnPipeline
     let restTurns: RESTTurnTasks
     let health: HealthMonitor
+    /// Answers the WhatsApp messages the webhook stored (with the Cloud API on).
+    let whatsappRelay: WhatsAppRelay?
 }
 
 /// Builds the public routes — `/health`, the chat page, the REST API, accounts, `/ws` —
@@ -104,7 +111,58 @@ func buildRouter(settings: GatewaySettings, boundaries: GatewayBoundaries, logge
         limits: limits,
         logger: logger
     )
-    return GatewayRoutes(router: router, grpc: grpc, pipeline: pipeline, restTurns: restTurns, health: health)
+    let relay = whatsApp(
+        on: router,
+        settings: settings,
+        boundaries: boundaries,
+        reader: reader,
+        waiter: waiter,
+        registry: registry,
+        limits: limits,
+        logger: logger
+    )
+    return GatewayRoutes(router: router, grpc: grpc, pipeline: pipeline, restTurns: restTurns, health: health, whatsappRelay: relay)
+}
+
+/// The WhatsApp channel's routes, as its settings turn them on, and the relay that
+/// answers the webhook's messages.
+private func whatsApp(
+    on router: Router<GatewayRequestContext>,
+    settings: GatewaySettings,
+    boundaries: GatewayBoundaries,
+    reader: RESTRequestReader,
+    waiter: TurnWaiter,
+    registry: SessionRegistry,
+    limits: AbuseLimits,
+    logger: Logger
+) -> WhatsAppRelay? {
+    let decoder = ClientFrameDecoder(maxContentCharacters: settings.maxContentCharacters)
+    let sessions = ChatterSessions(directory: boundaries.directory, registry: registry, idle: settings.whatsapp.sessionIdle, logger: logger)
+    if !settings.whatsapp.botKeys.isEmpty {
+        BotAPI(
+            keys: settings.whatsapp.botKeys,
+            sessions: sessions,
+            turns: waiter,
+            reader: reader,
+            contentDecoder: decoder,
+            limits: limits,
+            logger: logger
+        )
+        .register(on: router)
+    }
+    guard let cloud = settings.whatsapp.cloud, let inbox = boundaries.whatsappInbox, let graph = boundaries.graph else { return nil }
+    ParleyMetrics.registerWhatsAppSeries()
+    WhatsAppWebhook(settings: cloud, inbox: inbox, logger: logger).register(on: router)
+    return WhatsAppRelay(
+        inbox: inbox,
+        graph: graph,
+        transcriber: boundaries.transcriber,
+        sessions: sessions,
+        turns: waiter,
+        contentDecoder: decoder,
+        settings: cloud,
+        logger: logger
+    )
 }
 
 /// The chat page's accounts over `store`, as `settings` say.

@@ -50,6 +50,8 @@ struct GatewaySettings: Sendable {
     var accounts: AccountSettings?
     /// The gRPC API's port (`GRPC_PORT`, on `GATEWAY_HOST`); nil: no gRPC listener.
     var grpcPort: Int?
+    /// The WhatsApp channel (the Cloud API, the older bot's endpoints); off by default.
+    var whatsapp: WhatsAppSettings
 
     init(environment: EnvironmentReader) throws(ConfigurationError) {
         let suffix = UUID().uuidString.prefix(8).lowercased()
@@ -117,6 +119,7 @@ struct GatewaySettings: Sendable {
             if allowedOrigins.isEmpty { allowedOrigins = ["http://localhost:\(port)", "http://127.0.0.1:\(port)"] }
         }
         accounts = try AccountSettings(environment: environment, authentication: authentication)
+        whatsapp = try WhatsAppSettings(environment: environment)
         if environment.string("GRPC_PORT") != nil {
             grpcPort = try environment.int("GRPC_PORT", default: 50051, range: 0...65535)
             guard grpcPort != port || port == 0, grpcPort != internalPort || internalPort == 0 else {
@@ -212,6 +215,12 @@ struct GatewaySettings: Sendable {
                 throw ConfigurationError(
                     variable: "API_KEYS",
                     problem: "names a user id starting with \"\(Accounts.userIDPrefix)\", which is kept for Parley's accounts"
+                )
+            }
+            if let prefix = UserID.channelPrefix(of: parts[1]) {
+                throw ConfigurationError(
+                    variable: "API_KEYS",
+                    problem: "names a user id starting with \"\(prefix)\", which is kept for the WhatsApp and bot channels"
                 )
             }
             keys[parts[0]] = parts[1]

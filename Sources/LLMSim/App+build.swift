@@ -1,7 +1,7 @@
 import Hummingbird
 import Logging
 
-/// The simulator's routes: both providers' model endpoints, the counters and `/health`.
+/// The simulator's routes: both providers' model endpoints, speech to text, the counters and `/health`.
 func buildApplication(settings: SimSettings, logger: Logger) -> some ApplicationProtocol {
     let engine = SimEngine(settings: settings)
     let openAI = OpenAIEndpoint(engine: engine)
@@ -28,6 +28,9 @@ func buildApplication(settings: SimSettings, logger: Logger) -> some Application
     }
     router.post("/v1/chat/completions") { request, context in
         try await openAI.respond(to: request, context: context)
+    }
+    router.post("/v1/audio/transcriptions") { request, _ in
+        try await TranscriptionEndpoint().respond(to: request)
     }
     for version in ["v1beta", "v1"] {
         router.post("/\(version)/models/{target}") { request, context in

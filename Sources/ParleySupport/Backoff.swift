@@ -21,4 +21,12 @@ public struct Backoff: Sendable {
     public mutating func reset() {
         current = initial
     }
+
+    /// The delay before retry number `attempt` (1-based) of a schedule kept elsewhere
+    /// (an outbox row's attempts): initial · 2^(attempt−1), at most the maximum, with
+    /// the same jitter.
+    public func delay(afterAttempt attempt: Int) -> Duration {
+        let exponent = min(max(attempt - 1, 0), 30)
+        return min(initial * (1 << exponent), maximum) * Double.random(in: 0.5...1.0)
+    }
 }

@@ -25,4 +25,8 @@ extension InMemoryConversationStore: SessionDirectory {
             .prefix(limit)
             .map { $0 }
     }
+
+    public func userMessageCount(session: UUID) async throws(StoreError) -> Int {
+        try snapshot().messages.filter { $0.session == session && $0.message.role == .user }.count
+    }
 }

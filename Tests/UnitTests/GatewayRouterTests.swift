@@ -42,7 +42,9 @@ struct GatewayRouterTests {
             catalog: InMemoryTopicCatalog([]),
             accounts: InMemoryAccountStore(sessions: store),
             keys: nil,
-            healthChecks: ["database": { nil }]
+            healthChecks: ["database": { nil }],
+            whatsappInbox: InMemoryWhatsAppInbox(),
+            graph: FakeGraph()
         )
         let routes = buildRouter(settings: settings, boundaries: boundaries, logger: logger)
         var app = publicServer(routes, settings: settings, logger: logger)
@@ -121,7 +123,11 @@ struct GatewayRouterTests {
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appending(path: "../../Sources/Gateway/Assets/openapi.json")
         let fileData = try Data(contentsOf: file)
         let document = try #require(try JSONSerialization.jsonObject(with: fileData) as? [String: Any])
-        try await withGateway { gateway in
+        // Every channel on, so that every route is there.
+        let whatsApp = [
+            "WHATSAPP_APP_SECRET": "s", "WHATSAPP_VERIFY_TOKEN": "v", "WHATSAPP_ACCESS_TOKEN": "t", "WHATSAPP_API_KEYS": "bot-key-0123456789abcdef",
+        ]
+        try await withGateway(whatsApp) { gateway in
             try await gateway.app.test(.router) { client in
                 let served = try await client.execute(uri: "/openapi.json", method: .get)
                 #expect(served.headers[.contentType] == "application/json")

@@ -12,12 +12,15 @@ final class InMemoryBroker: TurnPublishing, ReplySubscriptions {
     private let published: AsyncStream<TurnEnvelope>.Continuation
     let bound = Mutex<Set<UUID>>([])
     let cancelled = Mutex<[UUID]>([])
+    /// Turns published so far.
+    let publishedCount = Mutex(0)
 
     init() {
         (turns, published) = AsyncStream.makeStream(of: TurnEnvelope.self)
     }
 
     func publish(_ turn: TurnEnvelope) async throws(AMQPError) {
+        publishedCount.withLock { $0 += 1 }
         published.yield(turn)
     }
 

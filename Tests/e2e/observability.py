@@ -55,6 +55,10 @@ PARLEY_METRICS: dict[str, str] = {
     "parley_gateway_turn_errors_total": "counter",  # code
     "parley_gateway_turn_latency_seconds": "histogram",
     "parley_gateway_time_to_first_delta_seconds": "histogram",
+    "parley_whatsapp_messages_total": "counter",  # kind, outcome
+    "parley_whatsapp_replies_total": "counter",  # outcome
+    "parley_whatsapp_statuses_total": "counter",  # status
+    "parley_whatsapp_backlog": "gauge",
     # gateway and workers
     "parley_http_requests_total": "counter",  # route, method, status
     "parley_http_request_duration_seconds": "histogram",  # route, method

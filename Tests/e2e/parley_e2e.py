@@ -355,6 +355,160 @@ class FakePlatform:
         self.server.server_close()
 
 
+# ---------------------------------------------------------------- the WhatsApp Cloud API
+
+
+WHATSAPP_APP_SECRET = "e2e-whatsapp-app-secret"
+WHATSAPP_VERIFY_TOKEN = "e2e-verify-token"
+WHATSAPP_ACCESS_TOKEN = "e2e-graph-access-token"
+WHATSAPP_BOT_KEY = "e2e-whatsapp-bot-key-0123"
+WHATSAPP_PHONE_NUMBER_ID = "106540352242922"
+
+
+class FakeGraph:
+    """The WhatsApp Cloud API's Graph API, on a local port: `POST /{phone-number-id}/messages`
+    (recorded), `GET /{media-id}` (where a voice note is) and the media file itself.
+    Every call must carry the access token. `send_failures` makes the next N sends
+    answer 503; `refuse_sends` makes every send answer 503 until it is cleared."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent: list[dict] = []  # {"phone_number_id", "to", "text"}
+        self.send_calls = 0
+        self.send_failures = 0
+        self.refuse_sends = False
+        self.media: dict[str, bytes] = {}
+        self.unauthorized = 0
+        graph = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, status: int, body: Any = None, raw: bytes | None = None, content_type: str = "application/json") -> None:
+                data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorized(self) -> bool:
+                if self.headers.get("Authorization") == f"Bearer {WHATSAPP_ACCESS_TOKEN}":
+                    return True
+                with graph.lock:
+                    graph.unauthorized += 1
+                self._send(401, {"error": {"message": "Invalid OAuth access token", "code": 190}})
+                return False
+
+            def do_GET(self) -> None:  # noqa: N802
+                if not self._authorized():
+                    return
+                parts = self.path.strip("/").split("/")
+                with graph.lock:
+                    if len(parts) == 2 and parts[0] == "media-files" and parts[1] in graph.media:
+                        return self._send(200, raw=graph.media[parts[1]], content_type="audio/ogg")
+                    if len(parts) == 1 and parts[0] in graph.media:
+                        return self._send(200, {"messaging_product": "whatsapp", "id": parts[0], "mime_type": "audio/ogg; codecs=opus",
+                                                "file_size": len(graph.media[parts[0]]), "url": f"{graph.url}/media-files/{parts[0]}"})
+                return self._send(404, {"error": {"message": "Unsupported get request", "code": 100}})
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if not self._authorized():
+                    return
+                parts = self.path.strip("/").split("/")
+                if len(parts) != 2 or parts[1] != "messages":
+                    return self._send(404, {"error": {"message": "Unknown path", "code": 100}})
+                payload = json.loads(raw or b"{}")
+                with graph.lock:
+                    graph.send_calls += 1
+                    if graph.refuse_sends or graph.send_failures > 0:
+                        graph.send_failures = max(0, graph.send_failures - 1)
+                        return self._send(503, {"error": {"message": "Service temporarily unavailable", "code": 2}})
+                    graph.sent.append({"phone_number_id": parts[0], "to": payload.get("to"), "text": (payload.get("text") or {}).get("body")})
+                return self._send(200, {"messaging_product": "whatsapp", "contacts": [{"input": payload.get("to"), "wa_id": payload.get("to")}],
+                                        "messages": [{"id": "wamid.out." + secrets.token_hex(8)}]})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="fake-graph", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def sent_to(self, number: str) -> list[str]:
+        with self.lock:
+            return [m["text"] for m in self.sent if m["to"] == number]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def whatsapp_delivery(messages: list[dict], statuses: list[dict] | None = None) -> bytes:
+    """A Cloud API webhook body with `messages` received by the test business number."""
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": WHATSAPP_PHONE_NUMBER_ID},
+        "contacts": [{"profile": {"name": "Tester"}, "wa_id": m["from"]} for m in messages[:1]],
+        "messages": messages,
+    }
+    if statuses:
+        value["statuses"] = statuses
+    return json.dumps({"object": "whatsapp_business_account",
+                       "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]}).encode()
+
+
+def whatsapp_text(number: str, text: str, message_id: str | None = None) -> dict:
+    return {"from": number, "id": message_id or "wamid." + secrets.token_hex(12), "timestamp": str(int(time.time())),
+            "type": "text", "text": {"body": text}}
+
+
+def whatsapp_post(url: str, body: bytes, secret: str | None = WHATSAPP_APP_SECRET, timeout: float = 10.0) -> tuple[int, Any]:
+    """POSTs a webhook delivery as the Cloud API does, signed with `secret`."""
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    request = urllib.request.Request(url + "/whatsapp/webhook", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def whatsapp_number() -> str:
+    """A Brazilian mobile number no other test uses."""
+    return "55119" + "".join(secrets.choice("0123456789") for _ in range(8))
+
+
+def whatsapp_deliver(stack: "Stack", messages: list[dict], gateway: int = 0, **kwargs) -> dict:
+    """Delivers `messages` to a gateway's webhook, signed; asserts the 200."""
+    status, body = whatsapp_post(stack.http_url(gateway), whatsapp_delivery(messages, **kwargs))
+    assert status == 200, (status, body)
+    return body
+
+
+def whatsapp_replies(stack: "Stack", number: str, count: int, timeout: float = 30) -> list[str]:
+    """The texts the fake Graph API was given for `number`, once there are `count`."""
+    return wait_until(
+        lambda: (lambda sent: sent if len(sent) >= count else None)(stack.graph.sent_to(number)),
+        timeout, f"{count} WhatsApp replies to {number}",
+    )
+
+
+def whatsapp_rows(number: str) -> list[list[str]]:
+    """The number's stored messages, oldest first: id, state, text, submissions."""
+    return psql(
+        "SELECT message_id, state, coalesce(text, ''), submissions FROM whatsapp_messages "
+        f"WHERE sender = {sql_literal(number)} ORDER BY seq"
+    )
+
+
 # ---------------------------------------------------------------- processes
 
 
@@ -458,6 +612,7 @@ class Stack:
         self.workers: list[Proc] = []
         self.gateways: list[Proc] = []
         self.platform: FakePlatform | None = None
+        self.graph: FakeGraph | None = None
         self._worker_serial = 0
         # Processes that ignored SIGTERM for STOP_TIMEOUT seconds at teardown.
         self.needed_sigkill: list[str] = []
@@ -571,6 +726,18 @@ class Stack:
             RATE_RESUMES_PER_MINUTE="0",
             RATE_SOCKETS_PER_MINUTE="0",
             MAX_SOCKETS_PER_USER="1000",
+            # The WhatsApp channel, on the fake Graph API; voice notes go to the simulator.
+            WHATSAPP_APP_SECRET=WHATSAPP_APP_SECRET,
+            WHATSAPP_VERIFY_TOKEN=WHATSAPP_VERIFY_TOKEN,
+            WHATSAPP_ACCESS_TOKEN=WHATSAPP_ACCESS_TOKEN,
+            WHATSAPP_GRAPH_URL=self.graph.url if self.graph else "http://127.0.0.1:9",
+            WHATSAPP_RETRY_BASE_MS="100",
+            WHATSAPP_RETRY_MAX_MS="500",
+            # A crashed gateway's messages wait this long for another one.
+            WHATSAPP_CLAIM_SECONDS="4",
+            WHATSAPP_API_KEYS=WHATSAPP_BOT_KEY,
+            TRANSCRIPTION_URL=f"{self.sim_url}/v1",
+            TRANSCRIPTION_API_KEY="sim",
         )
         environment.update(extra_env or {})
         # The first gateway takes session context from the platform, the second from
@@ -605,6 +772,7 @@ class Stack:
     def start(self) -> None:
         started = time.monotonic()
         self.platform = FakePlatform()
+        self.graph = FakeGraph()
         self.start_sim().wait_healthy()
         for _ in range(WORKER_COUNT):
             self.start_worker()
@@ -640,9 +808,12 @@ class Stack:
                 self.needed_sigkill.append(proc.name)
                 proc.popen.send_signal(signal.SIGKILL)
                 proc.popen.wait(timeout=STOP_TIMEOUT)
-        # Last: a worker may be finishing a request to the platform.
+        # Last: a worker may be finishing a request to the platform, a gateway one to
+        # the Graph API.
         if self.platform:
             self.platform.stop()
+        if self.graph:
+            self.graph.stop()
 
     def log_marks(self) -> dict[str, int]:
         """Where every log ends now (to show only what a test wrote)."""

@@ -54,5 +54,7 @@ def test_generated_rest_requests_get_documented_answers(stack, tmp_path):
     assert "Test cases:" in output, output[-2000:]
     # The administrators' operation, with an administrator key.
     schemathesis(stack, tmp_path, e2e.ADMIN_KEY, "--include-path", ADMIN_ONLY)
+    # The older WhatsApp bot's operations, with a bot key (WHATSAPP_API_KEYS).
+    schemathesis(stack, tmp_path, e2e.WHATSAPP_BOT_KEY, "--include-path-regex", "^/(whatsapp|chat)$")
     assert e2e.http_get(stack.http_url(0) + "/health")[0] == 200
     print(output[output.index("Test cases:"):][:200])

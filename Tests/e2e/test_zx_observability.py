@@ -441,9 +441,9 @@ def test_the_readme_describes_the_compose_file():
 
 
 def test_turns_are_counted_by_the_channel_they_came_through(stack):
-    """The suite has sent turns over WebSocket (no Origin), REST and gRPC by now (this
-    module runs late): each is a `channel` of the gateways' turn counter, and the
-    dashboard's "Turns by channel" panel reads them."""
+    """The suite has sent turns over WebSocket (no Origin), REST, gRPC and WhatsApp by
+    now (this module runs late): each is a `channel` of the gateways' turn counter, and
+    the dashboard's "Turns by channel" panel reads them."""
     channels: set[str] = set()
     for index, gateway in enumerate(stack.gateways):
         if not gateway.alive():
@@ -452,5 +452,5 @@ def test_turns_are_counted_by_the_channel_they_came_through(stack):
         assert status == 200
         channels |= set(re.findall(r'parley_gateway_turns_published_total\{[^}]*channel="(\w+)"[^}]*outcome="confirmed"', text))
         channels |= set(re.findall(r'parley_gateway_turns_published_total\{[^}]*outcome="confirmed"[^}]*channel="(\w+)"', text))
-    assert {"websocket", "rest", "grpc"} <= channels, channels
-    assert channels <= {"web", "websocket", "rest", "grpc"}, channels
+    assert {"websocket", "rest", "grpc", "whatsapp"} <= channels, channels
+    assert channels <= {"web", "websocket", "rest", "grpc", "whatsapp"}, channels

@@ -62,6 +62,9 @@ struct Authenticator: Sendable {
             guard jwt.algorithm == "HS256" || !subject.hasPrefix(Accounts.userIDPrefix) else {
                 throw .invalidToken("an identity provider's sub may not start with \"\(Accounts.userIDPrefix)\" (Parley's accounts)")
             }
+            if let prefix = UserID.channelPrefix(of: subject) {
+                throw .invalidToken("a token's sub may not start with \"\(prefix)\" (the user ids of Parley's WhatsApp and bot channels)")
+            }
             return subject
         }
     }

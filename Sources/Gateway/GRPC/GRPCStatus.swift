@@ -25,7 +25,7 @@ extension RPCError {
         case .malformedFrame, .malformedRequest, .unknownType, .unsupportedFrame, .emptyContent, .invalidContent, .contentTooLong, .bodyTooLarge,
             .upgradeRequired, .weakPassword:
             .invalidArgument
-        case .missingToken, .invalidToken, .tokenExpired, .invalidCredentials: .unauthenticated
+        case .missingToken, .invalidToken, .tokenExpired, .invalidCredentials, .invalidSignature: .unauthenticated
         case .forbidden, .adminRequired, .originNotAllowed: .permissionDenied
         case .sessionNotFound, .topicNotFound, .courseNotFound, .turnNotFound, .accountsDisabled: .notFound
         case .accountExists: .alreadyExists

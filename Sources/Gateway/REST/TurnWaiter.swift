@@ -69,10 +69,12 @@ struct TurnWaiter: Sendable {
         clientMessageID: String? = nil,
         to sessionID: UUID,
         userID: String,
-        channel: Channel = .rest
+        channel: Channel = .rest,
+        turnID: UUID = UUID()
     ) throws(ClientError) -> StartedTurn {
         let envelope = TurnEnvelope(
             kind: kind,
+            turnID: turnID,
             sessionID: sessionID,
             userID: userID,
             content: content,
@@ -109,9 +111,19 @@ struct TurnWaiter: Sendable {
         clientMessageID: String? = nil,
         to sessionID: UUID,
         userID: String,
-        wait: Duration
+        wait: Duration,
+        channel: Channel = .rest,
+        turnID: UUID = UUID()
     ) async throws(ClientError) -> ReplyEnvelope.Done {
-        let turn = try start(kind, content: content, clientMessageID: clientMessageID, to: sessionID, userID: userID)
+        let turn = try start(
+            kind,
+            content: content,
+            clientMessageID: clientMessageID,
+            to: sessionID,
+            userID: userID,
+            channel: channel,
+            turnID: turnID
+        )
         let result: Result<ReplyEnvelope.Done, ClientError>?
         do {
             // The stream (unlike `Task.value`) stops waiting when the request's task is cancelled.

@@ -8,4 +8,6 @@ enum Channel: String, Sendable, CaseIterable {
     case websocket
     case rest
     case grpc
+    /// A WhatsApp message: the Cloud API's webhook, or the older bot's `POST /whatsapp`.
+    case whatsapp
 }

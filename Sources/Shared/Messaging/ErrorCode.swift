@@ -25,6 +25,7 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     case forbidden
     case adminRequired = "admin_required"
     case originNotAllowed = "origin_not_allowed"
+    case invalidSignature = "invalid_signature"
     // Accounts (ACCOUNTS=on)
     case accountsDisabled = "accounts_disabled"
     case invalidCredentials = "invalid_credentials"
@@ -68,7 +69,7 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     public var httpStatus: Int {
         switch self {
         case .malformedFrame, .malformedRequest, .unknownType, .unsupportedFrame, .emptyContent, .invalidContent, .weakPassword: 400
-        case .missingToken, .invalidToken, .tokenExpired, .invalidCredentials: 401
+        case .missingToken, .invalidToken, .tokenExpired, .invalidCredentials, .invalidSignature: 401
         case .forbidden, .adminRequired, .originNotAllowed: 403
         case .sessionNotFound, .topicNotFound, .courseNotFound, .turnNotFound, .accountsDisabled: 404
         case .sessionCompleted, .sessionBusy, .sessionNotOpen, .cancelled, .missedReplies, .accountExists: 409
@@ -99,6 +100,7 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
         case .forbidden: "this belongs to another user"
         case .adminRequired: "this needs an administrator key (ADMIN_API_KEYS)"
         case .originNotAllowed: "this gateway does not take requests from pages of your origin (ALLOWED_ORIGINS)"
+        case .invalidSignature: "the X-Hub-Signature-256 header is not the body's HMAC with the app secret (WHATSAPP_APP_SECRET)"
         case .accountsDisabled: "this gateway has no accounts (ACCOUNTS=off); sign in with a token"
         case .invalidCredentials: "the user name or the password is wrong"
         case .accountExists: "that user name is taken; choose another"

@@ -45,7 +45,7 @@ public enum ParleyMetrics {
     public static let turnsPublished = ParleyMetric(
         "parley_gateway_turns_published_total",
         .counter,
-        "Turns handed to the broker, by outcome (confirmed, refused, uncertain) and channel (web, websocket, rest, grpc)."
+        "Turns handed to the broker, by outcome (confirmed, refused, uncertain) and channel (web, websocket, rest, grpc, whatsapp)."
     )
     public static let repliesDelivered = ParleyMetric(
         "parley_gateway_replies_delivered_total",
@@ -84,6 +84,29 @@ public enum ParleyMetrics {
         .histogram,
         "HTTP request duration, by route and method.",
         buckets: fast + [30, 60, 120]
+    )
+
+    // MARK: WhatsApp (gateway)
+
+    public static let whatsappMessages = ParleyMetric(
+        "parley_whatsapp_messages_total",
+        .counter,
+        "WhatsApp messages the webhook received, by kind (text, audio, unsupported) and outcome (stored, duplicate)."
+    )
+    public static let whatsappReplies = ParleyMetric(
+        "parley_whatsapp_replies_total",
+        .counter,
+        "Reply parts posted to the Graph API, by outcome (sent, failed, refused)."
+    )
+    public static let whatsappStatuses = ParleyMetric(
+        "parley_whatsapp_statuses_total",
+        .counter,
+        "Status callbacks the webhook received, by status (sent, delivered, read, failed, other)."
+    )
+    public static let whatsappBacklog = ParleyMetric(
+        "parley_whatsapp_backlog",
+        .gauge,
+        "WhatsApp messages stored and not yet answered (every gateway samples the same table)."
     )
 
     // MARK: Worker
@@ -140,6 +163,7 @@ public enum ParleyMetrics {
         wsConnections, wsConnects, framesReceived, framesRejected, turnsPublished, repliesDelivered, turnErrors, turnLatency,
         timeToFirstDelta, httpRequests, httpDuration, workerTurns, workerTurnsInFlight, workerTurnDuration, llmRequestDuration,
         llmTimeToFirstToken, llmTokens, llmRetries, llmFallbacks, llmErrors, topicCompletions, outboxBacklog, outboxAttempts,
+        whatsappMessages, whatsappReplies, whatsappStatuses, whatsappBacklog,
     ]
 }
 
@@ -154,6 +178,16 @@ extension ParleyMetrics {
         for kind in ["delta", "reset", "done", "error"] { repliesDelivered.increment(by: 0, [("kind", kind)]) }
         _ = Timer(label: turnLatency.name)
         _ = Timer(label: timeToFirstDelta.name)
+    }
+
+    /// The WhatsApp channel's series at zero, on a gateway that serves it.
+    public static func registerWhatsAppSeries() {
+        for kind in ["text", "audio", "unsupported"] {
+            for outcome in ["stored", "duplicate"] { whatsappMessages.increment(by: 0, [("kind", kind), ("outcome", outcome)]) }
+        }
+        for outcome in ["sent", "failed", "refused"] { whatsappReplies.increment(by: 0, [("outcome", outcome)]) }
+        for status in ["sent", "delivered", "read", "failed", "other"] { whatsappStatuses.increment(by: 0, [("status", status)]) }
+        whatsappBacklog.set(0)
     }
 
     /// Creates the worker's series at zero (see `registerGatewaySeries`), the LLM

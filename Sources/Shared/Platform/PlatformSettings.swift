@@ -1,4 +1,5 @@
 import Foundation
+import ParleySupport
 
 /// How to reach the upstream learning platform: `PLATFORM_API_URL` (unset: no
 /// platform — context comes from the topic catalog and no completion is sent),
@@ -53,8 +54,6 @@ public struct PlatformSettings: Sendable {
     /// The delay before retry number `attempt` (1-based): base · 2^(attempt−1), at most
     /// the maximum, with equal jitter (between half and all of it).
     public func retryDelay(afterAttempt attempt: Int) -> Duration {
-        let exponent = min(max(attempt - 1, 0), 30)
-        let full = min(retryBase * (1 << exponent), retryMaximum)
-        return full * Double.random(in: 0.5...1.0)
+        Backoff(initial: retryBase, maximum: retryMaximum).delay(afterAttempt: attempt)
     }
 }

@@ -53,4 +53,13 @@ public struct PostgresSessionDirectory: SessionDirectory {
             return sessions
         }
     }
+
+    public func userMessageCount(session: UUID) async throws(StoreError) -> Int {
+        let (client, logger) = (self.client, self.logger)
+        return try await storeCall(timeout: timeout) {
+            let rows = try await client.query("SELECT count(*) FROM messages WHERE session_id = \(session) AND role = 'user'", logger: logger)
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        }
+    }
 }

@@ -76,4 +76,6 @@ public struct SessionCursor: Sendable, Equatable {
 public protocol SessionDirectory: Sendable {
     /// The user's sessions, newest first, below `before` (from the top when nil).
     func sessions(ofUser userID: String, before: SessionCursor?, limit: Int) async throws(StoreError) -> [SessionSummary]
+    /// How many messages the user wrote in the session (its answered turns).
+    func userMessageCount(session: UUID) async throws(StoreError) -> Int
 }

@@ -174,6 +174,40 @@ public enum ParleyMigrations {
                 """
             ]
         ),
+        Migration(
+            version: 8,
+            name: "whatsapp messages",
+            statements: [
+                // The WhatsApp channel's inbox and outbox in one row per message
+                // (WhatsAppInbox): stored before the webhook answers 200, then taken
+                // through its states by one gateway's relay at a time (a claim whose
+                // lease is next_attempt_at). `seq` is the order per sender.
+                """
+                CREATE TABLE whatsapp_messages (
+                    message_id text PRIMARY KEY,
+                    seq bigint GENERATED ALWAYS AS IDENTITY,
+                    phone_number_id text NOT NULL,
+                    sender text NOT NULL,
+                    kind text NOT NULL CHECK (kind IN ('text', 'audio', 'unsupported')),
+                    text text,
+                    media_id text,
+                    received_at timestamptz NOT NULL DEFAULT now(),
+                    state text NOT NULL DEFAULT 'received' CHECK (state IN ('received', 'submitted', 'answered', 'sent', 'failed')),
+                    session_id uuid,
+                    turn_id uuid,
+                    submissions integer NOT NULL DEFAULT 0,
+                    reply text,
+                    parts_sent integer NOT NULL DEFAULT 0,
+                    attempts integer NOT NULL DEFAULT 0,
+                    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+                    claim_token uuid,
+                    last_error text,
+                    finished_at timestamptz
+                )
+                """,
+                "CREATE INDEX whatsapp_messages_open_idx ON whatsapp_messages (sender, seq) WHERE finished_at IS NULL",
+            ]
+        ),
     ]
 }
 
