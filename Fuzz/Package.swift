@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // Coverage-guided fuzzing (libFuzzer) of the parsers that read bytes from outside:
-// the WebSocket frame decoder, the SSE parser, the JWT and JWKS readers and the
-// retry-hint parsers. Each target compiles the project's own source file of its
+// the WebSocket frame decoder, the SSE parser, the JWT and JWKS readers, the
+// retry-hint parsers and the WhatsApp webhook's reader. Each target compiles the project's own source file of its
 // parser (the files in Sources/*/ are symbolic links into ../Sources), so the code
 // fuzzed is the code shipped. Built and run by scripts/fuzz.sh; see docs/fuzzing.md.
 import PackageDescription
@@ -26,5 +26,6 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "FuzzRetryHints"),
+        .executableTarget(name: "FuzzWebhook", dependencies: ["Shared", .product(name: "Crypto", package: "swift-crypto")]),
     ]
 )

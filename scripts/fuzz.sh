@@ -43,7 +43,7 @@ run_libfuzzer() {
     bin_dir="$(swift build "${FUZZ_BUILD_FLAGS[@]}" --show-bin-path)"
     # shellcheck disable=SC2086 # FUZZ_TARGETS is a list
     run_child env PYTHONDONTWRITEBYTECODE=1 python3 Tests/fuzz/run_libfuzzer.py --bin-dir "$bin_dir" --seconds "$seconds" \
-        --targets ${FUZZ_TARGETS:-FuzzFrames FuzzSSE FuzzJWT FuzzRetryHints} "$@"
+        --targets ${FUZZ_TARGETS:-FuzzFrames FuzzSSE FuzzJWT FuzzRetryHints FuzzWebhook} "$@"
 }
 
 stack_fuzzers() {

@@ -2,8 +2,9 @@
 # shellcheck source-path=SCRIPTDIR
 # Runs every Parley test: unit and integration tests (`swift test`) against a real
 # RabbitMQ and PostgreSQL started for this run, then the end-to-end suite, then the
-# quick subset of the fault suite (scripts/faults.sh --quick), then 20 s of each
-# libFuzzer target (scripts/fuzz.sh --quick).
+# end-to-end tests of the turn path once more through PgBouncer, then the quick subset
+# of the fault suite (scripts/faults.sh --quick), then 20 s of each libFuzzer target
+# (scripts/fuzz.sh --quick).
 #
 #   bash scripts/test.sh                      everything
 #   bash scripts/test.sh --filter AMQPTests   extra arguments go to `swift test`
@@ -15,6 +16,7 @@
 # several runs can go on at once. The tests find them through these variables:
 #   PARLEY_TEST_AMQP_URL       amqp://guest:guest@127.0.0.1:PORT/%2f
 #   PARLEY_TEST_DATABASE_URL   postgres://parley:parley@127.0.0.1:PORT/parley
+#   PARLEY_TEST_PGBOUNCER_URL  the same database through PgBouncer (transaction mode)
 #   PARLEY_TEST_RABBITMQ_DIR   the node's directory, for a simulated outage:
 #                              bash "$PARLEY_TEST_SCRIPTS/lib/rabbitmq.sh" kill "$PARLEY_TEST_RABBITMQ_DIR"
 #                              bash "$PARLEY_TEST_SCRIPTS/lib/rabbitmq.sh" restart-after-kill "$PARLEY_TEST_RABBITMQ_DIR"
@@ -46,6 +48,15 @@ build() {
     log "PARLEY_BIN_DIR=$PARLEY_BIN_DIR"
 }
 
+# The turn path's end-to-end tests (REST, sessions, order, streaming, training with
+# completions, WhatsApp) with every process on PgBouncer in transaction mode
+# (docs/operations.md, "PostgreSQL behind PgBouncer"). The outage and restart tests
+# stay in the suite above: they stop the database itself.
+e2e_through_pgbouncer() {
+    run_child env PARLEY_TEST_DATABASE_URL="$PARLEY_TEST_PGBOUNCER_URL" DATABASE_POOLER=pgbouncer \
+        python3 Tests/e2e/run_e2e.py -k "test_rest or test_sessions or test_order_and_input or test_streaming or test_training or test_completion or test_whatsapp.py"
+}
+
 main() {
     cd "$REPO_ROOT"
     run_step "install system packages" ensure_system_packages
@@ -63,6 +74,7 @@ main() {
         log "PARLEY_SKIP_E2E=1: skipping the end-to-end suite and the fault subset"
     else
         run_step "end-to-end suite" run_child python3 Tests/e2e/run_e2e.py
+        run_step "end-to-end through PgBouncer" e2e_through_pgbouncer
         # The bounded fault subset (docs/reliability.md): worker kills, broker
         # connections cut, a poison turn. The full suite: bash scripts/faults.sh.
         run_step "install Python pika" ensure_python_pika

@@ -146,6 +146,7 @@ private func whatsApp(
             reader: reader,
             contentDecoder: decoder,
             limits: limits,
+            standings: boundaries.whatsappInbox,
             logger: logger
         )
         .register(on: router)

@@ -90,13 +90,24 @@ struct WhatsAppInboxIntegrationTests {
             try await ledger.register(open)
             #expect(try await inbox.standing(ofTurn: open.turnID) == .open)
 
+            // Review finding: an overdue turn read as ended stayed queued, and a copy of
+            // it still in the broker could be generated next to the new turn. Reading
+            // it ends it in the ledger: a worker's claim now finds it settled.
             let overdue = turn(deadline: Date().addingTimeInterval(-120))
             try await ledger.register(overdue)
+            #expect(try await inbox.standing(ofTurn: overdue.turnID) == .ended)
+            #expect(
+                try await ledger.claim(overdue, attempt: LedgerAttempt(), holdFor: .seconds(30))
+                    == .settled(
+                        .failed,
+                        SettledFailure(code: .expired, message: "the message could not be answered before its deadline; send it again")
+                    )
+            )
             #expect(try await inbox.standing(ofTurn: overdue.turnID) == .ended)
 
             let withdrawn = turn()
             try await ledger.withdraw(withdrawn)
-            #expect(try await inbox.standing(ofTurn: withdrawn.turnID) == .ended)
+            #expect(try await inbox.standing(ofTurn: withdrawn.turnID) == .withdrawn)
 
             _ = try await store.record(
                 CompletedTurn(
@@ -111,6 +122,37 @@ struct WhatsAppInboxIntegrationTests {
                 )
             )
             #expect(try await inbox.standing(ofTurn: open.turnID) == .answered("hello there"))
+        }
+    }
+
+    /// Review finding: a sequence number is taken at insert, not at commit, so a
+    /// delivery that committed later sorted before a message already claimed. A
+    /// sender's deliveries are stored one at a time.
+    @Test func aSendersDeliveriesAreStoredOneAtATime() async throws {
+        try await withIsolatedPostgres { client, _ in
+            try await Migrator().migrate(client, logger: TestEnvironment.logger)
+            let inbox = PostgresWhatsAppInbox(client: client, logger: TestEnvironment.logger)
+            let (held, release) = AsyncStream.makeStream(of: Void.self)
+            let (locked, lockedSignal) = AsyncStream.makeStream(of: Void.self)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                // A first delivery of the sender, still open: it holds the sender's lock.
+                group.addTask {
+                    try await client.withTransaction(logger: TestEnvironment.logger) { connection in
+                        try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended('111', 7))", logger: TestEnvironment.logger)
+                        lockedSignal.yield()
+                        for await _ in held { break }
+                    }
+                }
+                for await _ in locked { break }
+                let second = Task { try await inbox.store([inbound("wamid.2", from: "111")]) }
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(try await inbox.backlog() == 0, "the second delivery was stored while the first was open")
+                // Another sender is not held up.
+                #expect(try await inbox.store([inbound("wamid.9", from: "999")]) == ["wamid.9"])
+                release.yield()
+                try await group.next()
+                #expect(try await second.value == ["wamid.2"])
+            }
         }
     }
 }

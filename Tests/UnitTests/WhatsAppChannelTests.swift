@@ -147,6 +147,19 @@ struct WhatsAppChannelTests {
         )
     }
 
+    /// Ends `turn` in the ledger with an error reply, as a worker whose model failed does.
+    static func fail(_ turn: TurnEnvelope, in ledger: InMemoryTurnLedger, _ message: String) async throws {
+        try await ledger.register(turn)
+        let attempt = LedgerAttempt()
+        _ = try await ledger.claim(turn, attempt: attempt, holdFor: .seconds(30))
+        _ = try await ledger.settle(
+            turnID: turn.turnID,
+            attempt: attempt,
+            as: .failed,
+            failure: SettledFailure(code: .llmUnavailable, message: message)
+        )
+    }
+
     // MARK: The webhook
 
     @Test func theVerificationEchoesTheChallengeOnlyForTheVerifyToken() async throws {
@@ -265,7 +278,7 @@ struct WhatsAppChannelTests {
             let sessionID = UUID()
             try await channel.store.createSession(SessionRecord(id: sessionID, userID: "whatsapp:123"))
             message.sessionID = sessionID
-            message.turnID = WhatsAppTurnID.of(messageID: "wamid.A", submission: 0)
+            message.turnID = WhatsAppTurnID.of(messageID: "wamid.A", attempt: 0)
             message.state = .submitted
             #expect(try await channel.inbox.save(message))
             _ = try await channel.store.record(
@@ -309,21 +322,111 @@ struct WhatsAppChannelTests {
                 content: "hi",
                 gatewayID: "g"
             )
-            try await channel.ledger.register(turn)
-            let attempt = LedgerAttempt()
-            _ = try await channel.ledger.claim(turn, attempt: attempt, holdFor: .seconds(30))
-            _ = try await channel.ledger.settle(
-                turnID: turn.turnID,
-                attempt: attempt,
-                as: .failed,
-                failure: SettledFailure(code: .llmUnavailable, message: "the model is down")
-            )
+            try await Self.fail(turn, in: channel.ledger, "the model is down")
             await relay.process(message)
             #expect(
                 channel.graph.texts == [
                     "Sorry, I could not answer your message (the language model is unavailable). Please send it again in a while."
                 ]
             )
+        }
+    }
+
+    /// Review finding: a turn the broker refused (withdrawn) used up the message's turns,
+    /// so a short broker outage ended in an apology instead of an answer.
+    @Test func aTurnTheBrokerNeverTookIsAskedAgainWithoutCountingAgainstTheMessage() async throws {
+        try await withChannel(relayRuns: false) { channel in
+            _ = try await channel.inbox.store([WhatsAppInbound(messageID: "wamid.A", phoneNumberID: "1", sender: "123", kind: .text, text: "hi")])
+            var relay = channel.relay
+            relay.maxSubmissions = 1
+            let sessionID = UUID()
+            try await channel.store.createSession(SessionRecord(id: sessionID, userID: "whatsapp:123"))
+            var message = try #require(try await channel.inbox.claim(limit: 1, lease: .seconds(60)).first)
+            message.sessionID = sessionID
+            message.turnID = UUID()
+            message.state = .submitted
+            #expect(try await channel.inbox.save(message))
+            let refused = TurnEnvelope(
+                kind: .message,
+                turnID: message.turnID!,
+                sessionID: sessionID,
+                userID: "whatsapp:123",
+                content: "hi",
+                gatewayID: "g"
+            )
+            try await channel.ledger.withdraw(refused)
+            await relay.process(message)
+            let retried = try #require(channel.inbox.all.first)
+            #expect(retried.state == .submitted && retried.submissions == 0 && retried.turnID != refused.turnID)
+            try await channel.app.test(.router) { [relay] _ in
+                try await eventually("the message is answered") {
+                    guard let next = try await channel.inbox.claim(limit: 1, lease: .seconds(60)).first else { return false }
+                    await relay.process(next)
+                    return channel.inbox.all.first?.state == .sent
+                }
+            }
+            #expect(channel.graph.texts == ["eco: hi"])
+        }
+    }
+
+    /// Review finding: a refused access token (401) failed every reply for good.
+    @Test func aReplyRefusedForTheAccessTokenIsRetried() async throws {
+        try await withChannel { channel in
+            channel.graph.failures.withLock { $0 = [.rejected(status: 401, body: #"{"error":{"code":190}}"#)] }
+            try await channel.app.test(.router) { client in
+                #expect(try await post(Self.delivery([Self.text("hi", id: "wamid.A")]), to: client).status == .ok)
+                try await eventually("the message is finished") { channel.inbox.all.first?.state.isFinished == true }
+                #expect(channel.inbox.all.first?.state == .sent)
+                #expect(channel.graph.texts == ["eco: hi"])
+            }
+        }
+    }
+
+    /// Review finding: a relay whose claim was taken over went on and posted the reply
+    /// next to the relay that took it.
+    @Test func aRelayThatLostItsClaimDoesNotPostTheReply() async throws {
+        try await withChannel(relayRuns: false) { channel in
+            _ = try await channel.inbox.store([WhatsAppInbound(messageID: "wamid.A", phoneNumberID: "1", sender: "123", kind: .text, text: "hi")])
+            var stale = try #require(try await channel.inbox.claim(limit: 1, lease: .seconds(60)).first)
+            stale.state = .answered
+            stale.reply = "an answer"
+            #expect(try await channel.inbox.save(stale))
+            // Its lease ran out and another relay claimed the message.
+            try await channel.inbox.release(stale, error: nil, retryIn: .zero)
+            let current = try #require(try await channel.inbox.claim(limit: 1, lease: .seconds(60)).first)
+            await channel.relay.process(stale)
+            #expect(channel.graph.texts.isEmpty)
+            await channel.relay.process(current)
+            #expect(channel.graph.texts == ["an answer"])
+        }
+    }
+
+    /// Review finding: the older bot's call repeated with the same message_id after its
+    /// turn failed got the failure back for ever.
+    @Test func theOlderBotsRetryAfterAFailedTurnIsAskedAgain() async throws {
+        try await withChannel(relayRuns: false) { channel in
+            try await channel.app.test(.router) { client in
+                let failed = WhatsAppTurnID.of(messageID: "whatsapp:16505551234:m1", attempt: 0)
+                let sessionID = UUID()
+                let turn = TurnEnvelope(
+                    kind: .message,
+                    turnID: failed,
+                    sessionID: sessionID,
+                    userID: "whatsapp:16505551234",
+                    content: "oi",
+                    gatewayID: "g"
+                )
+                try await Self.fail(turn, in: channel.ledger, "down")
+                let response = try await client.execute(
+                    uri: "/whatsapp",
+                    method: .post,
+                    headers: [.authorization: "Bearer \(Self.botKey)"],
+                    body: ByteBuffer(string: #"{"number":"16505551234","text":"oi","message_id":"m1"}"#)
+                )
+                let answer = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                #expect(answer?["reply"] as? String == "eco: oi")
+                #expect(answer?["turn_id"] as? String == WhatsAppTurnID.of(messageID: "whatsapp:16505551234:m1", attempt: 1).lowercased)
+            }
         }
     }
 
@@ -409,10 +512,10 @@ struct WhatsAppChannelTests {
     // MARK: Values
 
     @Test func turnIDsAreNameBasedUUIDsOfTheMessageAndTheSubmission() {
-        let first = WhatsAppTurnID.of(messageID: "wamid.A", submission: 0)
-        #expect(first == WhatsAppTurnID.of(messageID: "wamid.A", submission: 0))
-        #expect(first != WhatsAppTurnID.of(messageID: "wamid.A", submission: 1))
-        #expect(first != WhatsAppTurnID.of(messageID: "wamid.B", submission: 0))
+        let first = WhatsAppTurnID.of(messageID: "wamid.A", attempt: 0)
+        #expect(first == WhatsAppTurnID.of(messageID: "wamid.A", attempt: 0))
+        #expect(first != WhatsAppTurnID.of(messageID: "wamid.A", attempt: 1))
+        #expect(first != WhatsAppTurnID.of(messageID: "wamid.B", attempt: 0))
         #expect(first.uuidString.lowercased().dropFirst(14).first == "5")
         #expect(["8", "9", "a", "b"].contains(first.uuidString.lowercased().dropFirst(19).first.map(String.init) ?? ""))
     }

@@ -369,7 +369,8 @@ class FakeGraph:
     """The WhatsApp Cloud API's Graph API, on a local port: `POST /{phone-number-id}/messages`
     (recorded), `GET /{media-id}` (where a voice note is) and the media file itself.
     Every call must carry the access token. `send_failures` makes the next N sends
-    answer 503; `refuse_sends` makes every send answer 503 until it is cleared."""
+    answer 503; `refuse_sends` makes every send answer 503 until it is cleared;
+    `stall_downloads` makes the next N media files stall half-way."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -378,6 +379,8 @@ class FakeGraph:
         self.send_failures = 0
         self.refuse_sends = False
         self.media: dict[str, bytes] = {}
+        # The next N media downloads send half the file and stall.
+        self.stall_downloads = 0
         self.unauthorized = 0
         graph = self
 
@@ -407,7 +410,27 @@ class FakeGraph:
                 parts = self.path.strip("/").split("/")
                 with graph.lock:
                     if len(parts) == 2 and parts[0] == "media-files" and parts[1] in graph.media:
-                        return self._send(200, raw=graph.media[parts[1]], content_type="audio/ogg")
+                        data = graph.media[parts[1]]
+                        if graph.stall_downloads > 0:
+                            graph.stall_downloads -= 1
+                            stall = True
+                        else:
+                            stall = False
+                    else:
+                        stall = None
+                if stall is False:
+                    return self._send(200, raw=data, content_type="audio/ogg")
+                if stall:
+                    # The head and half the body, then nothing: a host that stalls.
+                    self.send_response(200)
+                    self.send_header("Content-Type", "audio/ogg")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    time.sleep(30)
+                    return
+                with graph.lock:
                     if len(parts) == 1 and parts[0] in graph.media:
                         return self._send(200, {"messaging_product": "whatsapp", "id": parts[0], "mime_type": "audio/ogg; codecs=opus",
                                                 "file_size": len(graph.media[parts[0]]), "url": f"{graph.url}/media-files/{parts[0]}"})
@@ -628,6 +651,9 @@ class Stack:
             AMQP_PREFIX=self.prefix,
             LOG_LEVEL="info",
         )
+        # Through PgBouncer (scripts/test.sh's "through PgBouncer" step).
+        if "DATABASE_POOLER" in os.environ:
+            base["DATABASE_POOLER"] = os.environ["DATABASE_POOLER"]
         return base
 
     def _binary(self, name: str) -> str:
@@ -735,6 +761,7 @@ class Stack:
             WHATSAPP_RETRY_MAX_MS="500",
             # A crashed gateway's messages wait this long for another one.
             WHATSAPP_CLAIM_SECONDS="4",
+            WHATSAPP_TIMEOUT_SECONDS="3",
             WHATSAPP_API_KEYS=WHATSAPP_BOT_KEY,
             TRANSCRIPTION_URL=f"{self.sim_url}/v1",
             TRANSCRIPTION_API_KEY="sim",

@@ -88,6 +88,19 @@ def test_a_voice_note_is_transcribed_and_answered_and_other_kinds_get_a_plain_an
     assert e2e.whatsapp_rows(number)[0][2] == "quanto é dois mais dois?"
 
 
+def test_a_voice_note_whose_download_stalls_is_fetched_again(stack):
+    """Review finding: a body that stalled after the head hung the message (and its
+    number) for good; the whole exchange is limited by WHATSAPP_TIMEOUT_SECONDS."""
+    number = e2e.whatsapp_number()
+    stack.graph.media["media-" + number] = "uma nota que trava".encode()
+    with stack.graph.lock:
+        stack.graph.stall_downloads = 1
+    voice = {"from": number, "id": "wamid.v" + number, "type": "audio", "audio": {"id": "media-" + number}}
+    e2e.whatsapp_deliver(stack, [voice])
+    assert e2e.whatsapp_replies(stack, number, 1, timeout=30) == [reply_text(1, "uma nota que trava")]
+    assert stack.graph.stall_downloads == 0
+
+
 def test_a_message_sent_while_every_worker_is_down_is_answered_when_they_return(stack):
     number = e2e.whatsapp_number()
     for worker in stack.live_workers():

@@ -21,12 +21,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 FUZZ = REPO / "Fuzz"
-TARGETS = ["FuzzFrames", "FuzzSSE", "FuzzJWT", "FuzzRetryHints"]
+TARGETS = ["FuzzFrames", "FuzzSSE", "FuzzJWT", "FuzzRetryHints", "FuzzWebhook"]
 WHAT = {
     "FuzzFrames": "WebSocket frame decoder (`ClientFrameDecoder`)",
     "FuzzSSE": "SSE parser, whole and cut in two (`SSEParser`)",
     "FuzzJWT": "JWT reader and claims, HS256 check, JWKS reader and key checks",
     "FuzzRetryHints": "`Retry-After`, `x-ratelimit-reset-requests`, `retryDelay` (`RetryHint`)",
+    "FuzzWebhook": "WhatsApp webhook body and signature, reply parts (`WebhookPayload`, `WebhookSignature`, `WhatsAppText`)",
 }
 BEGIN, END = "<!-- fuzz-figures:begin -->", "<!-- fuzz-figures:end -->"
 

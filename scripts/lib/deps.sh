@@ -16,6 +16,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 #   libpq-dev             PostgreSQL client headers
 #   libcurl4-openssl-dev  libcurl for Foundation's networking on Linux
 #   postgresql            server binaries under /usr/lib/postgresql/<version>/bin, psql
+#   pgbouncer             PostgreSQL behind a pooler (transaction mode) in the tests
+#                         (scripts/lib/pgbouncer.sh; apt starts no service here)
 #   curl                  health checks
 #   prometheus            scrapes the local system (run.sh) and checks the dashboards
 #                         (the end-to-end suite); with promtool. --no-install-recommends
@@ -28,6 +30,7 @@ PARLEY_SYSTEM_PACKAGES=(
     libpq-dev
     libcurl4-openssl-dev
     postgresql
+    pgbouncer
     curl
     prometheus
 )

@@ -11,7 +11,7 @@ enum UserID {
     /// User ids of people who reach Parley through a channel with no sign-in of its own
     /// (a WhatsApp number, the older bot's users): no token or API key names one, so
     /// that no sign-in reads or writes their conversations.
-    static let channelPrefixes = ChatterSessions.reservedPrefixes
+    static let channelPrefixes = ["whatsapp:", "bot:"]
 
     /// The channel prefix `id` starts with, if any.
     static func channelPrefix(of id: String) -> String? {

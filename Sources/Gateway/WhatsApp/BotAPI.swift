@@ -22,7 +22,13 @@ struct BotAPI: Sendable {
     let reader: RESTRequestReader
     let contentDecoder: ClientFrameDecoder
     let limits: AbuseLimits
+    /// Where a retried `message_id`'s earlier turns stand (nil: not looked at).
+    let standings: (any TurnStandings)?
     let logger: Logger
+
+    /// Turns one `message_id` may have: a retry after a turn that ended unanswered
+    /// (the model failed, the broker refused it) is a new turn, up to this many.
+    static let maxTurnsPerMessageID = 8
 
     struct WhatsAppRequest: RequestBody {
         static let fields = ["number", "text", "message_id"]
@@ -113,8 +119,7 @@ struct BotAPI: Sendable {
             try AbuseLimits.check(limits.turns, userID, what: "messages")
             let content = try contentDecoder.checkedContent(text, clientMessageID: nil)
             let sessionID = try await sessions.session(of: userID)
-            // Named by the user too: one user's message id never answers another's.
-            let turnID = messageID.map { WhatsAppTurnID.of(messageID: "\(userID):\($0)", submission: 0) } ?? UUID()
+            let turnID = try await turnID(for: messageID, of: userID)
             do throws(ClientError) {
                 let done = try await turns.send(
                     .message,
@@ -137,6 +142,30 @@ struct BotAPI: Sendable {
                 var error = error
                 error.sessionID = sessionID
                 throw error
+            }
+        }
+    }
+
+    /// The turn of a call: a new one without a `message_id`; with one, the first of
+    /// its turns that may still be answered (or is answered), so that a repeated call
+    /// is answered once and a call after a failed turn asks again. Named by the user
+    /// too: one user's message id never answers another's.
+    private func turnID(for messageID: String?, of userID: String) async throws(ClientError) -> UUID {
+        guard let messageID else { return UUID() }
+        var attempt = 0
+        while true {
+            let turnID = WhatsAppTurnID.of(messageID: "\(userID):\(messageID)", attempt: attempt)
+            guard let standings, attempt + 1 < Self.maxTurnsPerMessageID else { return turnID }
+            let standing: TurnStanding
+            do {
+                standing = try await standings.standing(ofTurn: turnID)
+            } catch {
+                logger.warning("cannot read where a message's turn stands", metadata: ["user_id": "\(userID)", "error": "\(error)"])
+                throw ClientError(code: .unavailable, message: "the database is unavailable; nothing was sent, try again shortly")
+            }
+            switch standing {
+            case .ended, .withdrawn: attempt += 1
+            case .answered, .open, .unknown: return turnID
             }
         }
     }

@@ -11,12 +11,11 @@ struct ChatterSessions: Sendable {
     let idle: Duration
     let logger: Logger
 
-    /// The user id of a WhatsApp number: a namespace of its own, like `account:`.
+    /// The user id of a WhatsApp number: a namespace of its own, like `account:`, that
+    /// no token or API key may claim (`UserID.channelPrefixes`).
     static func userID(whatsApp number: String) -> String { "whatsapp:\(number)" }
     /// The user id of the older bot's `POST /chat` user.
     static func userID(bot user: String) -> String { "bot:\(user)" }
-    /// Prefixes no token or API key may claim.
-    static let reservedPrefixes = ["whatsapp:", "bot:"]
 
     func session(of userID: String, now: Date = Date()) async throws(ClientError) -> UUID {
         let newest: SessionSummary?

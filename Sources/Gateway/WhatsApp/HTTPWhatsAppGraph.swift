@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import ParleySupport
 
 /// `WhatsAppGraph` over HTTP, with the access token as a bearer token. One request
 /// per call: the relay retries (its schedule survives restarts).
@@ -63,10 +64,15 @@ enum HTTPExchange {
     static func run(_ request: HTTPClientRequest, client: HTTPClient, timeout: Duration, limit: Int) async throws(GraphError) -> [UInt8] {
         let outcome: Result<(status: Int, body: ByteBuffer), any Error>
         do {
-            let seconds = Int64(timeout.wholeMilliseconds / 1000)
-            let response = try await client.execute(request, timeout: .seconds(max(seconds, 1)))
-            let body = try await response.body.collect(upTo: limit)
-            outcome = .success((Int(response.status.code), body))
+            // AsyncHTTPClient's own deadline ends with the response's head: the whole
+            // exchange, a body that stalls included, is limited here.
+            outcome = .success(
+                try await withTimeout(timeout) {
+                    let seconds = Int64(timeout.wholeMilliseconds / 1000)
+                    let response = try await client.execute(request, timeout: .seconds(max(seconds, 1)))
+                    return (Int(response.status.code), try await response.body.collect(upTo: limit))
+                }
+            )
         } catch let error as NIOTooManyBytesError {
             throw .rejected(status: 413, body: "the answer is larger than \(limit) bytes (\(error))")
         } catch {

@@ -109,6 +109,9 @@ struct WebhookPayload: Decodable {
         default:
             break
         }
+        // PostgreSQL text cannot hold U+0000: a delivery with one would be refused at
+        // every redelivery. It is read as the replacement character.
+        inbound.text = inbound.text.map { $0.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") }
         return inbound
     }
 

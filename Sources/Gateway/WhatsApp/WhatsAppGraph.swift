@@ -19,6 +19,14 @@ enum GraphError: Error, Equatable, CustomStringConvertible {
         if case .unavailable = self { return true }
         return false
     }
+
+    /// A refusal the Graph API gives for the sender's side, which an operator or time
+    /// mends: the access token (401, 403) and its throttling codes (80007, 130429,
+    /// 131048, 131056). Retried, where a refusal of the message itself is final.
+    var isGraphConfigurationOrThrottling: Bool {
+        guard case .rejected(let status, let body) = self else { return false }
+        return status == 401 || status == 403 || ["80007", "130429", "131048", "131056"].contains { body.contains("\"code\":\($0)") }
+    }
 }
 
 /// A voice note's file at the Graph API.

@@ -105,10 +105,15 @@ struct WhatsAppRelay: Service {
                 }
             }
             group.addTask {
+                // A claim found lost ends the work (the group cancels it): another relay
+                // has the message, and must be the only one to post its reply.
                 while true {
                     try? await Task.sleep(for: lease / 3)
                     guard !Task.isCancelled else { return }
-                    _ = try? await inbox.renew(claimed, lease: lease)
+                    if (try? await inbox.renew(claimed, lease: lease)) == false {
+                        logger(of: claimed).warning("lost the claim on a WhatsApp message while working on it; stopping")
+                        return
+                    }
                 }
             }
             await group.next()
@@ -161,7 +166,7 @@ struct WhatsAppRelay: Service {
         } catch {
             return .retry(after: settings.retryDelay(afterAttempt: message.attempts), error: "\(error.code.rawValue): \(error.message)")
         }
-        message.turnID = WhatsAppTurnID.of(messageID: message.inbound.messageID, submission: message.submissions)
+        message.turnID = WhatsAppTurnID.of(messageID: message.inbound.messageID, attempt: message.attempts)
         message.state = .submitted
         return await saved(message)
     }
@@ -206,7 +211,11 @@ struct WhatsAppRelay: Service {
         case .answered(let reply):
             return await answer(message, with: reply)
         case .ended:
-            return await resubmit(message, because: "its turn ended unanswered", newSession: false)
+            return await resubmit(message, because: "its turn ended unanswered", counted: true, newSession: false)
+        case .withdrawn:
+            // Never in the broker (a refused publish): asking again costs nothing, and
+            // does not count against the message's turns.
+            return await resubmit(message, because: "its turn was not taken by the broker", counted: false, newSession: false)
         case .open, .unknown:
             break
         }
@@ -229,7 +238,7 @@ struct WhatsAppRelay: Service {
         case .failure(let error):
             switch error.code {
             case .sessionCompleted, .sessionNotFound, .forbidden:
-                return await resubmit(message, because: "the session took no more messages (\(error.code.rawValue))", newSession: true)
+                return await resubmit(message, because: "the session took no more messages (\(error.code.rawValue))", counted: true, newSession: true)
             case .contentTooLong, .invalidContent, .emptyContent, .llmBlocked:
                 return await answer(message, with: WhatsAppText.notAnswered(error.code, error.message))
             default:
@@ -239,24 +248,27 @@ struct WhatsAppRelay: Service {
         }
     }
 
-    /// The turn certainly ended unanswered: a new turn (a new id), or the apology when
-    /// the message has had its turns.
-    private func resubmit(_ message: WhatsAppMessage, because reason: String, newSession: Bool) async -> Step {
+    /// The turn certainly ended unanswered: a new turn (a new id) after the retry delay,
+    /// or the apology when the message has had its turns (`counted` ones).
+    private func resubmit(_ message: WhatsAppMessage, because reason: String, counted: Bool, newSession: Bool) async -> Step {
         var message = message
-        guard message.submissions + 1 < maxSubmissions else {
-            logger(of: message).error("a WhatsApp message was not answered after its last turn", metadata: ["reason": "\(reason)"])
-            let code = message.lastError.flatMap { ErrorCode(rawValue: String($0.prefix { $0 != ":" })) } ?? .unavailable
-            return await answer(message, with: WhatsAppText.notAnswered(code, code.message))
+        if counted {
+            guard message.submissions + 1 < maxSubmissions else {
+                logger(of: message).error("a WhatsApp message was not answered after its last turn", metadata: ["reason": "\(reason)"])
+                let code = message.lastError.flatMap { ErrorCode(rawValue: String($0.prefix { $0 != ":" })) } ?? .unavailable
+                return await answer(message, with: WhatsAppText.notAnswered(code, code.message))
+            }
+            message.submissions += 1
         }
         logger(of: message).info("asking again with a new turn", metadata: ["reason": "\(reason)"])
-        message.submissions += 1
         if newSession {
             message.sessionID = nil
             message.state = .received
         } else {
-            message.turnID = WhatsAppTurnID.of(messageID: message.inbound.messageID, submission: message.submissions)
+            message.turnID = WhatsAppTurnID.of(messageID: message.inbound.messageID, attempt: message.attempts)
         }
-        return await saved(message)
+        guard case .next(let saved) = await saved(message) else { return .stop }
+        return .retry(after: settings.retryDelay(afterAttempt: saved.attempts), error: reason)
     }
 
     /// `answered`: the reply's parts posted, from the first one not sent yet.
@@ -265,13 +277,26 @@ struct WhatsAppRelay: Service {
         let reply = message.reply ?? ""
         let parts = WhatsAppText.parts(of: reply.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? WhatsAppText.noAnswer : reply)
         while message.partsSent < parts.count {
+            // Only the claim's holder posts: a relay whose claim ran out while the
+            // database did not answer must not post next to the one that took it over.
+            guard (try? await inbox.renew(message, lease: lease)) == true else {
+                logger(of: message).warning("the claim on a WhatsApp message is lost or cannot be checked; not posting its reply")
+                return .stop
+            }
             do throws(GraphError) {
                 try await graph.send(text: parts[message.partsSent], to: message.inbound.sender, from: message.inbound.phoneNumberID)
                 ParleyMetrics.whatsappReplies.increment(by: 1, [("outcome", "sent")])
             } catch {
-                if error.isTransient {
+                if error.isTransient || error.isGraphConfigurationOrThrottling {
                     ParleyMetrics.whatsappReplies.increment(by: 1, [("outcome", "failed")])
-                    logger(of: message).warning("the Graph API did not take a reply; will retry", metadata: ["error": "\(error)"])
+                    if error.isTransient {
+                        logger(of: message).warning("the Graph API did not take a reply; will retry", metadata: ["error": "\(error)"])
+                    } else {
+                        logger(of: message).error(
+                            "the Graph API refused the access token or throttles it; will retry (check WHATSAPP_ACCESS_TOKEN)",
+                            metadata: ["error": "\(error)"]
+                        )
+                    }
                     return .retry(after: settings.retryDelay(afterAttempt: message.attempts), error: "graph: \(error)")
                 }
                 ParleyMetrics.whatsappReplies.increment(by: 1, [("outcome", "refused")])
@@ -281,7 +306,12 @@ struct WhatsAppRelay: Service {
                 return await saved(message)
             }
             message.partsSent += 1
-            if message.partsSent < parts.count, case .stop = await saved(message) { return .stop }
+            if message.partsSent < parts.count {
+                // Written before the next part: a step that cannot be written ends here,
+                // and the parts sent are not sent again.
+                let step = await saved(message)
+                guard case .next = step else { return step }
+            }
         }
         message.state = .sent
         logger(of: message).info("WhatsApp reply sent", metadata: ["parts": "\(parts.count)"])
@@ -317,7 +347,7 @@ struct WhatsAppRelay: Service {
         }
     }
 
-    /// The turn's end, or nil when the gateway stops first.
+    /// The turn's end, or nil when the gateway stops first (or the work is cancelled).
     private func follow(_ turn: TurnWaiter.StartedTurn) async -> Result<ReplyEnvelope.Done, ClientError>? {
         try? await cancelWhenGracefulShutdown {
             for await event in turn.events {

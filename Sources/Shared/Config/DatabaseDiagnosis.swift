@@ -38,7 +38,7 @@ extension DatabaseSettings {
                 try await PostgresConnection.connect(configuration: try connectionConfiguration(), id: 0, logger: logger)
             }
             try? await connection.close()
-            return nil
+            return await startupParametersProblem(logger: logger, timeout: timeout)
         } catch let error as PSQLError {
             if let state = error.serverInfo?[.sqlState], let meaning = Self.refusedLogin[state] {
                 let reason = error.serverInfo?[.message] ?? meaning
@@ -65,6 +65,32 @@ extension DatabaseSettings {
         var configuration = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
         configuration.options.connectTimeout = .seconds(5)
         return configuration
+    }
+
+    /// A login works: whether the server also takes the startup parameters the pool
+    /// sends. A pooler such as PgBouncer refuses those it does not know.
+    private func startupParametersProblem(logger: Logger, timeout: Duration) async -> DatabaseProblem? {
+        guard !startupParameters.isEmpty else { return nil }
+        do {
+            var configuration = try connectionConfiguration()
+            configuration.options.additionalStartupParameters = startupParameters
+            let connection = try await withTimeout(timeout) { [configuration] in
+                try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            }
+            try? await connection.close()
+            return nil
+        } catch let error as PSQLError {
+            guard let message = error.serverInfo?[.message], message.hasPrefix("unsupported startup parameter") else { return nil }
+            return .misconfigured(
+                ConfigurationError(
+                    variable: "DATABASE_POOLER",
+                    problem:
+                        "is \(pooler.rawValue), but \(host):\(port) refuses startup parameters (\(message)): it is a pooler such as PgBouncer; set DATABASE_POOLER=pgbouncer"
+                )
+            )
+        } catch {
+            return nil
+        }
     }
 }
 

@@ -25,6 +25,18 @@ public struct DatabaseSettings: Sendable, Equatable {
     /// (`DATABASE_PREPARED_STATEMENTS`, default on; off behind a pooler that cannot
     /// keep them, such as PgBouncer before 1.21 in transaction mode).
     public var preparedStatements = true
+    /// What stands between Parley and PostgreSQL (`DATABASE_POOLER`).
+    public var pooler = Pooler.none
+
+    public enum Pooler: String, Sendable, CaseIterable {
+        /// PostgreSQL itself, or a pooler in session mode.
+        case none
+        /// PgBouncer in transaction mode: a transaction may run on any server connection,
+        /// so nothing is kept per connection — no named prepared statements, and no
+        /// startup parameters (PgBouncer refuses those it does not know; set them on the
+        /// role: docs/operations.md, "PostgreSQL behind PgBouncer").
+        case pgbouncer
+    }
 
     public init(url string: String, maximumConnections: Int = 10) throws(ConfigurationError) {
         let problem = "must look like postgres://user:password@host:5432/database"
@@ -63,7 +75,29 @@ public struct DatabaseSettings: Sendable, Equatable {
             url: environment.string("DATABASE_URL", default: "postgres://parley:parley@127.0.0.1:5432/parley"),
             maximumConnections: try environment.int("DATABASE_MAX_CONNECTIONS", default: 10, range: 1...500)
         )
-        preparedStatements = try environment.bool("DATABASE_PREPARED_STATEMENTS", default: true)
+        let pooler = environment.string("DATABASE_POOLER", default: "none").lowercased()
+        guard let parsed = Pooler(rawValue: pooler) else {
+            throw ConfigurationError(variable: "DATABASE_POOLER", problem: "must be none or pgbouncer, got \"\(pooler)\"")
+        }
+        self.pooler = parsed
+        preparedStatements = try environment.bool("DATABASE_PREPARED_STATEMENTS", default: parsed == .none)
+        guard !(preparedStatements && parsed == .pgbouncer) else {
+            throw ConfigurationError(
+                variable: "DATABASE_PREPARED_STATEMENTS",
+                problem:
+                    "is on with DATABASE_POOLER=pgbouncer: in transaction mode a statement prepared on one server connection is unknown on the next"
+            )
+        }
+    }
+
+    /// What each connection sets at its start: a server-side time limit per statement
+    /// (a client-side one cannot interrupt a query already sent), and generic plans for
+    /// the turn's prepared statements — point lookups and single-row writes by key, for
+    /// which PostgreSQL's default planned each of the first five runs per connection (a
+    /// quarter of a millisecond a run for the prompt's read). None behind PgBouncer.
+    public var startupParameters: [(String, String)] {
+        guard pooler == .none else { return [] }
+        return [("statement_timeout", "\(statementTimeoutMilliseconds)"), ("plan_cache_mode", "force_generic_plan")]
     }
 
     public var clientConfiguration: PostgresClient.Configuration {
@@ -83,16 +117,7 @@ public struct DatabaseSettings: Sendable, Equatable {
         )
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(5)
-        // The server ends a statement that runs (or waits for a lock) too long: a
-        // client-side time limit cannot interrupt a query already sent.
-        // The turn's prepared statements are point lookups and single-row writes by key:
-        // one generic plan serves every run, where PostgreSQL's default planned each of
-        // the first five runs (per connection) and then any whose custom plan looked
-        // cheaper — a quarter of a millisecond a run for the prompt's read.
-        configuration.options.additionalStartupParameters = [
-            ("statement_timeout", "\(statementTimeoutMilliseconds)"),
-            ("plan_cache_mode", "force_generic_plan"),
-        ]
+        configuration.options.additionalStartupParameters = startupParameters
         return configuration
     }
 

@@ -23,6 +23,13 @@ public struct PostgresWhatsAppInbox: WhatsAppInbox {
             // One transaction: a webhook's messages are stored together or not at all
             // (then the webhook is not acknowledged, and the Cloud API sends it again).
             try await client.withTransaction(logger: logger) { connection in
+                // A sender's messages get their `seq` in the order their deliveries
+                // commit: one delivery at a time per sender (a sequence number taken
+                // by a transaction that commits later would sort before one already
+                // claimed).
+                for sender in Set(messages.map(\.sender)).sorted() {
+                    try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(sender), 7))", logger: logger)
+                }
                 var stored = Set<String>()
                 for message in messages {
                     let rows = try await connection.query(
@@ -154,12 +161,21 @@ public struct PostgresWhatsAppInbox: WhatsAppInbox {
     public func standing(ofTurn turnID: UUID) async throws(StoreError) -> TurnStanding {
         let (client, logger) = (self.client, self.logger)
         return try await storeCall(timeout: timeout) {
-            // A queued turn past its deadline that nobody holds is never generated: a
-            // worker that takes it later answers `expired`. The margin covers clocks.
+            // A queued turn past its deadline that nobody holds is ended here, in the
+            // ledger, as a worker would end it (`expired`): a copy of it still in the
+            // broker is then never generated next to the turn sent in its place. The
+            // margin covers clocks. (The select sees the row as it was before.)
             let rows = try await client.query(
                 """
-                SELECT r.content, t.state,
-                       coalesce(t.deadline < now() - interval '30 seconds' AND (t.held_until IS NULL OR t.held_until < now()), false)
+                WITH retired AS (
+                    UPDATE turns SET state = 'failed', holder = NULL, held_until = NULL, settled_at = now(), error_code = 'expired',
+                                     error_message = 'the message could not be answered before its deadline; send it again'
+                    WHERE turn_id = \(turnID) AND state = 'queued' AND deadline < now() - interval '30 seconds'
+                      AND (held_until IS NULL OR held_until < now())
+                      AND NOT EXISTS (SELECT 1 FROM messages WHERE turn_id = \(turnID) AND role = 'assistant')
+                    RETURNING 1
+                )
+                SELECT r.content, t.state, EXISTS (SELECT 1 FROM retired)
                 FROM (SELECT 1) AS one
                 LEFT JOIN turns t ON t.turn_id = \(turnID)
                 LEFT JOIN messages r ON r.turn_id = \(turnID) AND r.role = 'assistant'

@@ -1,37 +1,5 @@
 import Foundation
 
-/// A message a WhatsApp user sent, as the Cloud API's webhook delivered it.
-public struct WhatsAppInbound: Sendable, Equatable {
-    public enum Kind: String, Sendable {
-        case text
-        /// A voice note or audio file: transcribed, then handled as text.
-        case audio
-        /// An image, a sticker, a location…: answered with what Parley can read.
-        case unsupported
-    }
-
-    /// The Cloud API's message id (`wamid.…`): a redelivery carries the same one.
-    public var messageID: String
-    /// The business number that received it, and that answers.
-    public var phoneNumberID: String
-    /// The sender's WhatsApp id (their number, digits only).
-    public var sender: String
-    public var kind: Kind
-    /// The text; for audio, its transcription once made.
-    public var text: String?
-    /// The audio's media id at the Graph API.
-    public var mediaID: String?
-
-    public init(messageID: String, phoneNumberID: String, sender: String, kind: Kind, text: String? = nil, mediaID: String? = nil) {
-        self.messageID = messageID
-        self.phoneNumberID = phoneNumberID
-        self.sender = sender
-        self.kind = kind
-        self.text = text
-        self.mediaID = mediaID
-    }
-}
-
 /// A stored WhatsApp message on its way to an answer, claimed by one relay.
 public struct WhatsAppMessage: Sendable, Equatable {
     public enum State: String, Sendable {
@@ -97,16 +65,19 @@ public enum TurnStanding: Sendable, Equatable {
     case answered(String)
     /// Queued: in the broker or with a worker, and not past its deadline.
     case open
-    /// It ended without a reply (an error, withdrawn, or queued past its deadline with
-    /// nobody holding it): it will never be answered.
+    /// It ended without a reply (an error; or queued past its deadline with nobody
+    /// holding it, which the reading ends in the ledger so that no late copy of it is
+    /// generated): it will never be answered.
     case ended
+    /// The broker certainly never took it (a refused publish): nothing was asked.
+    case withdrawn
     /// No gateway entered it (never sent, or sent while the database was down).
     case unknown
 }
 
 extension TurnStanding {
-    /// What a turn's stored reply and ledger row amount to; `overdue`: queued, past its
-    /// deadline (with a margin for clocks), and nobody holds it.
+    /// What a turn's stored reply and ledger row amount to; `overdue`: it was queued,
+    /// past its deadline (with a margin for clocks) with nobody holding it, and is ended now.
     public init(reply: String?, state: TurnLedgerState?, overdue: Bool) {
         if let reply {
             self = .answered(reply)
@@ -118,9 +89,20 @@ extension TurnStanding {
         // Answered without a reply row cannot happen (one statement writes both); read
         // as open, so that the turn is asked again and its reply read then.
         case .answered: self = .open
-        case .failed, .withdrawn: self = .ended
+        case .failed: self = .ended
+        case .withdrawn: self = .withdrawn
         }
     }
+}
+
+/// Where turns stand: a turn of a message that arrives again (the relay after a
+/// restart, the older bot's retried `message_id`) is asked again only when its turn
+/// may still be answered.
+public protocol TurnStandings: Sendable {
+    /// Where the turn stands. A turn queued past its deadline that nobody holds is
+    /// ended by the reading (settled as `expired` in the ledger), so that a copy of it
+    /// still in the broker is not generated after a new turn was sent in its place.
+    func standing(ofTurn turnID: UUID) async throws(StoreError) -> TurnStanding
 }
 
 /// The WhatsApp channel's messages (the `whatsapp_messages` table): the webhook
@@ -132,7 +114,7 @@ extension TurnStanding {
 /// (`next_attempt_at`), renewed while it works. Only the oldest unfinished message of
 /// a sender can be claimed, so a sender's messages are answered one at a time, in the
 /// order they were stored.
-public protocol WhatsAppInbox: Sendable {
+public protocol WhatsAppInbox: TurnStandings {
     /// Stores the messages not stored before (by message id); returns the ids of the
     /// ones it stored. A redelivered webhook stores nothing.
     func store(_ messages: [WhatsAppInbound]) async throws(StoreError) -> Set<String>
@@ -144,8 +126,6 @@ public protocol WhatsAppInbox: Sendable {
     func save(_ message: WhatsAppMessage) async throws(StoreError) -> Bool
     /// Gives the claim up; the message is due again after `retryIn`.
     func release(_ message: WhatsAppMessage, error: String?, retryIn: Duration) async throws(StoreError)
-    /// Where the turn stands.
-    func standing(ofTurn turnID: UUID) async throws(StoreError) -> TurnStanding
     /// Messages not finished yet.
     func backlog() async throws(StoreError) -> Int
 }

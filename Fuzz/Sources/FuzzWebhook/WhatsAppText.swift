@@ -1,0 +1,1 @@
+../../../Sources/Gateway/WhatsApp/WhatsAppText.swift
