@@ -64,6 +64,8 @@ main() {
     run_step "install Python cryptography" ensure_python_cryptography
     run_step "install schemathesis" ensure_python_package schemathesis
     run_step "install Chromium and Selenium" ensure_browser
+    # The Kubernetes manifests' checks: kustomize (kubectl), the schemas, YAML.
+    run_step "install kubectl, kubernetes-validate and PyYAML" ensure_kubernetes_tools
     # Formatting first: it takes seconds, and names the file (.swift-format).
     run_step "format check" run_child bash scripts/format.sh --check
     run_step "start RabbitMQ and PostgreSQL" start_servers

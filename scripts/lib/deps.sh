@@ -89,3 +89,11 @@ ensure_browser() {
     ensure_debian_packages chromium chromium-driver
     ensure_python_package selenium
 }
+
+# ensure_kubernetes_tools — kubectl (its kustomize renders deploy/kubernetes), and from
+# PyPI kubernetes-validate (the Kubernetes schemas) and PyYAML, for the manifests' tests.
+ensure_kubernetes_tools() {
+    command -v kubectl >/dev/null || ensure_debian_packages kubectl
+    ensure_python_package yaml pyyaml
+    ensure_python_package kubernetes_validate kubernetes-validate
+}
