@@ -9,6 +9,8 @@
 #
 # Settings (environment):
 #   RABBITMQ_PORT (5672), RABBITMQ_PROMETHEUS_PORT (15692), POSTGRES_PORT (5432),
+#   RABBITMQ_NODES (1; 3 starts a local cluster on RABBITMQ_PORT, +1, +2, and every
+#   process gets all three nodes in AMQP_URL),
 #   GATEWAY_PORT (8080), GATEWAY_INTERNAL_PORT (8081: its /metrics and /health details), GRPC_PORT (50051), LLM_SIM_PORT (8090), WORKERS (3; ports 9101, 9102, ...),
 #   PARLEY_BUILD (debug | release), PARLEY_AUTH (off when unset),
 #   OPENAI_API_KEY / GEMINI_API_KEY (when neither is set, the simulator answers),
@@ -226,6 +228,7 @@ shutdown_all() {
     if [[ -n "$SERVERS_STARTED" ]]; then
         postgres_stop "$STATE_DIR/postgres"
         rabbitmq_stop "$STATE_DIR/rabbitmq"
+        rabbitmq_cluster_stop "$STATE_DIR/rabbitmq-cluster"
     fi
     log "everything stopped; logs are in $LOG_DIR"
 }
@@ -240,9 +243,19 @@ build() {
 
 start_servers() {
     SERVERS_STARTED=1
-    rabbitmq_start "$STATE_DIR/rabbitmq" "$RABBITMQ_PORT"
+    local nodes="${RABBITMQ_NODES:-1}"
+    [[ "$nodes" =~ ^[0-9]+$ ]] && ((nodes >= 1 && nodes <= 9)) || die "RABBITMQ_NODES must be 1 to 9, not '$nodes'"
+    if ((nodes == 1)); then
+        rabbitmq_start "$STATE_DIR/rabbitmq" "$RABBITMQ_PORT"
+        export AMQP_URL="amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT/%2f"
+    else
+        local ports=() i
+        for ((i = 0; i < nodes; i++)); do ports+=($((RABBITMQ_PORT + i))); done
+        rabbitmq_cluster_start "$STATE_DIR/rabbitmq-cluster" "$nodes" "${ports[@]}"
+        AMQP_URL="$(rabbitmq_cluster_urls "$STATE_DIR/rabbitmq-cluster")"
+        export AMQP_URL AMQP_QUORUM_GROUP_SIZE="$nodes"
+    fi
     postgres_start "$STATE_DIR/postgres" "$POSTGRES_PORT" durable
-    export AMQP_URL="amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT/%2f"
     export DATABASE_URL="postgres://parley:parley@127.0.0.1:$POSTGRES_PORT/parley"
 }
 

@@ -47,7 +47,9 @@ final class AMQPConnectionThread: @unchecked Sendable {
     }
 
     let name: String
-    private let endpoint: AMQPEndpoint
+    /// The cluster's nodes, in the order this connection tries them: it stays on one
+    /// while it serves, and moves to the next when a connection fails or is lost.
+    private let endpoints: [AMQPEndpoint]
     private let topology: AMQPTopology
     private let heartbeatSeconds: Int32
     private let role: any AMQPConnectionRole
@@ -58,14 +60,15 @@ final class AMQPConnectionThread: @unchecked Sendable {
 
     init(
         name: String,
-        endpoint: AMQPEndpoint,
+        endpoints: [AMQPEndpoint],
         topology: AMQPTopology,
         heartbeatSeconds: Int32 = 10,
         role: any AMQPConnectionRole,
         logger: Logger
     ) {
         self.name = name
-        self.endpoint = endpoint
+        precondition(!endpoints.isEmpty, "a connection needs at least one broker node")
+        self.endpoints = endpoints
         self.topology = topology
         self.heartbeatSeconds = heartbeatSeconds
         self.role = role
@@ -140,13 +143,21 @@ final class AMQPConnectionThread: @unchecked Sendable {
     private func loop() {
         var generation = 0
         var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(10))
+        // Which node is next, and how many failed in a row: the next node is tried at
+        // once, and the backoff waits only when every node has failed since the last
+        // connection that worked.
+        var node = 0
+        var failedInARow = 0
         while !isStopping {
             generation += 1
-            guard let wire = connect(generation: generation) else {
-                waitForWake(upTo: backoff.next())
+            guard let wire = connect(generation: generation, to: endpoints[node]) else {
+                node = (node + 1) % endpoints.count
+                failedInARow += 1
+                if failedInARow % endpoints.count == 0 { waitForWake(upTo: backoff.next()) }
                 continue
             }
             backoff.reset()
+            failedInARow = 0
             let error = serve(wire)
             connected.store(false, ordering: .releasing)
             // Commands that never ran were never sent: say so (`notConnected`), unlike
@@ -155,7 +166,12 @@ final class AMQPConnectionThread: @unchecked Sendable {
             role.didDisconnect(error ?? .shutDown)
             if let error {
                 shared.withLock { $0.lastError = error.description }
-                logger.warning("broker connection lost, reconnecting", metadata: ["error": "\(error)"])
+                logger.warning(
+                    "broker connection lost, reconnecting",
+                    metadata: ["endpoint": "\(endpoints[node].redacted)", "error": "\(error)"]
+                )
+                // The node may be gone: fail over to the next one.
+                node = (node + 1) % endpoints.count
                 // A broken connection cannot be closed politely; just free it.
             } else {
                 wire.close()
@@ -174,7 +190,7 @@ final class AMQPConnectionThread: @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    private func connect(generation: Int) -> AMQPWire? {
+    private func connect(generation: Int, to endpoint: AMQPEndpoint) -> AMQPWire? {
         do throws(AMQPError) {
             let wire = try AMQPWire(endpoint: endpoint, name: name, heartbeatSeconds: heartbeatSeconds, connectTimeout: .seconds(5))
             do throws(AMQPError) {

@@ -16,7 +16,7 @@ public final class AMQPConsumer: Service, Sendable {
 
     public init(
         name: String,
-        endpoint: AMQPEndpoint,
+        endpoints: [AMQPEndpoint],
         topology: AMQPTopology,
         queue: String,
         prefetch: UInt16,
@@ -26,7 +26,19 @@ public final class AMQPConsumer: Service, Sendable {
         let role = ConsumerRole(queue: queue, prefetch: prefetch, deliveries: continuation)
         self.deliveries = stream
         self.role = role
-        self.connection = AMQPConnectionThread(name: name, endpoint: endpoint, topology: topology, role: role, logger: logger)
+        self.connection = AMQPConnectionThread(name: name, endpoints: endpoints, topology: topology, role: role, logger: logger)
+    }
+
+    /// One broker node.
+    public convenience init(
+        name: String,
+        endpoint: AMQPEndpoint,
+        topology: AMQPTopology,
+        queue: String,
+        prefetch: UInt16,
+        logger: Logger
+    ) {
+        self.init(name: name, endpoints: [endpoint], topology: topology, queue: queue, prefetch: prefetch, logger: logger)
     }
 
     public var isConnected: Bool { connection.isConnected }

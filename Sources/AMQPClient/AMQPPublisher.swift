@@ -13,14 +13,25 @@ public final class AMQPPublisher: Service, Sendable {
 
     public init(
         name: String,
-        endpoint: AMQPEndpoint,
+        endpoints: [AMQPEndpoint],
         topology: AMQPTopology,
         confirmTimeout: Duration = .seconds(10),
         logger: Logger
     ) {
         let role = PublisherRole(confirmTimeout: confirmTimeout, logger: logger)
         self.role = role
-        self.connection = AMQPConnectionThread(name: name, endpoint: endpoint, topology: topology, role: role, logger: logger)
+        self.connection = AMQPConnectionThread(name: name, endpoints: endpoints, topology: topology, role: role, logger: logger)
+    }
+
+    /// One broker node.
+    public convenience init(
+        name: String,
+        endpoint: AMQPEndpoint,
+        topology: AMQPTopology,
+        confirmTimeout: Duration = .seconds(10),
+        logger: Logger
+    ) {
+        self.init(name: name, endpoints: [endpoint], topology: topology, confirmTimeout: confirmTimeout, logger: logger)
     }
 
     public var isConnected: Bool { connection.isConnected }

@@ -25,10 +25,10 @@ func buildApplication(settings: GatewaySettings, logger: Logger) -> some Applica
         timeout: .seconds(5),
         preparedStatements: settings.database.preparedStatements
     )
-    let publisher = AMQPPublisher(name: "gateway-publish", endpoint: settings.broker.endpoint, topology: topology.shared, logger: logger)
+    let publisher = AMQPPublisher(name: "gateway-publish", endpoints: settings.broker.endpoints, topology: topology.shared, logger: logger)
     let replies = AMQPConsumer(
         name: "gateway-replies",
-        endpoint: settings.broker.endpoint,
+        endpoints: settings.broker.endpoints,
         topology: topology.gateway(id: settings.gatewayID),
         queue: topology.gatewayQueue(gatewayID: settings.gatewayID),
         prefetch: 1000,

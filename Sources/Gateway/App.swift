@@ -23,7 +23,7 @@ enum GatewayMain {
             "starting",
             metadata: [
                 "gateway_id": "\(settings.gatewayID)", "address": "\(settings.host):\(settings.port)",
-                "broker": "\(settings.broker.endpoint.redacted)", "database": "\(settings.database.redacted)",
+                "broker": "\(settings.broker.redacted)", "database": "\(settings.database.redacted)",
                 "tasks_on_event_loops": "\(onEventLoops)",
             ]
         )

@@ -103,10 +103,10 @@ struct WorkerBroker {
 
     init(settings: WorkerSettings, logger: Logger) {
         topology = settings.broker.topology
-        publisher = AMQPPublisher(name: "worker-publish", endpoint: settings.broker.endpoint, topology: topology.shared, logger: logger)
+        publisher = AMQPPublisher(name: "worker-publish", endpoints: settings.broker.endpoints, topology: topology.shared, logger: logger)
         turns = AMQPConsumer(
             name: "worker-consume",
-            endpoint: settings.broker.endpoint,
+            endpoints: settings.broker.endpoints,
             topology: topology.shared,
             queue: topology.turnsQueue,
             prefetch: UInt16(settings.concurrency),
@@ -114,7 +114,7 @@ struct WorkerBroker {
         )
         control = AMQPConsumer(
             name: "worker-control",
-            endpoint: settings.broker.endpoint,
+            endpoints: settings.broker.endpoints,
             topology: topology.worker(id: settings.workerID),
             queue: topology.controlQueue(workerID: settings.workerID),
             prefetch: 100,

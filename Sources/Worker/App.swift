@@ -22,7 +22,7 @@ enum WorkerMain {
         logger.info(
             "starting",
             metadata: [
-                "worker_id": "\(settings.workerID)", "broker": "\(settings.broker.endpoint.redacted)",
+                "worker_id": "\(settings.workerID)", "broker": "\(settings.broker.redacted)",
                 "database": "\(settings.database.redacted)", "llm": "\(settings.providerSummary)", "streaming": "\(settings.streaming)",
                 "concurrency": "\(settings.concurrency)", "http_port": "\(settings.httpPort)",
                 "tasks_on_event_loops": "\(onEventLoops)",

@@ -47,7 +47,7 @@ struct AMQPConnectionThreadTests {
         let broker = try BrokerFixture()
         let thread = AMQPConnectionThread(
             name: "test-commands",
-            endpoint: broker.endpoint,
+            endpoints: [broker.endpoint],
             topology: broker.topology.shared,
             role: IdleRole(),
             logger: TestEnvironment.logger
@@ -106,5 +106,25 @@ struct AMQPConnectionThreadTests {
             }
         }
         try await eventually(timeout: .seconds(30), "every bind call returned") { ended.value == 20 }
+    }
+
+    /// A node that does not answer is passed over: the connection goes to the next
+    /// node of the cluster at once, not after the backoff.
+    @Test func aConnectionFailsOverToTheNextNode() async throws {
+        let broker = try BrokerFixture()
+        var dead = broker.endpoint
+        dead.port = 1
+        let thread = AMQPConnectionThread(
+            name: "test-failover",
+            endpoints: [dead, dead, broker.endpoint],
+            topology: broker.topology.shared,
+            role: IdleRole(),
+            logger: TestEnvironment.logger
+        )
+        let started = ContinuousClock.now
+        thread.start()
+        defer { thread.stop() }
+        try await eventually("the connection is up on the live node") { thread.isConnected }
+        #expect(ContinuousClock.now - started < .seconds(3))
     }
 }

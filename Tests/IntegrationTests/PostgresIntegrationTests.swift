@@ -212,8 +212,9 @@ struct PostgresIntegrationTests {
         var wrongDatabase = good
         wrongDatabase.database = "no_such_database"
         for (settings, state) in [(wrongPassword, "28P01"), (wrongDatabase, "3D000")] {
-            guard case .misconfigured(let error) = await settings.diagnose(logger: TestEnvironment.logger) else {
-                Issue.record("\(state) was not a configuration error")
+            let problem = await settings.diagnose(logger: TestEnvironment.logger)
+            guard case .misconfigured(let error) = problem else {
+                Issue.record("\(state) was not a configuration error: \(String(describing: problem))")
                 continue
             }
             #expect(error.variable == "DATABASE_URL")

@@ -159,4 +159,36 @@ struct ConfigurationTests {
         let any = try GatewaySettings(environment: EnvironmentReader(["PARLEY_AUTH": "off", "ALLOWED_ORIGINS": "*"]))
         #expect(any.allowsOrigin("https://anything.example"))
     }
+
+    @Test func aBrokerClusterIsGivenAsSeveralURLs() throws {
+        let urls = "amqp://u:p@rmq-1:5672/%2f, amqp://u:p@rmq-2:5672/%2f,amqp://u:p@rmq-3:5673/%2f"
+        for variable in ["AMQP_URL", "AMQP_URLS"] {
+            let settings = try BrokerSettings(environment: EnvironmentReader([variable: urls, "AMQP_QUORUM_GROUP_SIZE": "3"]))
+            #expect(Set(settings.endpoints.map { "\($0.host):\($0.port)" }) == ["rmq-1:5672", "rmq-2:5672", "rmq-3:5673"])
+            #expect(settings.topology.turnsQueueArguments["x-quorum-initial-group-size"] == .int(3))
+            // On a cluster the dead letters are replicated too (a classic queue's node
+            // down blocked every declaration: fault suite R8).
+            #expect(settings.topology.deadQueueArguments["x-queue-type"] == .string("quorum"))
+        }
+        let single = try BrokerSettings(environment: EnvironmentReader([:]))
+        #expect(single.endpoints.count == 1 && single.topology.turnsQueueArguments["x-quorum-initial-group-size"] == nil)
+        #expect(single.topology.deadQueueArguments.isEmpty)
+        let behindOneURL = try BrokerSettings(environment: EnvironmentReader(["AMQP_CLUSTER": "on"]))
+        #expect(behindOneURL.topology.deadQueueArguments["x-queue-type"] == .string("quorum"))
+        #expect(throws: ConfigurationError(variable: "AMQP_URLS", problem: "names no broker node")) {
+            try BrokerSettings(environment: EnvironmentReader(["AMQP_URLS": " , "]))
+        }
+        do {
+            _ = try BrokerSettings(environment: EnvironmentReader(["AMQP_URL": "amqp://a:5672/%2f,http://b"]))
+            Issue.record("a bad node was accepted")
+        } catch {
+            #expect(error.variable == "AMQP_URL")
+        }
+        do {
+            _ = try BrokerSettings(environment: EnvironmentReader(["AMQP_URL": "amqp://a:5672/one,amqp://b:5672/two"]))
+            Issue.record("nodes of two virtual hosts were accepted")
+        } catch {
+            #expect(error.problem.contains("virtual hosts"))
+        }
+    }
 }

@@ -1,4 +1,4 @@
-"""The fault scenarios R1–R7 (issue 9). Each starts a stack of its own (its own AMQP
+"""The fault scenarios R1–R8 (issues 9 and 13). Each starts a stack of its own (its own AMQP
 prefix, its own sessions), runs a load, injects its fault and returns a `Result`."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import random
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -531,6 +532,111 @@ async def r7(stack: FaultStack, opts: Options, result: Result) -> None:
     f["calls_per_answer"] = f["llm_calls"] / max(f["answered"], 1)
 
 
+# ---------------------------------------------------------------- R8
+
+CLUSTER_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "lib" / "rabbitmq_cluster.sh"
+NODE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "lib" / "rabbitmq.sh"
+
+
+def cluster_ctl(stack: FaultStack, node: int, *args: str) -> str:
+    result = subprocess.run(["bash", str(NODE_SCRIPT), "ctl", f"{stack.cluster_dir}/node{node}", "-q", *args],
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl on node {node}: {result.stderr.strip()[-500:]}")
+    return result.stdout
+
+
+def turn_queue_leader(stack: FaultStack, ask: int) -> int | None:
+    """Which node (1..3) leads the turn queue, asking node `ask`; None while none does."""
+    rows = json.loads(cluster_ctl(stack, ask, "list_queues", "name", "leader", "--formatter", "json") or "[]")
+    for row in rows:
+        if row.get("name") == f"{stack.prefix}.turns":
+            leader = str(row.get("leader", ""))
+            for node, port in enumerate(stack.cluster_ports, start=1):
+                if leader.startswith(f"parley-{port}@"):
+                    return node
+    return None
+
+
+def node_with_most_connections(stack: FaultStack, ask: int, among: list[int]) -> int:
+    """The node (of `among`) that serves the most of this stack's AMQP connections."""
+    rows = json.loads(cluster_ctl(stack, ask, "list_connections", "port", "--formatter", "json") or "[]")
+    counts = Counter(int(row["port"]) for row in rows if "port" in row)
+    return max(among, key=lambda node: counts.get(stack.cluster_ports[node - 1], 0))
+
+
+def node_script(stack: FaultStack, action: str, node: int) -> None:
+    subprocess.run(["bash", str(NODE_SCRIPT), action, f"{stack.cluster_dir}/node{node}"], check=True, capture_output=True, timeout=120)
+
+
+async def r8(stack: FaultStack, opts: Options, result: Result) -> None:
+    calls_before = await fk.run_blocking(sim_requests, stack)
+    load = Load(stack, opts.clients)
+    task = await start_load(load)
+    reporter = asyncio.create_task(progress_reporter(load))
+    down: int | None = None
+    events: list[dict] = []
+    try:
+        for step, what in enumerate(("the turn queue's leader", "a node the processes are connected to")):
+            await asyncio.sleep(5)
+            live = [n for n in (1, 2, 3)]
+            ask = live[0]
+            if step == 0:
+                victim = await fk.run_blocking(turn_queue_leader, stack, ask)
+                assert victim is not None, "the turn queue has no leader before the fault"
+            else:
+                victim = await fk.run_blocking(node_with_most_connections, stack, ask, live)
+            procs = stack.all_live()
+            at = now()
+            await fk.run_blocking(node_script, stack, "kill", victim)
+            down = victim
+            log(f"R8: SIGKILLed node {victim} ({what})")
+            await asyncio.sleep(0.5)
+            survivor = next(n for n in (1, 2, 3) if n != victim)
+            leader, elected = None, None
+            ends = now() + 30
+            while now() < ends:
+                try:
+                    leader = await fk.run_blocking(turn_queue_leader, stack, survivor)
+                except RuntimeError:
+                    leader = None
+                if leader is not None and leader != victim:
+                    elected = now() - at
+                    break
+                await asyncio.sleep(0.2)
+            health = await asyncio.gather(*(fk.poll_healthy_since(p, at, 60) for p in procs))
+            await asyncio.sleep(10)
+            events.append({"victim": victim, "what": what, "at": at, "leader": leader, "elected": elected,
+                           "health": max((h for h in health if h is not None), default=None),
+                           "unhealthy": [p.name for p, h in zip(procs, health) if h is None],
+                           "recovery": fk.recovery_after(load.turns, at)})
+            await fk.run_blocking(node_script, stack, "restart-after-kill", victim)
+            down = None
+            log(f"R8: node {victim} restarted")
+        await asyncio.sleep(5)
+    finally:
+        reporter.cancel()
+        if down is not None:
+            await fk.run_blocking(node_script, stack, "restart-after-kill", down)
+        await finish_load(load, task, load.reply_timeout + 30)
+    calls = await fk.run_blocking(sim_requests, stack) - calls_before
+    fk.summarize(result, load, stack, calls)
+    result.figures["recovery"] = max((e["recovery"] for e in events if e["recovery"] is not None), default=None)
+    result.figures["faults"] = " + ".join(f"node {e['victim']} SIGKILLed" for e in events)
+    for e in events:
+        result.notes.append(
+            f"{e['what']}: node {e['victim']} SIGKILLed; the turn queue led by node {e['leader']} (read {fmt(e['elected'])} after the kill); "
+            f"every process healthy within {fmt(e['health'])}; first turn answered after it {fmt(e['recovery'])}"
+        )
+        result.check(f"the turn queue has a live leader after losing {e['what']}", e["elected"] is not None and e["elected"] <= 30,
+                     f"leader node {e['leader']} after {fmt(e['elected'])}")
+        result.check(f"every process serves ≤ 10 s after losing {e['what']}",
+                     not e["unhealthy"] and e["health"] is not None and e["health"] <= 10.0,
+                     f"worst {fmt(e['health'])}" + (f"; never healthy: {e['unhealthy']}" if e["unhealthy"] else ""))
+    result.check("every accepted turn answered", result.figures["answered"] == result.figures["accepted"],
+                 f"{result.figures['answered']} of {result.figures['accepted']} (errors {result.figures['errors']})")
+
+
 SCENARIOS = {
     "R1": ("SIGKILL a random worker every few seconds", r1),
     "R2": ("SIGKILL RabbitMQ, restart it 10 s later", r2),
@@ -539,6 +645,7 @@ SCENARIOS = {
     "R5": ("rolling restart (SIGTERM each gateway and worker in turn)", r5),
     "R6": ("broker TCP connections reset at random", r6),
     "R7": ("a poison turn and a dead-lettered turn: list, requeue, discard", r7),
+    "R8": ("a 3-node RabbitMQ cluster: SIGKILL the turn queue's leader, then a node the processes use", r8),
 }
 
 
@@ -560,6 +667,18 @@ def stack_for(name: str, opts: Options) -> FaultStack:
         # Turns accepted just before the crash wait for the broker's ~10 s outage and
         # its start-up: a deadline (reply timeout − 10 s) that outlives both.
         return FaultStack(name, overrides={"gateway": {"REPLY_TIMEOUT_SECONDS": "60"}})
+    if name == "R8":
+        # A cluster of its own (45 s to start), every process given all three nodes.
+        cluster_dir = Path(tempfile.mkdtemp(prefix="parley-faults-cluster-"))
+        ports = [str(p) for p in e2e.free_ports(3)]
+        subprocess.run(["bash", str(CLUSTER_SCRIPT), "start", str(cluster_dir), "3", *ports], check=True, timeout=300)
+        urls = subprocess.run(["bash", str(CLUSTER_SCRIPT), "urls", str(cluster_dir)], check=True, capture_output=True, text=True).stdout.strip()
+        stack = FaultStack(name, amqp_url=urls,
+                           overrides={role: {"AMQP_QUORUM_GROUP_SIZE": "3"} for role in ("gateway", "worker")}
+                           | {"gateway": {"AMQP_QUORUM_GROUP_SIZE": "3", "REPLY_TIMEOUT_SECONDS": "60"}})
+        stack.cluster_dir = str(cluster_dir)
+        stack.cluster_ports = [int(p) for p in ports]
+        return stack
     if name == "R7":
         # The turn dead-lettered in R7 waits for workers to start: a longer deadline.
         return FaultStack(name, overrides={"gateway": {"REPLY_TIMEOUT_SECONDS": "90"}})

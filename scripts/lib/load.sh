@@ -12,6 +12,8 @@ source "$_parley_lib/tmpfs.sh"
 source "$_parley_lib/rabbitmq.sh"
 # shellcheck source=postgres.sh
 source "$_parley_lib/postgres.sh"
+# shellcheck source=rabbitmq_cluster.sh
+source "$_parley_lib/rabbitmq_cluster.sh"
 # shellcheck source=pgbouncer.sh
 source "$_parley_lib/pgbouncer.sh"
 # shellcheck source=throwaway.sh

@@ -6,7 +6,7 @@
 #       create the cluster if absent, start it on 127.0.0.1:PORT (socket in DIR), and
 #       make role `parley` (password `parley`) and database `parley`.
 #       throwaway: fsync, synchronous_commit and full_page_writes off — fast, and
-#       loses data on a crash of the machine: for test clusters only. Default:
+#       loses data on a crash of the machine: for test clusters only; 300 connections. Default:
 #       $POSTGRES_MODE, else durable.
 #   postgres_stop DIR      fast shutdown; nothing happens when it is not running
 #   postgres_psql DIR ARGS...   psql as the superuser over the socket in DIR
@@ -139,6 +139,10 @@ postgres_start() {
     opts="-p $port -k $dir -c listen_addresses=127.0.0.1"
     if [[ "$mode" == throwaway ]]; then
         opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        # The test suites run in parallel, each with pools of its own, next to
+        # PgBouncer's server connections: 100 slots ran out (seen as a login refused
+        # with "remaining connection slots are reserved").
+        opts+=" -c max_connections=300"
     fi
     # pg_ctl starts the server in a session of its own: a Ctrl-C in the terminal
     # does not reach it, and the scripts stop it themselves.

@@ -19,7 +19,9 @@
 #   rabbitmq.pid    the beam.smp pid (the node writes it)
 #   launcher.pid    the rabbitmq-server shell   epmd.pid          the node's own epmd
 #
-# Environment: RABBITMQ_PROMETHEUS_PORT (default: a free port).
+# Environment: RABBITMQ_PROMETHEUS_PORT (default: a free port), RABBITMQ_EPMD_PORT
+# (default: a free port, the node's own epmd; the nodes of a cluster share one,
+# rabbitmq_cluster.sh).
 
 [[ -n "${_PARLEY_RABBITMQ_SH:-}" ]] && return 0
 _PARLEY_RABBITMQ_SH=1
@@ -280,7 +282,7 @@ rabbitmq_start() {
     # Node names only need to be unique per epmd, and each node has its own epmd;
     # the port in the name tells people which node they are looking at.
     RMQ_NODENAME="parley-$port@localhost"
-    RMQ_EPMD_PORT="${ports[0]}"
+    RMQ_EPMD_PORT="${RABBITMQ_EPMD_PORT:-${ports[0]}}"
     RMQ_DIST_PORT="${ports[1]}"
     RMQ_PROMETHEUS_PORT="${RABBITMQ_PROMETHEUS_PORT:-${ports[2]}}"
     cat >"$dir/node.env" <<EOF

@@ -26,6 +26,7 @@ struct GRPCChatService: Parley_V1_Chat.ServiceProtocol {
         request: ServerRequest<Parley_V1_StartSessionRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<Parley_V1_StartSessionResponse> {
+        let deadline = GRPCDeadline(request.metadata)
         let userID = try await user(of: request.metadata)
         try limit(limits.starts, userID, what: "sessions started")
         let message = request.message
@@ -40,7 +41,7 @@ struct GRPCChatService: Parley_V1_Chat.ServiceProtocol {
             let turn = try refusingAtOnce { () throws(ClientError) in
                 try turns.start(.start, content: "", to: session.id, userID: userID, channel: .grpc)
             }
-            return try await follow(turn, context: context) { _ in }
+            return try await follow(turn, context: context, deadline: deadline) { _ in }
         }
         return ServerResponse(
             message: .with {
@@ -54,6 +55,7 @@ struct GRPCChatService: Parley_V1_Chat.ServiceProtocol {
         request: ServerRequest<Parley_V1_SendMessageRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<Parley_V1_SendMessageEvent> {
+        let deadline = GRPCDeadline(request.metadata)
         let userID = try await user(of: request.metadata)
         try limit(limits.turns, userID, what: "messages")
         let message = request.message
@@ -65,7 +67,7 @@ struct GRPCChatService: Parley_V1_Chat.ServiceProtocol {
             return try turns.start(.message, content: content, clientMessageID: clientMessageID, to: sessionID, userID: userID, channel: .grpc)
         }
         return StreamingServerResponse { writer in
-            let done = try await follow(turn, context: context) { event in
+            let done = try await follow(turn, context: context, deadline: deadline) { event in
                 guard let progress = Parley_V1_SendMessageEvent(event, sessionID: sessionID, turnID: turn.envelope.turnID) else { return }
                 try await writer.write(progress)
             }
@@ -139,6 +141,7 @@ struct GRPCChatService: Parley_V1_Chat.ServiceProtocol {
         request: ServerRequest<Parley_V1_AskQuestionRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<Parley_V1_AskQuestionResponse> {
+        let deadline = GRPCDeadline(request.metadata)
         let userID = try await user(of: request.metadata)
         // A question starts a session and sends a turn: both rates apply.
         try limit(limits.starts, userID, what: "sessions started")
@@ -155,7 +158,7 @@ struct GRPCChatService: Parley_V1_Chat.ServiceProtocol {
             let (session, _) = try await registry.start(userID: userID, topicID: nil, courseID: nil)
             return (session, try turns.start(.message, content: content, to: session.id, userID: userID, channel: .grpc))
         }
-        let done = try await naming(session.id) { try await follow(turn, context: context) { _ in } }
+        let done = try await naming(session.id) { try await follow(turn, context: context, deadline: deadline) { _ in } }
         return ServerResponse(
             message: .with {
                 $0.sessionID = session.id.lowercased
@@ -173,6 +176,7 @@ struct GRPCChatService: Parley_V1_Chat.ServiceProtocol {
     private func follow(
         _ turn: TurnWaiter.StartedTurn,
         context: ServerContext,
+        deadline: GRPCDeadline?,
         forward: @escaping @Sendable (TurnWaiter.Event) async throws -> Void
     ) async throws -> ReplyEnvelope.Done {
         let outcome: Result<ReplyEnvelope.Done, ClientError>?
@@ -199,7 +203,7 @@ struct GRPCChatService: Parley_V1_Chat.ServiceProtocol {
         guard let outcome else {
             let withdrawn = await turns.abandon(turn)
             throw RPCError(
-                code: .cancelled,
+                code: deadline?.hasPassed() == true ? .deadlineExceeded : .cancelled,
                 message: withdrawn
                     ? "the call ended before the message was sent; it was not sent"
                     : "the call ended before the reply; the message is still answered and stored (GetHistory shows it)"

@@ -9,11 +9,28 @@ public struct ParleyTopology: Sendable {
     public var turnDeliveryLimit: Int
     /// Turns waiting in the queue before the broker nacks new ones (back-pressure).
     public var turnQueueMaxLength: Int
+    /// The replicas the turn queue is created with (`AMQP_QUORUM_GROUP_SIZE`); nil:
+    /// the broker's default, every node of the cluster at the time.
+    public var quorumInitialGroupSize: Int?
+    /// On a cluster the dead-letter queue is a quorum queue too: a classic queue lives on
+    /// one node, and while that node is down no process could declare the topology
+    /// (`NOT_FOUND - home node … is down`, seen in the fault suite's R8). On one node it
+    /// stays classic, as every deployment before clusters declared it (a queue's type
+    /// cannot change: docs/operations.md, "A RabbitMQ cluster").
+    public var clustered: Bool
 
-    public init(prefix: String = "parley", turnDeliveryLimit: Int = 5, turnQueueMaxLength: Int = 10_000) {
+    public init(
+        prefix: String = "parley",
+        turnDeliveryLimit: Int = 5,
+        turnQueueMaxLength: Int = 10_000,
+        quorumInitialGroupSize: Int? = nil,
+        clustered: Bool = false
+    ) {
         self.prefix = prefix
         self.turnDeliveryLimit = turnDeliveryLimit
         self.turnQueueMaxLength = turnQueueMaxLength
+        self.quorumInitialGroupSize = quorumInitialGroupSize
+        self.clustered = clustered
     }
 
     public var turnsExchange: String { "\(prefix).turns" }
@@ -27,6 +44,29 @@ public struct ParleyTopology: Sendable {
     public func gatewayQueue(gatewayID: String) -> String { "\(prefix).gateway.\(gatewayID)" }
     public func controlQueue(workerID: String) -> String { "\(prefix).control.\(workerID)" }
 
+    /// The turn queue: quorum (replicated, each turn confirmed once a majority of its
+    /// replicas has it), dead-lettered after `turnDeliveryLimit` deliveries, refusing
+    /// publishes beyond `turnQueueMaxLength`.
+    public var turnsQueueArguments: [String: AMQPTableValue] {
+        var arguments: [String: AMQPTableValue] = [
+            "x-queue-type": .string("quorum"),
+            "x-delivery-limit": .int(Int64(turnDeliveryLimit)),
+            "x-dead-letter-exchange": .string(deadExchange),
+            "x-max-length": .int(Int64(turnQueueMaxLength)),
+            "x-overflow": .string("reject-publish"),
+        ]
+        if let quorumInitialGroupSize { arguments["x-quorum-initial-group-size"] = .int(Int64(quorumInitialGroupSize)) }
+        return arguments
+    }
+
+    /// The dead-letter queue: classic on one node, quorum on a cluster (`clustered`).
+    public var deadQueueArguments: [String: AMQPTableValue] {
+        guard clustered else { return [:] }
+        var arguments: [String: AMQPTableValue] = ["x-queue-type": .string("quorum")]
+        if let quorumInitialGroupSize { arguments["x-quorum-initial-group-size"] = .int(Int64(quorumInitialGroupSize)) }
+        return arguments
+    }
+
     /// The durable part every process declares.
     public var shared: AMQPTopology {
         AMQPTopology(
@@ -37,17 +77,8 @@ public struct ParleyTopology: Sendable {
                 AMQPExchange(name: controlExchange, kind: .fanout),
             ],
             queues: [
-                AMQPQueue(
-                    name: turnsQueue,
-                    arguments: [
-                        "x-queue-type": .string("quorum"),
-                        "x-delivery-limit": .int(Int64(turnDeliveryLimit)),
-                        "x-dead-letter-exchange": .string(deadExchange),
-                        "x-max-length": .int(Int64(turnQueueMaxLength)),
-                        "x-overflow": .string("reject-publish"),
-                    ]
-                ),
-                AMQPQueue(name: deadQueue),
+                AMQPQueue(name: turnsQueue, arguments: turnsQueueArguments),
+                AMQPQueue(name: deadQueue, arguments: deadQueueArguments),
             ],
             bindings: [
                 AMQPBinding(queue: turnsQueue, exchange: turnsExchange, routingKey: turnRoutingKey),
