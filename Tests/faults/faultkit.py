@@ -101,6 +101,11 @@ class FaultStack(e2e.Stack):
         proc.env.update(self.overrides.get(self._role(proc), {}))
         return super()._add(proc)
 
+    def ws_url(self, gateway: int = 0) -> str:
+        """Every client's socket goes through the load balancer when there is one (R9)."""
+        balancer = getattr(self, "balancer_port", None)
+        return f"ws://127.0.0.1:{balancer}/ws" if balancer else super().ws_url(gateway)
+
     def restart_gateway(self, index: int) -> e2e.Proc:
         """A new gateway process in place of gateway `index` (which must have exited),
         with the same id, port and log file."""

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Runs Parley's fault scenarios (issue 9) on the real stack and prints their figures.
 
-    python3 Tests/faults/run_faults.py                 all of R1–R8 (writes docs/reliability.md)
+    python3 Tests/faults/run_faults.py                 all of R1–R9 (writes docs/reliability.md)
     python3 Tests/faults/run_faults.py R1 R6           some of them
-    python3 Tests/faults/run_faults.py --quick         the bounded subset CI runs (R1 small, R6 20 s, R7, R8)
+    python3 Tests/faults/run_faults.py --quick         the bounded subset CI runs (R1 small, R6 20 s, R7, R8, R9)
 
 scripts/faults.sh runs it with a throwaway RabbitMQ and PostgreSQL; it needs the
 variables of the end-to-end suite (PARLEY_TEST_AMQP_URL, PARLEY_TEST_DATABASE_URL,
@@ -39,7 +39,7 @@ REPO_ROOT = HERE.parents[1]
 REQUIRED = ("PARLEY_TEST_AMQP_URL", "PARLEY_TEST_DATABASE_URL", "PARLEY_BIN_DIR", "PARLEY_TEST_RABBITMQ_DIR",
             "PARLEY_TEST_SCRIPTS", "PARLEY_TEST_POSTGRES_DIR", "PARLEY_TEST_POSTGRES_PORT")
 BINARIES = ("parley-gateway", "parley-worker", "parley-llm-sim")
-QUICK = ("R1", "R6", "R7", "R8")
+QUICK = ("R1", "R6", "R7", "R8", "R9")
 SCENARIO_TIMEOUT = 1200.0
 
 
@@ -207,7 +207,7 @@ Regenerate this page (about {elapsed / 60:.0f} minutes on the machine below):
 ```
 
 `bash scripts/faults.sh --quick` is the bounded subset CI runs (R1 with 300 turns and
-2 kills, R6 for 20 s, R7, R8); `bash scripts/faults.sh R2 R3` runs some scenarios.
+2 kills, R6 for 20 s, R7, R8, R9); `bash scripts/faults.sh R2 R3` runs some scenarios.
 The script exits non-zero when a scenario fails one of its criteria.
 
 Last run: {started.strftime('%Y-%m-%d %H:%M UTC')}, {machine()}; simulator TTFT
@@ -279,8 +279,8 @@ def on_term(signum, frame) -> None:
 def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenarios", nargs="*", help="R1 … R8 (default: all; with --quick: R1 R6 R7 R8)")
-    parser.add_argument("--quick", action="store_true", help="the bounded subset for CI: R1 300 turns / 2 kills, R6 20 s, R7, R8")
+    parser.add_argument("scenarios", nargs="*", help="R1 … R9 (default: all; with --quick: R1 R6 R7 R8 R9)")
+    parser.add_argument("--quick", action="store_true", help="the bounded subset for CI: R1 300 turns / 2 kills, R6 20 s, R7, R8, R9")
     parser.add_argument("--clients", type=int, default=int(os.environ.get("FAULTS_CLIENTS", "30")))
     parser.add_argument("--r1-turns", type=int, default=int(os.environ["FAULTS_R1_TURNS"]) if os.environ.get("FAULTS_R1_TURNS") else None)
     parser.add_argument("--seed", type=int, default=None, help="random seed (kills, resets, markers)")

@@ -1,4 +1,4 @@
-"""The fault scenarios R1–R8 (issues 9 and 13). Each starts a stack of its own (its own AMQP
+"""The fault scenarios R1–R9 (issues 9 and 13). Each starts a stack of its own (its own AMQP
 prefix, its own sessions), runs a load, injects its fault and returns a `Result`."""
 
 from __future__ import annotations
@@ -299,6 +299,24 @@ async def r4(stack: FaultStack, opts: Options, result: Result) -> None:
 # ---------------------------------------------------------------- R5
 
 
+async def restart_gateways_in_turn(stack: FaultStack, label: str, pause: float) -> list[dict]:
+    """SIGTERMs each gateway in turn and starts it again on its port, `pause` seconds
+    apart; what each step took."""
+    steps = []
+    for index in range(len(stack.gateways)):
+        old = stack.gateways[index]
+        at = now()
+        old.terminate()
+        code = await fk.run_blocking(old.popen.wait, 30)
+        stopped = now()
+        proc = stack.restart_gateway(index)
+        await fk.wait_healthy(proc)
+        steps.append({"what": old.name, "at": at, "stopped": stopped - at, "back": now(), "code": code})
+        log(f"{label}: {old.name} stopped in {stopped - at:.1f} s (exit {code}), back after {now() - at:.1f} s")
+        await asyncio.sleep(pause)
+    return steps
+
+
 async def r5(stack: FaultStack, opts: Options, result: Result) -> None:
     calls_before = await fk.run_blocking(sim_requests, stack)
     load = Load(stack, opts.clients)
@@ -307,17 +325,7 @@ async def r5(stack: FaultStack, opts: Options, result: Result) -> None:
     steps: list[dict] = []
     try:
         await asyncio.sleep(3)
-        for index in range(len(stack.gateways)):
-            old = stack.gateways[index]
-            at = now()
-            old.terminate()
-            code = await fk.run_blocking(old.popen.wait, 30)
-            stopped = now()
-            proc = stack.restart_gateway(index)
-            await fk.wait_healthy(proc)
-            steps.append({"what": old.name, "at": at, "stopped": stopped - at, "back": now(), "code": code})
-            log(f"R5: {old.name} stopped in {stopped - at:.1f} s (exit {code}), back after {now() - at:.1f} s")
-            await asyncio.sleep(3)
+        steps += await restart_gateways_in_turn(stack, "R5", pause=3)
         for old in [w for w in stack.workers if w.alive()]:
             at = now()
             old.terminate()
@@ -637,6 +645,67 @@ async def r8(stack: FaultStack, opts: Options, result: Result) -> None:
                  f"{result.figures['answered']} of {result.figures['accepted']} (errors {result.figures['errors']})")
 
 
+# ---------------------------------------------------------------- R9
+
+HAPROXY_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "haproxy" / "haproxy.cfg"
+
+
+def start_balancer(stack: FaultStack) -> subprocess.Popen:
+    """HAProxy with deploy/haproxy/haproxy.cfg in front of the stack's two gateways."""
+    (port,) = e2e.free_ports(1)
+    environment = os.environ | {
+        "PARLEY_LB_BIND": f"127.0.0.1:{port}",
+        "PARLEY_GATEWAY_1": f"127.0.0.1:{stack.gateways[0].extra['port']}",
+        "PARLEY_GATEWAY_2": f"127.0.0.1:{stack.gateways[1].extra['port']}",
+    }
+    log_file = open(stack.tmp / "haproxy.log", "ab")
+    proc = subprocess.Popen(["haproxy", "-db", "-f", str(HAPROXY_CONFIG)], env=environment, stdout=log_file, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    e2e.wait_until(lambda: e2e.http_get(f"http://127.0.0.1:{port}/health")[0] == 200, 15, "HAProxy to serve /health")
+    stack.balancer_port = port
+    return proc
+
+
+async def r9(stack: FaultStack, opts: Options, result: Result) -> None:
+    balancer = await fk.run_blocking(start_balancer, stack)
+    steps: list[dict] = []
+    served: list[float] = []
+    try:
+        calls_before = await fk.run_blocking(sim_requests, stack)
+        load = Load(stack, opts.clients)
+        task = await start_load(load)
+        reporter = asyncio.create_task(progress_reporter(load))
+        try:
+            await asyncio.sleep(3)
+            # HAProxy spread the clients over both gateways (sockets open on each now).
+            served = [fk.metric_sum(await fk.run_blocking(fk.scrape, f"http://127.0.0.1:{g.extra['internal_port']}/metrics"),
+                                    "parley_gateway_ws_connections") for g in stack.gateways]
+            steps += await restart_gateways_in_turn(stack, "R9", pause=4)
+            await asyncio.sleep(3)
+        finally:
+            reporter.cancel()
+            await finish_load(load, task, load.reply_timeout + 30)
+        calls = await fk.run_blocking(sim_requests, stack) - calls_before
+        fk.summarize(result, load, stack, calls)
+    finally:
+        balancer.terminate()
+        balancer.wait(timeout=10)
+    recoveries = [fk.recovery_after(load.turns, s["back"]) for s in steps]
+    result.figures["recovery"] = max((r for r in recoveries if r is not None), default=None)
+    result.figures["faults"] = f"{len(steps)} gateway restarts behind HAProxy"
+    result.notes.append(
+        "every socket through HAProxy (deploy/haproxy/haproxy.cfg, leastconn, health checks every 500 ms); each gateway restarted in turn: "
+        + "; ".join(f"{s['what']} drained in {s['stopped']:.1f} s (exit {s['code']})" for s in steps)
+        + f". Clients reconnected {load.reconnects} times (to whichever gateway HAProxy chose) and resumed {load.resumes} times; "
+        f"sockets open on each gateway before the restarts: {', '.join(f'{v:.0f}' for v in served)}"
+    )
+    result.check("clients reconnect through HAProxy and resume", load.reconnects > 0 and load.resumes > 0,
+                 f"{load.reconnects} reconnects, {load.resumes} resumes")
+    result.check("both gateways serve sockets behind the one address", all(v > 0 for v in served), f"{served}")
+    result.check("every accepted turn answered", result.figures["answered"] == result.figures["accepted"],
+                 f"{result.figures['answered']} of {result.figures['accepted']} (errors {result.figures['errors']})")
+
+
 SCENARIOS = {
     "R1": ("SIGKILL a random worker every few seconds", r1),
     "R2": ("SIGKILL RabbitMQ, restart it 10 s later", r2),
@@ -646,6 +715,7 @@ SCENARIOS = {
     "R6": ("broker TCP connections reset at random", r6),
     "R7": ("a poison turn and a dead-lettered turn: list, requeue, discard", r7),
     "R8": ("a 3-node RabbitMQ cluster: SIGKILL the turn queue's leader, then a node the processes use", r8),
+    "R9": ("two gateways behind HAProxy, each restarted in turn under load", r9),
 }
 
 

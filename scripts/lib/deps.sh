@@ -18,6 +18,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 #   postgresql            server binaries under /usr/lib/postgresql/<version>/bin, psql
 #   pgbouncer             PostgreSQL behind a pooler (transaction mode) in the tests
 #                         (scripts/lib/pgbouncer.sh; apt starts no service here)
+#   haproxy               the gateways behind a load balancer (fault scenario R9)
 #   curl                  health checks
 #   prometheus            scrapes the local system (run.sh) and checks the dashboards
 #                         (the end-to-end suite); with promtool. --no-install-recommends
@@ -31,6 +32,7 @@ PARLEY_SYSTEM_PACKAGES=(
     libcurl4-openssl-dev
     postgresql
     pgbouncer
+    haproxy
     curl
     prometheus
 )

@@ -53,9 +53,11 @@ rabbitmq_cluster_start() {
         if rabbitmq_ctl "$dir/node$i" -q cluster_status --formatter json 2>/dev/null | grep -qF "\"$first\""; then
             continue # joined in an earlier run (same data)
         fi
-        rabbitmq_ctl "$dir/node$i" -q stop_app >/dev/null
-        rabbitmq_ctl "$dir/node$i" -q join_cluster "$first" >/dev/null || die "node $i of $dir could not join $first"
-        rabbitmq_ctl "$dir/node$i" -q start_app >/dev/null
+        # The CLI reports the stopped app's tables as errors while it joins: into the log.
+        local joined="$dir/node$i/log/join.log"
+        rabbitmq_ctl "$dir/node$i" -q stop_app >>"$joined" 2>&1
+        rabbitmq_ctl "$dir/node$i" -q join_cluster "$first" >>"$joined" 2>&1 || die "node $i of $dir could not join $first (log: $joined)"
+        rabbitmq_ctl "$dir/node$i" -q start_app >>"$joined" 2>&1
     done
     printf '%s\n' "${ports[@]}" >"$dir/ports"
     log "RabbitMQ cluster of $count nodes ready ($(rabbitmq_cluster_urls "$dir")) in $(format_ms $(($(now_ms) - started)))"
