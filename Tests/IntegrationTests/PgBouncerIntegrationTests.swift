@@ -19,12 +19,12 @@ struct PgBouncerIntegrationTests {
     }
 
     @Test func withoutThePoolerSettingTheStartupCheckNamesIt() async throws {
-        guard case .misconfigured(let error) = await try Self.settings(pooler: .none).diagnose(logger: TestEnvironment.logger) else {
+        guard case .misconfigured(let error) = try await Self.settings(pooler: .none).diagnose(logger: TestEnvironment.logger) else {
             Issue.record("PgBouncer's refusal of the startup parameters was not a configuration error")
             return
         }
         #expect(error.variable == "DATABASE_POOLER" && error.problem.contains("DATABASE_POOLER=pgbouncer"), "\(error)")
-        #expect(await try Self.settings(pooler: .pgbouncer).diagnose(logger: TestEnvironment.logger) == nil)
+        #expect(try await Self.settings(pooler: .pgbouncer).diagnose(logger: TestEnvironment.logger) == nil)
     }
 
     @Test func aTurnIsStoredAndAWhatsAppMessageClaimedThroughThePooler() async throws {
